@@ -1,0 +1,51 @@
+/* mt_channel: how the shim, the launcher and the agent of one run find each
+ * other.
+ *
+ * A run's channel is a private directory (0700) on tmpfs:
+ *   <channel>/ctl           one page: the doorbell the agent sleeps on
+ *   <channel>/ring.<pid>.<n> one capture ring per process image (mt_ring.h)
+ * Children find it through the environment variables below, which the first
+ * process of the tree sets for them.
+ */
+#ifndef MT_CHANNEL_H
+#define MT_CHANNEL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Variables metrictap passes to the processes of a run. */
+#define MT_ENV_CHANNEL  "METRICTAP_CHANNEL"   /* the channel directory */
+#define MT_ENV_RUN_ID   "METRICTAP_RUN_ID_ACTIVE"
+#define MT_ENV_OFF      "METRICTAP_OFF"       /* "1": the shim stays passive */
+#define MT_ENV_AGENT    "METRICTAP_AGENT"     /* path of metrictap-agent (override) */
+#define MT_ENV_RING_SIZE "METRICTAP_RING_SIZE"
+#define MT_ENV_STRICT   "METRICTAP_STRICT"
+
+#define MT_CTL_MAGIC 0x4d54434cu /* "MTCL" */
+
+struct mt_ctl {
+    uint32_t magic;
+    uint32_t agent_pid;
+    /* The agent sets `sleeping` before it waits on `doorbell` (a futex).  A
+     * producer that finds its ring filling up rings the bell only when the
+     * agent sleeps, so a busy agent costs producers nothing. */
+    _Alignas(64) _Atomic uint32_t sleeping;
+    _Atomic uint32_t doorbell;
+    /* Set once the agent has finished the run; late processes stay quiet. */
+    _Alignas(64) _Atomic uint32_t closed;
+};
+
+#define MT_CTL_SIZE 4096u
+#define MT_RING_NAME_FMT "ring.%u.%u"
+
+/* Wakes the agent if it is asleep.  Async-signal-safe. */
+void mt_ctl_ring_bell(struct mt_ctl *ctl);
+
+/* Agent side, in two steps so no push is missed: mt_ctl_sleep_begin marks the
+ * agent asleep and returns the bell's value; the agent then looks at its rings
+ * once more and, if they are empty, calls mt_ctl_sleep, which returns when the
+ * bell rings or `timeout_ms` passes. */
+unsigned mt_ctl_sleep_begin(struct mt_ctl *ctl);
+void mt_ctl_sleep(struct mt_ctl *ctl, unsigned bell, int timeout_ms);
+
+#endif

@@ -1,0 +1,137 @@
+/* mt_ring: see mt_ring.h for the contract. */
+#include "mt_ring.h"
+
+#include <string.h>
+
+void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags)
+{
+    struct mt_ring_header *r = mem;
+    memset(r, 0, sizeof *r);
+    r->magic = MT_RING_MAGIC;
+    r->version = MT_RING_VERSION;
+    r->pid = pid;
+    r->flags = flags;
+    r->capacity = capacity;
+}
+
+static inline char *ring_data(const struct mt_ring_header *r)
+{
+    return (char *)r + MT_RING_HDR_SIZE;
+}
+
+static void count_drop(struct mt_ring_header *r, uint64_t bytes)
+{
+    atomic_fetch_add_explicit(&r->dropped_records, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->dropped_bytes, bytes, memory_order_relaxed);
+}
+
+/* Is there room for `need` bytes after `head`?  Refreshes the producers' copy
+ * of tail only when the cached one says no. */
+static int has_room(struct mt_ring_header *r, uint64_t head, uint64_t need)
+{
+    uint64_t seen = atomic_load_explicit(&r->tail_seen, memory_order_relaxed);
+    if (head + need - seen <= r->capacity)
+        return 1;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (tail != seen)
+        atomic_store_explicit(&r->tail_seen, tail, memory_order_relaxed);
+    return head + need - tail <= r->capacity;
+}
+
+int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                  const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+    uint32_t len = alen + blen;
+    uint64_t total = mt_rec_total(len);
+    uint64_t cap = r->capacity, mask = cap - 1;
+    uint64_t head, pos, pad, rec_pos;
+
+    if (len > mt_ring_max_payload(cap)) {
+        count_drop(r, len);
+        return -1;
+    }
+    head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    for (;;) {
+        pos = head & mask;
+        pad = (pos + total > cap) ? cap - pos : 0; /* records never wrap */
+        if (!has_room(r, head, pad + total)) {
+            count_drop(r, len);
+            return -1;
+        }
+        if (atomic_compare_exchange_weak_explicit(&r->head, &head, head + pad + total,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            break;
+    }
+    char *data = ring_data(r);
+    if (pad) {
+        struct mt_rec *p = (struct mt_rec *)(data + pos);
+        p->len = (uint32_t)(pad - MT_REC_HDR);
+        p->meta = MT_REC_META(MT_REC_PAD, 0, 0);
+        p->ts_ns = 0;
+        atomic_store_explicit(&p->seq, head, memory_order_release);
+    }
+    rec_pos = head + pad;
+    struct mt_rec *rec = (struct mt_rec *)(data + (rec_pos & mask));
+    rec->ts_ns = ts_ns;
+    rec->len = len;
+    rec->meta = meta;
+    if (alen)
+        memcpy((char *)(rec + 1), a, alen);
+    if (blen)
+        memcpy((char *)(rec + 1) + alen, b, blen);
+    atomic_store_explicit(&rec->seq, rec_pos, memory_order_release);
+    atomic_fetch_add_explicit(&r->written_records, 1, memory_order_relaxed);
+    return 0;
+}
+
+int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
+{
+    uint64_t mask = r->capacity - 1;
+    for (;;) {
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
+            return 0;
+        struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & mask));
+        if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail)
+            return 0; /* reserved, still being written */
+        uint32_t meta = rec->meta;
+        if (mt_rec_total(rec->len) > r->capacity - (tail & mask))
+            return -1; /* a record may never cross the end: the ring is corrupt */
+        if (MT_REC_KIND(meta) == MT_REC_PAD) {
+            atomic_store_explicit(&r->tail, tail + mt_rec_total(rec->len), memory_order_release);
+            continue;
+        }
+        out->kind = MT_REC_KIND(meta);
+        out->stream = MT_REC_STREAM(meta);
+        out->aux = MT_REC_AUX(meta);
+        out->len = rec->len;
+        out->ts_ns = rec->ts_ns;
+        out->data = (const char *)(rec + 1);
+        return 1;
+    }
+}
+
+void mt_ring_consume(struct mt_ring_header *r)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & (r->capacity - 1)));
+    atomic_store_explicit(&r->tail, tail + mt_rec_total(rec->len), memory_order_release);
+}
+
+uint64_t mt_ring_pending(const struct mt_ring_header *r)
+{
+    return atomic_load_explicit(&r->head, memory_order_acquire) -
+           atomic_load_explicit(&r->tail, memory_order_acquire);
+}
+
+int mt_ring_validate(const struct mt_ring_header *r, uint64_t mapped_size)
+{
+    if (mapped_size < MT_RING_HDR_SIZE || r->magic != MT_RING_MAGIC ||
+        r->version != MT_RING_VERSION)
+        return -1;
+    uint64_t cap = r->capacity;
+    if (cap < MT_RING_MIN_CAPACITY || cap > MT_RING_MAX_CAPACITY || (cap & (cap - 1)) ||
+        MT_RING_HDR_SIZE + cap > mapped_size)
+        return -1;
+    return 0;
+}

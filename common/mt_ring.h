@@ -1,0 +1,138 @@
+/* mt_ring: the capture ring between one traced process and the agent.
+ *
+ * One ring per process, a file in the run's channel directory (tmpfs), mapped
+ * shared by the process (producer side: any number of threads) and the agent
+ * (the single consumer).  The layout is part of the shim/agent contract, so
+ * both sides include this header and nothing else of each other.
+ *
+ * Producers never block, never allocate and take no lock: a record is reserved
+ * with a CAS on `head`, filled, then published by storing its absolute position
+ * into its `seq` word with release order.  When the ring is full the record is
+ * dropped and counted in the header (dropped_records / dropped_bytes); the
+ * agent reports those counts in the run's events.
+ *
+ * Stale bytes from an earlier lap can never look published, because `seq` must
+ * equal the exact 64-bit position the consumer expects.
+ */
+#ifndef MT_RING_H
+#define MT_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_RING_MAGIC    0x4d54524eu /* "MTRN" */
+#define MT_RING_VERSION  1u
+#define MT_RING_HDR_SIZE 4096u       /* data starts one page in */
+#define MT_RING_DEFAULT_CAPACITY (16u << 20)
+#define MT_RING_MIN_CAPACITY     (64u << 10)
+#define MT_RING_MAX_CAPACITY     (1u << 30)
+
+/* Record kinds. */
+enum mt_rec_kind {
+    MT_REC_PAD = 0,      /* filler up to the end of the buffer; skip */
+    MT_REC_DATA = 1,     /* bytes the program wrote to a stream */
+    MT_REC_EXIT = 2,     /* the process is exiting: aux = exit code */
+    MT_REC_SIGNAL = 3,   /* the process died of a signal: aux = signal number */
+    MT_REC_FILE_OPEN = 4,/* a watched file was opened: data = absolute path */
+    MT_REC_CRASH = 5,    /* raw instruction pointers (uint64_t[]) of a crash; aux = signal */
+    MT_REC_NOTE = 6,     /* free text from the shim itself (fail-open notices) */
+};
+
+/* Streams a DATA record can belong to. */
+enum mt_stream {
+    MT_STREAM_STDOUT = 1,
+    MT_STREAM_STDERR = 2,
+    MT_STREAM_FILE = 3,  /* reserved for watched files (aux = file slot) */
+};
+
+/* Ring flags, set by whoever created the ring. */
+enum mt_ring_flags {
+    MT_RING_PRIMARY = 1u << 0,  /* its EXIT/SIGNAL record ends the run */
+    MT_RING_LAUNCHER = 1u << 1, /* written by `metrictap run`, not by the shim */
+};
+
+struct mt_ring_header {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t pid;
+    uint32_t flags;
+    uint64_t capacity;           /* bytes of data, a power of two */
+    uint64_t created_ns;         /* CLOCK_MONOTONIC when created */
+    char exe[256];               /* /proc/self/exe of the producer, for labels */
+    _Alignas(64) _Atomic uint64_t head;   /* next free position (producers) */
+    _Atomic uint64_t tail_seen;           /* producers' copy of tail, refreshed
+                                             only when the ring looks full, so
+                                             they do not share tail's cache line */
+    _Alignas(64) _Atomic uint64_t tail;   /* next unread position (consumer) */
+    _Alignas(64) _Atomic uint64_t dropped_records;
+    _Atomic uint64_t dropped_bytes;
+    _Atomic uint64_t written_records;
+};
+
+/* A record: 24 bytes of header, then `len` bytes, padded to 8. */
+struct mt_rec {
+    _Atomic uint64_t seq;   /* absolute position of this record once published */
+    uint64_t ts_ns;         /* CLOCK_MONOTONIC_COARSE at capture */
+    uint32_t len;           /* payload bytes */
+    uint32_t meta;          /* kind:4 | stream:4 | aux:24 (tid, code or signal) */
+};
+
+#define MT_REC_HDR ((uint32_t)sizeof(struct mt_rec))
+#define MT_REC_META(kind, stream, aux) \
+    ((uint32_t)(kind) & 0xfu) | (((uint32_t)(stream) & 0xfu) << 4) | ((uint32_t)(aux) << 8)
+#define MT_REC_KIND(meta)   ((meta) & 0xfu)
+#define MT_REC_STREAM(meta) (((meta) >> 4) & 0xfu)
+#define MT_REC_AUX(meta)    ((meta) >> 8)
+
+static inline uint64_t mt_rec_total(uint32_t len)
+{
+    return ((uint64_t)MT_REC_HDR + len + 7u) & ~(uint64_t)7u;
+}
+
+/* The largest payload one record may carry in a ring of this capacity;
+ * writers split longer data into several records. */
+static inline uint32_t mt_ring_max_payload(uint64_t capacity)
+{
+    return (uint32_t)(capacity / 4u - MT_REC_HDR);
+}
+
+/* ---- producer side: async-signal-safe, no allocation, no lock ---- */
+
+/* Lays out a fresh header over `mem` (size MT_RING_HDR_SIZE + capacity). */
+void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags);
+
+/* Appends one record made of up to two pieces (a+b, so puts can add its
+ * newline without copying).  Returns 0, or -1 when it was dropped (counted). */
+int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                  const void *a, uint32_t alen, const void *b, uint32_t blen);
+
+static inline int mt_ring_push(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                               const void *data, uint32_t len)
+{
+    return mt_ring_push2(r, meta, ts_ns, data, len, NULL, 0);
+}
+
+/* ---- consumer side: exactly one consumer per ring ---- */
+
+struct mt_rec_view {
+    uint32_t kind, stream, aux, len;
+    uint64_t ts_ns;
+    const char *data;
+};
+
+/* Reads the next published record without consuming it.
+ * Returns 1 with *out filled, 0 when nothing is published yet, -1 when the
+ * ring is corrupt (the consumer should stop reading it). */
+int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out);
+
+/* Consumes the record last returned by mt_ring_peek. */
+void mt_ring_consume(struct mt_ring_header *r);
+
+/* Bytes reserved but not yet consumed (published or still being written). */
+uint64_t mt_ring_pending(const struct mt_ring_header *r);
+
+/* Checks a mapped header before trusting it: 0 if sane, -1 if not. */
+int mt_ring_validate(const struct mt_ring_header *r, uint64_t mapped_size);
+
+#endif

@@ -1,0 +1,73 @@
+/* Turning bytes the program wrote into ring records. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim.h"
+
+static MT_TLS uint32_t thread_id;
+
+MT_HIDDEN void mt_capture_reset_thread(void)
+{
+    thread_id = 0;
+}
+
+static inline uint32_t tid(void)
+{
+    if (!thread_id)
+        thread_id = (uint32_t)syscall(SYS_gettid);
+    return thread_id;
+}
+
+/* A coarse clock (a few ns through the vDSO) is plenty for metric timestamps. */
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+MT_HIDDEN int mt_stream_of_file(FILE *fp)
+{
+    return mt_stream_of_fd(fp->_fileno);
+}
+
+MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct mt_ring_header *r = mt_ring;
+    if (!r || (alen + blen) == 0)
+        return;
+    int saved = errno;
+    uint64_t ts = now_ns();
+    uint32_t meta = MT_REC_META(MT_REC_DATA, stream, tid());
+    size_t max = mt_ring_max_payload(r->capacity);
+    if (alen + blen <= max) {
+        mt_ring_push2(r, meta, ts, a, (uint32_t)alen, b, (uint32_t)blen);
+    } else {
+        /* Longer than one record may be: split, in order. */
+        const char *parts[2] = { a, b };
+        size_t lens[2] = { alen, blen };
+        for (int i = 0; i < 2; i++)
+            for (size_t off = 0; off < lens[i]; off += max) {
+                size_t n = lens[i] - off < max ? lens[i] - off : max;
+                mt_ring_push(r, meta, ts, parts[i] + off, (uint32_t)n);
+            }
+    }
+    if (mt_ctl)
+        mt_ctl_ring_bell(mt_ctl);
+    errno = saved;
+}
+
+MT_HIDDEN void mt_capture_end(int kind, int value)
+{
+    struct mt_ring_header *r = mt_ring;
+    if (!r)
+        return;
+    int saved = errno;
+    mt_ring_push(r, MT_REC_META(kind, 0, (uint32_t)value & 0xffffffu), now_ns(), NULL, 0);
+    if (mt_ctl)
+        mt_ctl_ring_bell(mt_ctl);
+    errno = saved;
+}

@@ -1,0 +1,243 @@
+/* The shim's life cycle: join or start a run in the constructor, one ring per
+ * process image, a fresh ring in fork children, and passivity on any failure.
+ *
+ * The first process of a tree (no METRICTAP_CHANNEL in its environment)
+ * starts the run's agent and passes the channel to its children through the
+ * environment.  Every other process joins that channel quietly: if the run is
+ * already over or the channel is gone, it simply stays passive. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/mt_spawn.h"
+#include "shim.h"
+
+MT_HIDDEN struct mt_ring_header *volatile mt_ring;
+MT_HIDDEN struct mt_ctl *mt_ctl;
+MT_HIDDEN MT_TLS int mt_depth;
+
+static char channel_dir[512];
+static uint64_t ring_capacity = MT_RING_DEFAULT_CAPACITY;
+
+extern char **environ;
+
+/* The one line the shim may print, through the real write. */
+static void say(const char *what)
+{
+    char line[768];
+    int n = snprintf(line, sizeof line, "metrictap: %s; this run is not tracked\n", what);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    if (n > 0)
+        syscall(SYS_write, 2, line, (size_t)n);
+}
+
+static int strict_mode(void)
+{
+    const char *s = getenv(MT_ENV_STRICT);
+    return s && (*s == '1' || *s == 't' || *s == 'y');
+}
+
+static uint64_t ring_capacity_from_env(void)
+{
+    const char *s = getenv(MT_ENV_RING_SIZE);
+    if (!s || !*s)
+        return MT_RING_DEFAULT_CAPACITY;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        v <<= 10;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20;
+    uint64_t cap = MT_RING_MIN_CAPACITY;
+    while (cap < v && cap < MT_RING_MAX_CAPACITY)
+        cap <<= 1;
+    return cap;
+}
+
+static int map_ctl(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/ctl", channel_dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    void *mem = mmap(NULL, MT_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED)
+        return -1;
+    struct mt_ctl *ctl = mem;
+    if (ctl->magic != MT_CTL_MAGIC || atomic_load(&ctl->closed)) {
+        munmap(mem, MT_CTL_SIZE);
+        return -1;
+    }
+    mt_ctl = ctl;
+    return 0;
+}
+
+/* Creates this process image's ring under a temporary name and renames it in
+ * place once its header is valid, so the agent never sees half a ring. */
+static struct mt_ring_header *create_ring(uint32_t flags)
+{
+    char tmp[600], final[600];
+    size_t size = MT_RING_HDR_SIZE + ring_capacity;
+    uint32_t pid = (uint32_t)getpid();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned nonce = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20));
+
+    snprintf(tmp, sizeof tmp, "%s/.new.%u.%u", channel_dir, pid, nonce);
+    snprintf(final, sizeof final, "%s/" MT_RING_NAME_FMT, channel_dir, pid, nonce);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    void *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0)
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED) {
+        unlink(tmp);
+        return NULL;
+    }
+    struct mt_ring_header *r = mem;
+    mt_ring_init(r, ring_capacity, pid, flags);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    r->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    ssize_t n = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
+    r->exe[n > 0 ? n : 0] = '\0';
+    if (rename(tmp, final) != 0) {
+        unlink(tmp);
+        munmap(mem, size);
+        return NULL;
+    }
+    return r;
+}
+
+extern MT_HIDDEN void mt_capture_reset_thread(void);
+
+static void atfork_child(void)
+{
+    struct mt_ring_header *parent = mt_ring;
+    mt_ring = NULL;
+    mt_capture_reset_thread();
+    if (!parent)
+        return;
+    munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
+    mt_ring = create_ring(0);
+}
+
+/* Finds metrictap-agent beside this library, unless the environment names it. */
+static int agent_path(char *out, size_t size)
+{
+    const char *env = getenv(MT_ENV_AGENT);
+    if (env && *env) {
+        snprintf(out, size, "%s", env);
+        return 0;
+    }
+    Dl_info info;
+    if (!dladdr((void *)agent_path, &info) || !info.dli_fname)
+        return -1;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash)
+        snprintf(out, size, "./metrictap-agent");
+    else
+        snprintf(out, size, "%.*s/metrictap-agent", (int)(slash - info.dli_fname),
+                 info.dli_fname);
+    return 0;
+}
+
+/* The agent gets the program's environment without the preload. */
+static char **agent_environment(void)
+{
+    size_t n = 0;
+    while (environ && environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
+            env[k++] = environ[i];
+    env[k] = NULL;
+    return env;
+}
+
+static void go_passive(const char *why)
+{
+    say(why);
+    setenv(MT_ENV_OFF, "1", 1); /* children stay quiet instead of repeating this */
+    if (strict_mode())
+        _exit(125);
+}
+
+static void start_run(void)
+{
+    char path[1024], pidbuf[32];
+    struct mt_agent_answer ans;
+    if (agent_path(path, sizeof path) != 0) {
+        go_passive("cannot locate metrictap-agent");
+        return;
+    }
+    char **env = agent_environment();
+    if (!env) {
+        go_passive("out of memory");
+        return;
+    }
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+    char *argv[] = { path, "--root-pid", pidbuf, NULL };
+    int rc = mt_agent_start(path, argv, env, 10000, &ans);
+    free(env);
+    if (rc != 0) {
+        go_passive(ans.error);
+        return;
+    }
+    snprintf(channel_dir, sizeof channel_dir, "%s", ans.channel);
+    if (map_ctl() != 0 || !(mt_ring = create_ring(MT_RING_PRIMARY))) {
+        go_passive("cannot open the run's capture channel");
+        return;
+    }
+    setenv(MT_ENV_CHANNEL, ans.channel, 1);
+    setenv(MT_ENV_RUN_ID, ans.run_id, 1);
+}
+
+static void join_run(const char *chan)
+{
+    snprintf(channel_dir, sizeof channel_dir, "%s", chan);
+    if (map_ctl() != 0)
+        return; /* the run is over or its channel is gone: stay quiet */
+    mt_ring = create_ring(0);
+}
+
+__attribute__((constructor)) static void mt_shim_init(void)
+{
+    int saved = errno;
+    if (getauxval(AT_SECURE))
+        return; /* setuid and friends: do nothing at all */
+    mt_resolve_all();
+    const char *off = getenv(MT_ENV_OFF);
+    if (off && *off == '1')
+        goto out;
+    ring_capacity = ring_capacity_from_env();
+    const char *chan = getenv(MT_ENV_CHANNEL);
+    if (chan && *chan)
+        join_run(chan);
+    else
+        start_run();
+    if (mt_ring)
+        pthread_atfork(NULL, NULL, atfork_child);
+out:
+    errno = saved;
+}

@@ -1,0 +1,78 @@
+/* The shim's internal interface, shared by the files of preload/ only.
+ *
+ * Rules for everything here: no allocation and no lock on the capture path,
+ * errno preserved, and a failure anywhere turns the shim passive rather than
+ * disturbing the program. */
+#ifndef MT_SHIM_H
+#define MT_SHIM_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "../common/mt_ring.h"
+#include "../common/mt_channel.h"
+
+#define MT_HIDDEN __attribute__((visibility("hidden")))
+#define MT_EXPORT __attribute__((visibility("default")))
+#define MT_TLS __attribute__((tls_model("initial-exec"))) __thread
+
+/* The real libc functions, resolved in the constructor or on first use. */
+struct mt_real {
+    ssize_t (*write)(int, const void *, size_t);
+    ssize_t (*writev)(int, const struct iovec *, int);
+    ssize_t (*pwrite)(int, const void *, size_t, off_t);
+    int (*vfprintf)(FILE *, const char *, va_list);
+    int (*vfprintf_chk)(FILE *, int, const char *, va_list);
+    int (*vdprintf)(int, const char *, va_list);
+    int (*vdprintf_chk)(int, int, const char *, va_list);
+    int (*puts)(const char *);
+    int (*fputs)(const char *, FILE *);
+    int (*fputs_unlocked)(const char *, FILE *);
+    size_t (*fwrite)(const void *, size_t, size_t, FILE *);
+    size_t (*fwrite_unlocked)(const void *, size_t, size_t, FILE *);
+    int (*fputc)(int, FILE *);
+    int (*fputc_unlocked)(int, FILE *);
+    int (*putc)(int, FILE *);
+    int (*putc_unlocked)(int, FILE *);
+    int (*putchar)(int);
+    int (*putchar_unlocked)(int);
+    int (*io_putc)(int, FILE *);
+    void (*exit)(int);
+    void (*exit_)(int);
+    void (*Exit)(int);
+    int (*libc_start_main)(int (*)(int, char **, char **), int, char **, void (*)(void),
+                           void (*)(void), void (*)(void), void *);
+};
+
+extern MT_HIDDEN struct mt_real mt_real;
+MT_HIDDEN void mt_resolve_all(void);
+MT_HIDDEN void *mt_resolve(const char *name);
+
+/* Resolve on first use: another library's constructor may call us before ours. */
+#define MT_REAL(fn, name) \
+    (mt_real.fn ? mt_real.fn : (mt_real.fn = mt_resolve(name)))
+
+/* Capture state. */
+extern MT_HIDDEN struct mt_ring_header *volatile mt_ring; /* NULL: passive */
+extern MT_HIDDEN struct mt_ctl *mt_ctl;
+extern MT_HIDDEN MT_TLS int mt_depth; /* >0 inside an interposer: record nothing */
+
+/* Which captured stream an fd is, or 0 when it is not captured. */
+static inline int mt_stream_of_fd(int fd)
+{
+    return (fd == 1 || fd == 2) ? fd : 0;
+}
+
+MT_HIDDEN int mt_stream_of_file(FILE *fp);
+
+/* Records bytes the program wrote to `stream`.  Splits what one record cannot
+ * hold.  Async-signal-safe. */
+MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b, size_t blen);
+
+/* Records the process's end. kind is MT_REC_EXIT or MT_REC_SIGNAL. */
+MT_HIDDEN void mt_capture_end(int kind, int value);
+
+#endif
