@@ -7,7 +7,7 @@ B       := build
 PKGS    := libcurl libcjson libelf libpcre2-8 yaml-0.1 sqlite3
 WERROR  ?= -Werror
 OPT     ?= -O2
-BASE_CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra $(WERROR) -MMD -MP -D_GNU_SOURCE
+BASE_CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-format-truncation $(WERROR) -MMD -MP -D_GNU_SOURCE
 PKG_CFLAGS   = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS   = $(BASE_CFLAGS) $(PKG_CFLAGS) -I. $(CFLAGS)
@@ -82,11 +82,11 @@ $(B)/tests/%: tests/unit/%.c $(B)/libmt.a tests/unit/mt_test.h
 
 $(B)/examples/%: examples/%.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -O2 -Wall -Wextra $(WERROR) -o $@ $<
+	$(Q)$(CC) -O2 -Wall -Wextra $(WERROR) -o $@ $< -lm
 
 $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -O2 -Wall -Wextra $(WERROR) -o $@ $<
+	$(Q)$(CC) -O2 -Wall -Wextra $(WERROR) -o $@ $< -lm
 
 # ---- set-up: Debian packages and the test virtual environment ----
 deps:

@@ -1,10 +1,70 @@
 /* mt_channel: the doorbell between producers and the agent. */
 #include "mt_channel.h"
 
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mt_ring.h"
+
+struct mt_ctl *mt_channel_map_ctl(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/ctl", dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    void *mem = mmap(NULL, MT_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED)
+        return NULL;
+    struct mt_ctl *ctl = mem;
+    if (ctl->magic != MT_CTL_MAGIC || atomic_load(&ctl->closed)) {
+        munmap(mem, MT_CTL_SIZE);
+        return NULL;
+    }
+    return ctl;
+}
+
+struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity,
+                                              uint32_t flags)
+{
+    char tmp[600], final[600];
+    size_t size = MT_RING_HDR_SIZE + capacity;
+    uint32_t pid = (uint32_t)getpid();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned nonce = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20));
+
+    snprintf(tmp, sizeof tmp, "%s/.new.%u.%u", dir, pid, nonce);
+    snprintf(final, sizeof final, "%s/" MT_RING_NAME_FMT, dir, pid, nonce);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    void *mem = MAP_FAILED;
+    if (ftruncate(fd, (off_t)size) == 0)
+        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED) {
+        unlink(tmp);
+        return NULL;
+    }
+    struct mt_ring_header *r = mem;
+    mt_ring_init(r, capacity, pid, flags);
+    r->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    ssize_t n = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
+    r->exe[n > 0 ? n : 0] = '\0';
+    if (rename(tmp, final) != 0) {
+        unlink(tmp);
+        munmap(mem, size);
+        return NULL;
+    }
+    return r;
+}
 
 void mt_ctl_ring_bell(struct mt_ctl *ctl)
 {

@@ -31,12 +31,22 @@ struct mt_ctl {
      * agent sleeps, so a busy agent costs producers nothing. */
     _Alignas(64) _Atomic uint32_t sleeping;
     _Atomic uint32_t doorbell;
-    /* Set once the agent has finished the run; late processes stay quiet. */
+    /* Set when the run stops taking processes; late ones stay quiet. */
     _Alignas(64) _Atomic uint32_t closed;
+    /* Set once everything of the run is written (`metrictap run` waits). */
+    _Atomic uint32_t finished;
 };
 
 #define MT_CTL_SIZE 4096u
 #define MT_RING_NAME_FMT "ring.%u.%u"
+
+/* Maps <dir>/ctl; NULL when absent, invalid or the run is closed. */
+struct mt_ctl *mt_channel_map_ctl(const char *dir);
+
+/* Creates and maps a ring for this process under <dir>, published by rename so
+ * the agent never sees half a header.  NULL on failure.  libc only. */
+struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity,
+                                              uint32_t flags);
 
 /* Wakes the agent if it is asleep.  Async-signal-safe. */
 void mt_ctl_ring_bell(struct mt_ctl *ctl);

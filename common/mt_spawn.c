@@ -76,7 +76,9 @@ static int parse_answer(char *line, struct mt_agent_answer *ans)
         snprintf(ans->run_dir, sizeof ans->run_dir, "%s", dir);
         return 0;
     }
-    if (strncmp(line, MT_ANSWER_ERR " ", 4) == 0)
+    if (strcmp(line, "OFF") == 0)
+        ans->error[0] = '\0'; /* tracking is disabled: no message */
+    else if (strncmp(line, MT_ANSWER_ERR " ", 4) == 0)
         set_error(ans, line + 4, 0);
     else
         set_error(ans, "the agent gave no answer", 0);
@@ -99,10 +101,11 @@ int mt_agent_start(const char *agent_path, char *const argv[], char *const envp[
                  strerror(errno));
         return -1;
     }
-    for (; argv[argc] && argc < MAX_ARGS; argc++)
-        args[argc] = argv[argc];
+    args[argc++] = argv[0];
     args[argc++] = "--status-fd";
     args[argc++] = "3";
+    for (int i = 1; argv[i] && argc < MAX_ARGS; i++)
+        args[argc++] = argv[i];
     args[argc] = NULL;
 
     if (pipe2(pipefd, O_CLOEXEC) != 0) {

@@ -16,7 +16,7 @@ struct mt_agent_answer {
 };
 
 /* Starts `agent_path` with `argv` (argv[0] first, NULL-terminated; this adds
- * "--status-fd 3") and `envp`, and waits up to `timeout_ms` for its answer.
+ * "--status-fd 3" after argv[0]) and `envp`, and waits up to `timeout_ms` for its answer.
  * Returns 0 when the agent is running, -1 with ans->error set otherwise. */
 int mt_agent_start(const char *agent_path, char *const argv[], char *const envp[],
                    int timeout_ms, struct mt_agent_answer *ans);

@@ -1,5 +1,4 @@
 /* Turning bytes the program wrote into ring records. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sys/syscall.h>
 #include <time.h>

@@ -1,7 +1,6 @@
 /* How a process's end reaches the agent: the value main returned, exit(),
  * _exit() and _Exit().  main is reached by wrapping __libc_start_main, since
  * the exit() that follows main's return is bound inside libc. */
-#define _GNU_SOURCE
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,7 +29,8 @@ MT_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, ch
 MT_EXPORT void exit(int code)
 {
     mt_capture_end(MT_REC_EXIT, code & 0xff);
-    MT_REAL(exit, "exit")(code);
+    void (*real)(int) = MT_REAL(exit, "exit");
+    real(code);
     __builtin_unreachable();
 }
 
@@ -47,6 +47,7 @@ MT_EXPORT void _exit(int code)
 MT_EXPORT void _Exit(int code)
 {
     mt_capture_end(MT_REC_EXIT, code & 0xff);
-    MT_REAL(Exit, "_Exit")(code);
+    void (*real)(int) = MT_REAL(Exit, "_Exit");
+    real(code);
     __builtin_unreachable();
 }

@@ -1,7 +1,6 @@
 /* Interposers for the fd-level writers: what C++ without stdio sync, Fortran,
  * Python and Rust use.  write() runs in signal handlers too, so nothing here
  * allocates or locks. */
-#define _GNU_SOURCE
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>

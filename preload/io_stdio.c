@@ -7,12 +7,21 @@
  * flush intervened, in which case (line-buffered and unbuffered streams mostly)
  * the call is formatted once more into a scratch buffer.  Copying beats
  * re-formatting by ~2x on a print-bound loop; see REFERENCE.md. */
-#define _GNU_SOURCE
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "shim.h"
+
+/* glibc's headers may define some of these as macros at -O2. */
+#undef putc
+#undef putchar
+#undef fputc
+#undef putc_unlocked
+#undef putchar_unlocked
+#undef fputc_unlocked
+#undef fwrite_unlocked
+#undef fputs_unlocked
 
 #define SCRATCH 4096
 

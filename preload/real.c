@@ -1,5 +1,4 @@
 /* The real libc functions behind each interposer. */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 
 #include "shim.h"

@@ -5,7 +5,6 @@
  * starts the run's agent and passes the channel to its children through the
  * environment.  Every other process joins that channel quietly: if the run is
  * already over or the channel is gone, it simply stays passive. */
-#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +14,6 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,65 +64,6 @@ static uint64_t ring_capacity_from_env(void)
     return cap;
 }
 
-static int map_ctl(void)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/ctl", channel_dir);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    void *mem = mmap(NULL, MT_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (mem == MAP_FAILED)
-        return -1;
-    struct mt_ctl *ctl = mem;
-    if (ctl->magic != MT_CTL_MAGIC || atomic_load(&ctl->closed)) {
-        munmap(mem, MT_CTL_SIZE);
-        return -1;
-    }
-    mt_ctl = ctl;
-    return 0;
-}
-
-/* Creates this process image's ring under a temporary name and renames it in
- * place once its header is valid, so the agent never sees half a ring. */
-static struct mt_ring_header *create_ring(uint32_t flags)
-{
-    char tmp[600], final[600];
-    size_t size = MT_RING_HDR_SIZE + ring_capacity;
-    uint32_t pid = (uint32_t)getpid();
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned nonce = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20));
-
-    snprintf(tmp, sizeof tmp, "%s/.new.%u.%u", channel_dir, pid, nonce);
-    snprintf(final, sizeof final, "%s/" MT_RING_NAME_FMT, channel_dir, pid, nonce);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return NULL;
-    void *mem = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
-        mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (mem == MAP_FAILED) {
-        unlink(tmp);
-        return NULL;
-    }
-    struct mt_ring_header *r = mem;
-    mt_ring_init(r, ring_capacity, pid, flags);
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    r->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-    ssize_t n = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
-    r->exe[n > 0 ? n : 0] = '\0';
-    if (rename(tmp, final) != 0) {
-        unlink(tmp);
-        munmap(mem, size);
-        return NULL;
-    }
-    return r;
-}
-
 extern MT_HIDDEN void mt_capture_reset_thread(void);
 
 static void atfork_child(void)
@@ -135,7 +74,7 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
-    mt_ring = create_ring(0);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0);
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -177,7 +116,8 @@ static char **agent_environment(void)
 
 static void go_passive(const char *why)
 {
-    say(why);
+    if (*why)
+        say(why); /* an empty reason: tracking is disabled on purpose */
     setenv(MT_ENV_OFF, "1", 1); /* children stay quiet instead of repeating this */
     if (strict_mode())
         _exit(125);
@@ -205,7 +145,9 @@ static void start_run(void)
         return;
     }
     snprintf(channel_dir, sizeof channel_dir, "%s", ans.channel);
-    if (map_ctl() != 0 || !(mt_ring = create_ring(MT_RING_PRIMARY))) {
+    mt_ctl = mt_channel_map_ctl(channel_dir);
+    if (!mt_ctl || !(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity,
+                                                       MT_RING_PRIMARY))) {
         go_passive("cannot open the run's capture channel");
         return;
     }
@@ -216,9 +158,10 @@ static void start_run(void)
 static void join_run(const char *chan)
 {
     snprintf(channel_dir, sizeof channel_dir, "%s", chan);
-    if (map_ctl() != 0)
+    mt_ctl = mt_channel_map_ctl(channel_dir);
+    if (!mt_ctl)
         return; /* the run is over or its channel is gone: stay quiet */
-    mt_ring = create_ring(0);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0);
 }
 
 __attribute__((constructor)) static void mt_shim_init(void)

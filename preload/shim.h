@@ -52,8 +52,12 @@ MT_HIDDEN void mt_resolve_all(void);
 MT_HIDDEN void *mt_resolve(const char *name);
 
 /* Resolve on first use: another library's constructor may call us before ours. */
-#define MT_REAL(fn, name) \
-    (mt_real.fn ? mt_real.fn : (mt_real.fn = mt_resolve(name)))
+#define MT_REAL(fn, name)                              \
+    ({                                                 \
+        if (__builtin_expect(!mt_real.fn, 0))          \
+            mt_real.fn = mt_resolve(name);             \
+        mt_real.fn;                                    \
+    })
 
 /* Capture state. */
 extern MT_HIDDEN struct mt_ring_header *volatile mt_ring; /* NULL: passive */

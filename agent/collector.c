@@ -1,0 +1,264 @@
+/* The collector: finds each process's ring in the run's channel, drains it
+ * into the parsers and the store, and notices when processes are gone. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../common/mt_buf.h"
+#include "mt_agent.h"
+
+#define DRAIN_BUDGET 65536 /* records per ring per pass, so no ring starves another */
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int mt_pid_is_dead(int pidfd, pid_t pid)
+{
+    if (pidfd >= 0) {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
+    }
+    return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+int mt_collector_open(struct mt_agent *a, char *err, size_t errsz)
+{
+    a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (a->inotify_fd < 0 ||
+        inotify_add_watch(a->inotify_fd, a->channel, IN_MOVED_TO | IN_CREATE) < 0) {
+        snprintf(err, errsz, "cannot watch the channel %s: %s", a->channel, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void add_ring(struct mt_agent *a, const char *name)
+{
+    for (size_t i = 0; i < a->nrings; i++)
+        if (strcmp(a->rings[i].name, name) == 0)
+            return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", a->channel, name);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    void *mem = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= MT_RING_HDR_SIZE)
+        mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (mem == MAP_FAILED)
+        return;
+    if (mt_ring_validate(mem, (uint64_t)st.st_size) != 0) {
+        munmap(mem, (size_t)st.st_size);
+        unlink(path);
+        mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
+        return;
+    }
+    if (a->nrings == a->cap_rings) {
+        a->cap_rings = a->cap_rings ? a->cap_rings * 2 : 16;
+        a->rings = mt_xrealloc(a->rings, a->cap_rings * sizeof *a->rings);
+    }
+    struct mt_ring_slot *s = &a->rings[a->nrings++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->ring = mem;
+    s->size = (size_t)st.st_size;
+    s->pid = s->ring->pid;
+    s->created_ns = s->ring->created_ns;
+    s->pidfd = open_pidfd((pid_t)s->pid);
+    /* An older ring of the same pid belonged to the image before an exec. */
+    for (size_t i = 0; i + 1 < a->nrings; i++)
+        if (a->rings[i].pid == s->pid && !a->rings[i].superseded)
+            a->rings[i].superseded = 1;
+}
+
+void mt_collector_scan(struct mt_agent *a)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int any = a->nrings == 0;
+    ssize_t n;
+    while ((n = read(a->inotify_fd, buf, sizeof buf)) > 0)
+        any = 1;
+    if (!any)
+        return;
+    DIR *d = opendir(a->channel);
+    if (!d)
+        return;
+    /* Rings in creation order, so an exec'ed image's ring follows its
+     * predecessor's. */
+    struct dirent *e;
+    char (*names)[64] = NULL;
+    size_t count = 0, cap = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "ring.", 5) != 0)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 16;
+            names = mt_xrealloc(names, cap * sizeof *names);
+        }
+        snprintf(names[count++], 64, "%s", e->d_name);
+    }
+    closedir(d);
+    for (size_t i = 0; i < count; i++)
+        add_ring(a, names[i]);
+    free(names);
+}
+
+static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const struct mt_rec_view *v)
+{
+    double ts = mt_agent_unix_of(a, v->ts_ns);
+    switch (v->kind) {
+    case MT_REC_DATA:
+        if (v->stream < 4)
+            a->stream_bytes[v->stream] += v->len;
+        a->last_data_unix = ts;
+        mt_parse_bytes(a->parse, s->pid, (int)v->stream, ts, v->data, v->len);
+        break;
+    case MT_REC_EXIT:
+    case MT_REC_SIGNAL:
+        if ((pid_t)s->pid == a->root_pid) {
+            a->have_end = 1;
+            a->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
+            a->exit_signal = v->kind == MT_REC_SIGNAL ? (int)v->aux : 0;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
+{
+    uint64_t r = atomic_load(&s->ring->dropped_records);
+    uint64_t b = atomic_load(&s->ring->dropped_bytes);
+    if (r == s->seen_drop_records)
+        return;
+    char fields[256];
+    snprintf(fields, sizeof fields,
+             "\"pid\":%u,\"records\":%llu,\"bytes\":%llu,\"reason\":\"capture ring full\"",
+             s->pid, (unsigned long long)(r - s->seen_drop_records),
+             (unsigned long long)(b - s->seen_drop_bytes));
+    mt_store_event(&a->store, mt_now_unix(), "dropped", fields);
+    a->dropped_records += r - s->seen_drop_records;
+    a->dropped_bytes += b - s->seen_drop_bytes;
+    s->seen_drop_records = r;
+    s->seen_drop_bytes = b;
+}
+
+size_t mt_collector_drain(struct mt_agent *a)
+{
+    size_t handled = 0;
+    for (size_t i = 0; i < a->nrings; i++) {
+        struct mt_ring_slot *s = &a->rings[i];
+        if (s->corrupt)
+            continue;
+        struct mt_rec_view v;
+        int rc;
+        size_t budget = DRAIN_BUDGET;
+        while (budget-- && (rc = mt_ring_peek(s->ring, &v)) == 1) {
+            handle_record(a, s, &v);
+            mt_ring_consume(s->ring);
+            handled++;
+        }
+        if (rc < 0) {
+            s->corrupt = 1;
+            mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
+        }
+        report_drops(a, s);
+    }
+    return handled;
+}
+
+static void retire(struct mt_agent *a, size_t i)
+{
+    struct mt_ring_slot *s = &a->rings[i];
+    uint64_t left = mt_ring_pending(s->ring);
+    if (left) {
+        /* Reserved by a process that died before publishing: lost. */
+        char fields[160];
+        snprintf(fields, sizeof fields,
+                 "\"pid\":%u,\"bytes\":%llu,\"reason\":\"process died while writing\"", s->pid,
+                 (unsigned long long)left);
+        mt_store_event(&a->store, mt_now_unix(), "dropped", fields);
+    }
+    int pid_has_newer = 0;
+    for (size_t j = 0; j < a->nrings; j++)
+        if (j != i && a->rings[j].pid == s->pid)
+            pid_has_newer = 1;
+    if (!pid_has_newer)
+        mt_parse_close_pid(a->parse, s->pid, mt_now_unix());
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", a->channel, s->name);
+    unlink(path);
+    munmap(s->ring, s->size);
+    if (s->pidfd >= 0)
+        close(s->pidfd);
+    /* Keep the rest in creation order. */
+    memmove(&a->rings[i], &a->rings[i + 1], (a->nrings - i - 1) * sizeof *a->rings);
+    a->nrings--;
+}
+
+void mt_collector_reap(struct mt_agent *a)
+{
+    for (size_t i = 0; i < a->nrings; i++) {
+        struct mt_ring_slot *s = &a->rings[i];
+        if (!s->dead)
+            s->dead = mt_pid_is_dead(s->pidfd, (pid_t)s->pid);
+        /* The launcher writes nothing after the exit status it reports. */
+        if (a->launcher && a->have_end && (pid_t)s->pid == a->root_pid)
+            s->superseded = 1;
+        /* Retire a ring once nothing more can come: its process is gone (or
+         * has exec'ed into a newer ring) and it has been drained. */
+        int idle = s->corrupt || mt_ring_pending(s->ring) == 0;
+        if ((s->dead || s->superseded) && (idle || s->dead)) {
+            struct mt_rec_view v;
+            if (!s->corrupt && mt_ring_peek(s->ring, &v) == 1)
+                continue; /* drain first */
+            retire(a, i);
+            i--;
+        }
+    }
+}
+
+int mt_collector_all_done(const struct mt_agent *a)
+{
+    return a->nrings == 0;
+}
+
+uint64_t mt_collector_pending(const struct mt_agent *a)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < a->nrings; i++)
+        if (!a->rings[i].corrupt)
+            n += mt_ring_pending(a->rings[i].ring);
+    return n;
+}
+
+void mt_collector_close(struct mt_agent *a)
+{
+    while (a->nrings)
+        retire(a, a->nrings - 1);
+    free(a->rings);
+    a->rings = NULL;
+    if (a->inotify_fd >= 0)
+        close(a->inotify_fd);
+}

@@ -1,0 +1,476 @@
+/* metrictap-agent: the per-run collector.
+ *
+ *   metrictap-agent --status-fd FD (--root-pid PID | --launcher-pid PID) [-- CMD...]
+ *
+ * Started by the shim of a run's first process or by `metrictap run` (see
+ * common/mt_spawn.h).  It detaches (so it is never the program's child), sets
+ * up the run in the store and the capture channel, answers on FD, then drains
+ * the rings until the root process is gone, and writes the run's end. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "../common/mt_buf.h"
+#include "../common/mt_spawn.h"
+#include "mt_agent.h"
+
+#define END_GRACE_S 3.0     /* how long children may outlive the root */
+#define IDLE_ROW_FLUSH_S 1.0
+#define FLUSH_EVERY_S 0.2
+#define SUMMARY_EVERY_S 5.0
+#define INDEX_EVERY_S 10.0
+
+static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void answer(int fd, const char *fmt, ...)
+{
+    if (fd < 0)
+        return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(fd, line, (size_t)n);
+    (void)w;
+}
+
+/* ---- the sink the parsers write through ---- */
+
+static void on_console(void *ctx, uint32_t pid, int stream, const char *line, size_t len,
+                       int newline)
+{
+    struct mt_agent *a = ctx;
+    (void)pid, (void)stream;
+    if (fwrite(line, 1, len, a->store.output) != len ||
+        (newline && putc('\n', a->store.output) == EOF))
+        a->store.write_errors++;
+    a->store.dirty = 1;
+}
+
+static void on_row(void *ctx, const char *json, size_t len)
+{
+    struct mt_agent *a = ctx;
+    mt_store_append(&a->store, a->store.history, json, len);
+}
+
+static void on_event(void *ctx, const char *json, size_t len)
+{
+    struct mt_agent *a = ctx;
+    mt_store_append(&a->store, a->store.events, json, len);
+}
+
+/* ---- set-up ---- */
+
+static char *read_proc_file(pid_t pid, const char *name, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        mt_buf_add(&b, chunk, (size_t)n);
+    close(fd);
+    *len = b.len;
+    return b.data;
+}
+
+static void command_from_proc(struct mt_agent *a)
+{
+    size_t len = 0;
+    char *raw = read_proc_file(a->root_pid, "cmdline", &len);
+    if (!raw)
+        return;
+    int n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (raw[i] == '\0')
+            n++;
+    a->command = mt_xcalloc((size_t)n + 1, sizeof *a->command);
+    for (size_t i = 0; i < len && a->ncommand < n; i += strlen(raw + i) + 1)
+        a->command[a->ncommand++] = mt_xstrdup(raw + i);
+    free(raw);
+}
+
+static char *proc_cwd(pid_t pid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/cwd", (int)pid);
+    ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n <= 0)
+        return getcwd(buf, sizeof buf) ? mt_xstrdup(buf) : NULL;
+    buf[n] = '\0';
+    return mt_xstrdup(buf);
+}
+
+static int make_channel(struct mt_agent *a, char *err, size_t errsz)
+{
+    const char *bases[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
+    char path[512];
+    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
+        if (!bases[i] || !*bases[i])
+            continue;
+        snprintf(path, sizeof path, "%s/metrictap-%s-XXXXXX", bases[i], a->id);
+        if (mkdtemp(path))
+            break;
+        path[0] = '\0';
+    }
+    if (!path[0]) {
+        snprintf(err, errsz, "cannot create a capture channel: %s", strerror(errno));
+        return -1;
+    }
+    a->channel = mt_xstrdup(path);
+    char ctl_path[600];
+    snprintf(ctl_path, sizeof ctl_path, "%s/ctl", path);
+    int fd = open(ctl_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    void *mem = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, MT_CTL_SIZE) == 0)
+        mem = mmap(NULL, MT_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (mem == MAP_FAILED) {
+        snprintf(err, errsz, "cannot create %s: %s", ctl_path, strerror(errno));
+        return -1;
+    }
+    a->ctl = mem;
+    a->ctl->agent_pid = (uint32_t)getpid();
+    a->ctl->magic = MT_CTL_MAGIC;
+    return 0;
+}
+
+static void remove_channel(struct mt_agent *a)
+{
+    if (!a->channel)
+        return;
+    if (a->ctl)
+        atomic_store(&a->ctl->closed, 1);
+    DIR *d = opendir(a->channel);
+    if (d) {
+        struct dirent *e;
+        char path[1024];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.'))
+                continue;
+            snprintf(path, sizeof path, "%s/%s", a->channel, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(a->channel);
+}
+
+/* The last _step and runtime of a resumed run. */
+static void load_resume_point(struct mt_agent *a)
+{
+    char *summary = mt_store_read(&a->store, "summary.json", NULL);
+    if (summary) {
+        mt_parse_restore_summary(a->parse, summary);
+        free(summary);
+    }
+}
+
+static uint64_t last_step_of(struct mt_store *s, double *runtime)
+{
+    size_t len = 0;
+    char *hist = mt_store_read(s, "history.jsonl", &len);
+    uint64_t next = 0;
+    if (!hist)
+        return 0;
+    /* The last complete line holds the highest _step. */
+    size_t end = len;
+    while (end > 0 && hist[end - 1] != '\n')
+        end--; /* ignore a torn last line */
+    if (end > 0) {
+        size_t start = end - 1;
+        while (start > 0 && hist[start - 1] != '\n')
+            start--;
+        const char *p = strstr(hist + start, "\"_step\":");
+        if (p && p < hist + end)
+            next = strtoull(p + 8, NULL, 10) + 1;
+        const char *r = strstr(hist + start, "\"_runtime\":");
+        if (r && r < hist + end)
+            *runtime = strtod(r + 11, NULL);
+    }
+    free(hist);
+    return next;
+}
+
+static void link_latest(struct mt_agent *a)
+{
+    char tmp[4096], link[4096], target[4096];
+    snprintf(tmp, sizeof tmp, "%s/.latest-run.%d", a->store.root, (int)getpid());
+    snprintf(link, sizeof link, "%s/latest-run", a->store.root);
+    snprintf(target, sizeof target, "runs/%s/%s", a->project, a->id);
+    unlink(tmp);
+    if (symlink(target, tmp) == 0 && rename(tmp, link) != 0)
+        unlink(tmp);
+}
+
+static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
+{
+    if (mt_config_load(&a->cfg, NULL, err, errsz) != 0)
+        return -1;
+    if (strcmp(a->cfg.mode, "disabled") == 0) {
+        *off = 1;
+        return -1;
+    }
+    a->project = mt_xstrdup(*a->cfg.project ? a->cfg.project : "uncategorized");
+    if (strchr(a->project, '/') || strcmp(a->project, "..") == 0 || a->project[0] == '.') {
+        snprintf(err, errsz, "bad project name \"%s\": it may not contain '/' or start with '.'",
+                 a->project);
+        return -1;
+    }
+    if (*a->cfg.id) {
+        if (strlen(a->cfg.id) > 64 || strchr(a->cfg.id, '/') || a->cfg.id[0] == '.') {
+            snprintf(err, errsz, "bad run id \"%s\"", a->cfg.id);
+            return -1;
+        }
+        snprintf(a->id, sizeof a->id, "%.15s", a->cfg.id);
+    } else {
+        mt_run_make_id(a->id);
+    }
+    int exists = mt_store_run_exists(a->cfg.dir, a->project, a->id);
+    const char *resume = a->cfg.resume;
+    if (exists && strcmp(resume, "never") == 0) {
+        snprintf(err, errsz, "run %s already exists in project %s (resume is \"never\")", a->id,
+                 a->project);
+        return -1;
+    }
+    if (!exists && strcmp(resume, "must") == 0) {
+        snprintf(err, errsz, "run %s does not exist in project %s (resume is \"must\")", a->id,
+                 a->project);
+        return -1;
+    }
+    if (mt_store_open(&a->store, a->cfg.dir, a->project, a->id, &exists, err, errsz) != 0)
+        return -1;
+    if (!a->command)
+        command_from_proc(a);
+    if (a->ncommand > 0) {
+        const char *slash = strrchr(a->command[0], '/');
+        a->program = mt_xstrdup(slash ? slash + 1 : a->command[0]);
+    }
+    a->cwd = proc_cwd(a->root_pid);
+    if (*a->cfg.name)
+        a->name = mt_xstrdup(a->cfg.name);
+    else {
+        char name[256];
+        snprintf(name, sizeof name, "%s-%s", a->program ? a->program : "run", a->id);
+        a->name = mt_xstrdup(name);
+    }
+    double prev_runtime = 0;
+    if (exists) {
+        a->first_step = last_step_of(&a->store, &prev_runtime);
+        a->runtime_offset = prev_runtime;
+        a->resumed = 1;
+    }
+    a->start_unix = mt_now_unix();
+    a->start_mono_ns = mt_now_mono_ns();
+    if (make_channel(a, err, errsz) != 0)
+        return -1;
+    struct mt_parse_opts po = {
+        .cfg = &a->cfg, .program = a->program, .start_unix = a->start_unix,
+        .first_step = a->first_step, .runtime_offset = a->runtime_offset,
+    };
+    struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
+                                  .event = on_event };
+    a->parse = mt_parse_create(&po, &sink, err, errsz);
+    if (!a->parse)
+        return -1;
+    if (exists)
+        load_resume_point(a);
+    if (mt_collector_open(a, err, errsz) != 0)
+        return -1;
+    char ixerr[512];
+    a->index = mt_index_open(a->store.root, ixerr, sizeof ixerr);
+    if (!a->index) {
+        char fields[700];
+        snprintf(fields, sizeof fields, "\"message\":\"%s\"", "cannot open the runs index");
+        mt_store_event(&a->store, a->start_unix, "index_error", fields);
+    }
+    a->state = "running";
+    a->exit_code = -1;
+    if (exists) {
+        char fields[128];
+        snprintf(fields, sizeof fields, "\"first_step\":%llu,\"runtime_offset\":%.3f",
+                 (unsigned long long)a->first_step, a->runtime_offset);
+        mt_store_event(&a->store, a->start_unix, "resume", fields);
+    }
+    mt_store_event(&a->store, a->start_unix, "start", NULL);
+    if (mt_run_write_json(a) != 0) {
+        snprintf(err, errsz, "cannot write %s/run.json: %s", a->store.dir, strerror(errno));
+        return -1;
+    }
+    mt_run_update_index(a);
+    link_latest(a);
+    a->root_pidfd = (int)syscall(SYS_pidfd_open, a->root_pid, 0);
+    return 0;
+}
+
+/* ---- the loop ---- */
+
+static void run_loop(struct mt_agent *a)
+{
+    double last_flush = 0, last_summary = 0, last_index = mt_now_unix(), root_gone_at = 0;
+    uint64_t rows_at_summary = 0;
+    for (;;) {
+        mt_collector_scan(a);
+        size_t handled = mt_collector_drain(a);
+        mt_collector_reap(a);
+        double now = mt_now_unix();
+        if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
+            mt_parse_flush(a->parse, now);
+        if (now - last_flush >= FLUSH_EVERY_S) {
+            mt_store_flush(&a->store);
+            last_flush = now;
+        }
+        struct mt_parse_stats st;
+        mt_parse_stats(a->parse, &st);
+        if (now - last_summary >= SUMMARY_EVERY_S && st.values != rows_at_summary) {
+            mt_run_write_summary(a);
+            rows_at_summary = st.values;
+            last_summary = now;
+        }
+        if (now - last_index >= INDEX_EVERY_S) {
+            mt_run_update_index(a);
+            last_index = now;
+        }
+        /* The launcher's exit record is the end (it then waits for us); a
+         * preloaded root may still print from atexit handlers, so for it
+         * only its death counts. */
+        if (!root_gone_at && ((a->launcher && a->have_end) ||
+                              mt_pid_is_dead(a->root_pidfd, a->root_pid)))
+            root_gone_at = now;
+        if (root_gone_at && (mt_collector_all_done(a) || now - root_gone_at > END_GRACE_S))
+            break;
+        if (handled)
+            continue;
+        unsigned bell = mt_ctl_sleep_begin(a->ctl);
+        if (mt_collector_pending(a) == 0)
+            mt_ctl_sleep(a->ctl, bell, root_gone_at ? 10 : 50);
+        else
+            atomic_store(&a->ctl->sleeping, 0);
+    }
+}
+
+static void finish(struct mt_agent *a)
+{
+    mt_collector_drain(a);
+    atomic_store(&a->ctl->closed, 1);
+    mt_collector_close(a);
+    double now = mt_now_unix();
+    mt_parse_flush(a->parse, now);
+    mt_run_decide_state(a);
+    struct mt_parse_stats st;
+    mt_parse_stats(a->parse, &st);
+    char fields[512];
+    snprintf(fields, sizeof fields,
+             "\"state\":\"%s\",\"exit_code\":%d,\"signal\":%d,\"rows\":%llu,\"lines\":%llu,"
+             "\"lines_truncated\":%llu,\"keys_dropped\":%llu,\"dropped_records\":%llu,"
+             "\"dropped_bytes\":%llu,\"write_errors\":%llu",
+             a->state, a->exit_code, a->exit_signal, (unsigned long long)st.rows,
+             (unsigned long long)st.lines, (unsigned long long)st.lines_truncated,
+             (unsigned long long)st.keys_dropped, (unsigned long long)a->dropped_records,
+             (unsigned long long)a->dropped_bytes, (unsigned long long)a->store.write_errors);
+    mt_store_event(&a->store, now, "finish", fields);
+    mt_store_flush(&a->store);
+    mt_run_write_summary(a);
+    mt_run_write_json(a);
+    mt_run_update_index(a);
+    atomic_store(&a->ctl->finished, 1);
+    remove_channel(a);
+}
+
+static void usage(void)
+{
+    fputs("usage: metrictap-agent --status-fd FD (--root-pid PID | --launcher-pid PID)"
+          " [-- CMD...]\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static struct mt_agent agent;
+    struct mt_agent *a = &agent;
+    int status_fd = -1, i;
+    a->exit_code = -1;
+    a->root_pidfd = -1;
+    a->inotify_fd = -1;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc)
+            usage();
+        if (strcmp(argv[i], "--status-fd") == 0)
+            status_fd = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--root-pid") == 0)
+            a->root_pid = (pid_t)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--launcher-pid") == 0) {
+            a->root_pid = (pid_t)atoi(argv[++i]);
+            a->launcher = 1;
+        } else
+            usage();
+    }
+    if (a->root_pid <= 0)
+        usage();
+    if (i < argc) {
+        a->ncommand = argc - i;
+        a->command = mt_xcalloc((size_t)a->ncommand + 1, sizeof *a->command);
+        for (int k = 0; k < a->ncommand; k++)
+            a->command[k] = mt_xstrdup(argv[i + k]);
+    }
+    if (status_fd >= 0)
+        fcntl(status_fd, F_SETFD, FD_CLOEXEC);
+    /* Detach: the spawner reaps this process; the child is the agent. */
+    pid_t pid = fork();
+    if (pid < 0) {
+        answer(status_fd, MT_ANSWER_ERR " cannot start the agent: %s", strerror(errno));
+        return 1;
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    umask(077);
+
+    char err[1024] = "";
+    int off = 0;
+    if (setup(a, err, sizeof err, &off) != 0) {
+        if (off)
+            answer(status_fd, "OFF");
+        else
+            answer(status_fd, MT_ANSWER_ERR " %s", err);
+        remove_channel(a);
+        return 1;
+    }
+    answer(status_fd, MT_ANSWER_OK " %s %s %s", a->id, a->channel, a->store.dir);
+    if (status_fd >= 0)
+        close(status_fd);
+    run_loop(a);
+    finish(a);
+    mt_index_close(a->index);
+    mt_parse_destroy(a->parse);
+    mt_store_close(&a->store);
+    mt_config_free(&a->cfg);
+    return 0;
+}

@@ -1,0 +1,89 @@
+/* The agent's state for one run, shared by the files of agent/ that make up
+ * the collector (rings), the run record (run.json, index, states) and main. */
+#ifndef MT_AGENT_H
+#define MT_AGENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/mt_channel.h"
+#include "../common/mt_index.h"
+#include "../common/mt_ring.h"
+#include "../config/mt_config.h"
+#include "../parsers/mt_parse.h"
+#include "mt_store.h"
+
+struct mt_ring_slot {
+    char name[64];
+    struct mt_ring_header *ring;
+    size_t size;
+    uint32_t pid;
+    int pidfd;          /* -1: not opened */
+    int dead;           /* the process is gone */
+    int superseded;     /* a newer image of the same pid has its own ring */
+    int corrupt;
+    uint64_t seen_drop_records, seen_drop_bytes;
+    uint64_t created_ns;
+};
+
+struct mt_agent {
+    struct mt_config cfg;
+    struct mt_store store;
+    struct mt_index *index;
+    mt_parse *parse;
+
+    char id[16];
+    char *project, *name, *channel;
+    char **command;       /* the program's command line */
+    int ncommand;
+    char *program;        /* basename of the program */
+    char *cwd;
+    int resumed;          /* how many times this run was resumed */
+    double runtime_offset;
+    uint64_t first_step;
+
+    pid_t root_pid;       /* its end ends the run (the program, or the launcher) */
+    int root_pidfd;
+    int launcher;         /* started by `metrictap run` */
+
+    double start_unix;
+    uint64_t start_mono_ns;
+
+    struct mt_ctl *ctl;
+    int inotify_fd;
+    struct mt_ring_slot *rings;
+    size_t nrings, cap_rings;
+
+    /* what ended the run */
+    int have_end;
+    int exit_code;        /* -1 none */
+    int exit_signal;      /* 0 none */
+    const char *state;
+
+    /* counters for run.json and events */
+    uint64_t stream_bytes[4];
+    uint64_t dropped_records, dropped_bytes;
+    double last_data_unix;
+};
+
+/* collector.c */
+int mt_collector_open(struct mt_agent *a, char *err, size_t errsz);
+void mt_collector_scan(struct mt_agent *a);
+size_t mt_collector_drain(struct mt_agent *a);  /* records handled */
+void mt_collector_reap(struct mt_agent *a);     /* notices dead processes */
+int mt_collector_all_done(const struct mt_agent *a);
+uint64_t mt_collector_pending(const struct mt_agent *a);
+void mt_collector_close(struct mt_agent *a);
+int mt_pid_is_dead(int pidfd, pid_t pid);
+
+/* run.c */
+double mt_now_unix(void);
+uint64_t mt_now_mono_ns(void);
+double mt_agent_unix_of(const struct mt_agent *a, uint64_t mono_ns);
+void mt_run_make_id(char out[16]);
+int mt_run_write_json(struct mt_agent *a);
+void mt_run_write_summary(struct mt_agent *a);
+void mt_run_update_index(struct mt_agent *a);
+void mt_run_decide_state(struct mt_agent *a);
+
+#endif

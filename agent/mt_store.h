@@ -1,0 +1,43 @@
+/* mt_store: one run's directory in the local run store (DESIGN.md "The run
+ * store").  Appends are whole lines; summary.json and run.json are replaced
+ * atomically (temp, fsync, rename).  Directories 0700, files 0600.
+ * A write error (a full disk) is counted and reported once in events.jsonl
+ * when the disk lets us; the run goes on with what was written. */
+#ifndef MT_STORE_H
+#define MT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct mt_store {
+    char *root;     /* $METRICTAP_DIR */
+    char *dir;      /* root/runs/<project>/<id> */
+    FILE *history, *events, *output, *system;
+    uint64_t write_errors;
+    int dirty;      /* appended since the last flush */
+};
+
+/* Creates (or, resuming, reopens) root/runs/<project>/<id>.  `exists` tells
+ * whether the run directory was there already. */
+int mt_store_open(struct mt_store *s, const char *root, const char *project, const char *id,
+                  int *exists, char *err, size_t errsz);
+void mt_store_close(struct mt_store *s);
+
+/* Does root/runs/<project>/<id>/run.json exist? */
+int mt_store_run_exists(const char *root, const char *project, const char *id);
+
+void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len);
+void mt_store_event(struct mt_store *s, double ts, const char *event, const char *fields_json);
+void mt_store_flush(struct mt_store *s);
+
+/* Replaces <dir>/<name> atomically with `len` bytes. */
+int mt_store_replace(struct mt_store *s, const char *name, const char *data, size_t len);
+
+/* Reads <dir>/<name> whole (NUL-terminated, caller frees); NULL if absent. */
+char *mt_store_read(const struct mt_store *s, const char *name, size_t *len);
+
+/* Creates every missing directory of `path` with mode 0700. */
+int mt_mkdirs(const char *path);
+
+#endif

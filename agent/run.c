@@ -1,0 +1,186 @@
+/* The run record: identity, run.json, summary.json, the index row and the
+ * final state. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/mt_buf.h"
+#include "mt_agent.h"
+
+double mt_now_unix(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+uint64_t mt_now_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double mt_agent_unix_of(const struct mt_agent *a, uint64_t mono_ns)
+{
+    if (!mono_ns)
+        return mt_now_unix();
+    return a->start_unix + ((double)(int64_t)(mono_ns - a->start_mono_ns)) / 1e9;
+}
+
+void mt_run_make_id(char out[16])
+{
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    unsigned char r[8];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        uint64_t x = mt_now_mono_ns() ^ ((uint64_t)getpid() << 32);
+        memcpy(r, &x, sizeof r);
+    }
+    for (int i = 0; i < 8; i++)
+        out[i] = alphabet[r[i] % 36];
+    out[8] = '\0';
+}
+
+/* The exit code and signal decide the state (DESIGN.md "The run model"). */
+void mt_run_decide_state(struct mt_agent *a)
+{
+    if (!a->have_end)
+        a->state = "lost";
+    else if (a->exit_signal) {
+        int s = a->exit_signal;
+        a->state = (s == SIGTERM || s == SIGINT || s == SIGKILL || s == SIGHUP) ? "killed"
+                                                                               : "crashed";
+    } else
+        a->state = a->exit_code == 0 ? "finished" : "failed";
+}
+
+static cJSON *string_array(char **items, int n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(items[i]));
+    return arr;
+}
+
+static cJSON *tags_array(const char *tags)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const char *p = tags ? tags : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && *p == ' ')
+            p++, n--;
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n) {
+            char *t = mt_xstrndup(p, n);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(t));
+            free(t);
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return arr;
+}
+
+static void add_str(cJSON *o, const char *k, const char *v)
+{
+    if (v && *v)
+        cJSON_AddStringToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+/* run.json, rewritten whole and atomically each time. */
+int mt_run_write_json(struct mt_agent *a)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    struct passwd *pw = getpwuid(getuid());
+    int ended = a->state && strcmp(a->state, "running") != 0;
+    double end = ended ? mt_now_unix() : 0;
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "project", a->project);
+    add_str(o, "name", a->name);
+    add_str(o, "group", a->cfg.group);
+    add_str(o, "job_type", a->cfg.job_type);
+    add_str(o, "notes", a->cfg.notes);
+    cJSON_AddItemToObject(o, "tags", tags_array(a->cfg.tags));
+    cJSON_AddStringToObject(o, "state", a->state ? a->state : "running");
+    cJSON_AddNumberToObject(o, "start_time", a->start_unix);
+    if (ended) {
+        cJSON_AddNumberToObject(o, "end_time", end);
+        cJSON_AddNumberToObject(o, "runtime", end - a->start_unix + a->runtime_offset);
+    } else {
+        cJSON_AddNullToObject(o, "end_time");
+        cJSON_AddNumberToObject(o, "runtime", mt_now_unix() - a->start_unix + a->runtime_offset);
+    }
+    if (ended && a->exit_code >= 0)
+        cJSON_AddNumberToObject(o, "exit_code", a->exit_code);
+    else
+        cJSON_AddNullToObject(o, "exit_code");
+    if (ended && a->exit_signal)
+        cJSON_AddNumberToObject(o, "signal", a->exit_signal);
+    else
+        cJSON_AddNullToObject(o, "signal");
+    cJSON_AddItemToObject(o, "command", string_array(a->command, a->ncommand));
+    add_str(o, "program", a->program);
+    add_str(o, "cwd", a->cwd);
+    add_str(o, "host", host);
+    add_str(o, "user", pw ? pw->pw_name : NULL);
+    cJSON_AddNumberToObject(o, "resumed", a->resumed);
+    cJSON_AddItemToObject(o, "config", cJSON_CreateObject());
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "capture", a->launcher ? "launcher+preload" : "preload");
+    cJSON *streams = cJSON_CreateObject();
+    cJSON_AddNumberToObject(streams, "stdout_bytes", (double)a->stream_bytes[1]);
+    cJSON_AddNumberToObject(streams, "stderr_bytes", (double)a->stream_bytes[2]);
+    cJSON_AddNumberToObject(streams, "dropped_records", (double)a->dropped_records);
+    cJSON_AddNumberToObject(streams, "dropped_bytes", (double)a->dropped_bytes);
+    cJSON_AddItemToObject(meta, "capture_counts", streams);
+    cJSON_AddItemToObject(o, "metadata", meta);
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    int rc = mt_store_replace(&a->store, "run.json", text, strlen(text));
+    free(text);
+    return rc;
+}
+
+void mt_run_write_summary(struct mt_agent *a)
+{
+    char *json = mt_parse_summary_json(a->parse);
+    mt_store_replace(&a->store, "summary.json", json, strlen(json));
+    free(json);
+}
+
+void mt_run_update_index(struct mt_agent *a)
+{
+    if (!a->index)
+        return;
+    char *summary = mt_parse_summary_json(a->parse);
+    int ended = a->state && strcmp(a->state, "running") != 0;
+    double now = mt_now_unix();
+    struct mt_index_run r = {
+        .id = a->id, .project = a->project, .name = a->name, .group = a->cfg.group,
+        .job_type = a->cfg.job_type, .state = a->state ? a->state : "running",
+        .dir = a->store.dir, .tags = a->cfg.tags, .config_json = "{}",
+        .summary_json = summary, .start_time = a->start_unix, .end_time = ended ? now : 0,
+        .runtime = now - a->start_unix + a->runtime_offset,
+        .exit_code = ended ? a->exit_code : -1, .signal = ended ? a->exit_signal : 0,
+    };
+    if (mt_index_put(a->index, &r) != 0)
+        mt_store_event(&a->store, now, "index_error", NULL);
+    free(summary);
+}

@@ -1,0 +1,189 @@
+/* mt_store: see mt_store.h. */
+#include "mt_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/mt_buf.h"
+
+int mt_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+static FILE *open_append(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
+    return f;
+}
+
+int mt_store_run_exists(const char *root, const char *project, const char *id)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/runs/%s/%s/run.json", root, project, id);
+    return access(path, F_OK) == 0;
+}
+
+int mt_store_open(struct mt_store *s, const char *root, const char *project, const char *id,
+                  int *exists, char *err, size_t errsz)
+{
+    char dir[4096];
+    memset(s, 0, sizeof *s);
+    snprintf(dir, sizeof dir, "%s/runs/%s/%s", root, project, id);
+    *exists = mt_store_run_exists(root, project, id);
+    if (mt_mkdirs(dir) != 0) {
+        snprintf(err, errsz, "cannot create the run store %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    /* Absolute paths: the index and `metrictap show` are used from anywhere. */
+    char abs[4096];
+    s->root = mt_xstrdup(realpath(root, abs) ? abs : root);
+    s->dir = mt_xstrdup(realpath(dir, abs) ? abs : dir);
+    s->history = open_append(dir, "history.jsonl");
+    s->events = open_append(dir, "events.jsonl");
+    s->output = open_append(dir, "output.log");
+    s->system = open_append(dir, "system.jsonl");
+    if (!s->history || !s->events || !s->output || !s->system) {
+        snprintf(err, errsz, "cannot write in the run store %s: %s", dir, strerror(errno));
+        mt_store_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+void mt_store_close(struct mt_store *s)
+{
+    FILE **files[] = { &s->history, &s->events, &s->output, &s->system };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (*files[i]) {
+            fclose(*files[i]);
+            *files[i] = NULL;
+        }
+    free(s->root);
+    free(s->dir);
+    s->root = s->dir = NULL;
+}
+
+void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len)
+{
+    if (!f)
+        return;
+    if (fwrite(line, 1, len, f) != len || putc('\n', f) == EOF)
+        s->write_errors++;
+    s->dirty = 1;
+}
+
+void mt_store_event(struct mt_store *s, double ts, const char *event, const char *fields_json)
+{
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    mt_buf_printf(&b, "{\"_timestamp\":%.6f,\"event\":", ts);
+    mt_buf_json_string(&b, event, strlen(event));
+    if (fields_json && *fields_json) {
+        mt_buf_addc(&b, ',');
+        mt_buf_adds(&b, fields_json);
+    }
+    mt_buf_addc(&b, '}');
+    mt_store_append(s, s->events, b.data, b.len);
+    fflush(s->events);
+    mt_buf_free(&b);
+}
+
+void mt_store_flush(struct mt_store *s)
+{
+    if (!s->dirty)
+        return;
+    FILE *files[] = { s->history, s->events, s->output, s->system };
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (files[i] && fflush(files[i]) != 0)
+            s->write_errors++;
+    s->dirty = 0;
+}
+
+int mt_store_replace(struct mt_store *s, const char *name, const char *data, size_t len)
+{
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", s->dir, name);
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            unlink(tmp);
+            goto fail;
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        goto fail;
+    }
+    return 0;
+fail:
+    s->write_errors++;
+    return -1;
+}
+
+char *mt_store_read(const struct mt_store *s, const char *name, size_t *len)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    struct mt_buf b;
+    mt_buf_init(&b, (size_t)1 << 30);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        mt_buf_add(&b, chunk, n);
+    fclose(f);
+    if (!b.data)
+        mt_buf_add(&b, "", 0);
+    if (len)
+        *len = b.len;
+    return b.data;
+}

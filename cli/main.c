@@ -1,0 +1,41 @@
+/* metrictap: the command-line tool.  Each subcommand is one function in its
+ * own file; add a line to the table to add a command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "mt_cli.h"
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    { "run", mt_cmd_run, "run a program and track it: metrictap run [options] -- CMD ARGS..." },
+    { "ls", mt_cmd_ls, "list runs: metrictap ls [--project P]" },
+    { "show", mt_cmd_show, "show one run: metrictap show RUN" },
+    { NULL, NULL, NULL },
+};
+
+static int usage(FILE *f)
+{
+    fprintf(f, "usage: metrictap COMMAND [ARGS]\n\ncommands:\n");
+    for (const struct command *c = commands; c->name; c++)
+        fprintf(f, "  %-8s %s\n", c->name, c->help);
+    return f == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return usage(stdout);
+    for (const struct command *c = commands; c->name; c++)
+        if (strcmp(argv[1], c->name) == 0)
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "metrictap: unknown command \"%s\"\n", argv[1]);
+    return usage(stderr);
+}

@@ -1,0 +1,289 @@
+/* metrictap run [options] -- CMD ARGS...
+ *
+ * Starts the run's agent, runs CMD with the shim preloaded as a child, waits
+ * for it, hands its exact wait status to the agent through a ring of its own,
+ * waits (bounded) for the agent to finish the run, and exits exactly as CMD
+ * did: same code, or the same signal.  Prints nothing of its own unless -v.
+ * When tracking cannot start, one line on stderr and CMD runs untracked
+ * (or, with --strict, nothing runs and the exit code is 125). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/mt_channel.h"
+#include "../common/mt_ring.h"
+#include "../common/mt_spawn.h"
+#include "../config/mt_config.h"
+#include "mt_cli.h"
+
+extern char **environ;
+
+#define END_WAIT_EXTRA_S 10.0 /* beyond the upload flush timeout */
+
+static volatile pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, sig);
+}
+
+/* Flags that become METRICTAP_* variables, so the agent and any nested
+ * `metrictap` see the same settings with the documented precedence. */
+static const struct {
+    const char *flag, *var;
+} flag_vars[] = {
+    { "--project", "METRICTAP_PROJECT" },   { "--name", "METRICTAP_NAME" },
+    { "--tags", "METRICTAP_TAGS" },         { "--group", "METRICTAP_GROUP" },
+    { "--job-type", "METRICTAP_JOB_TYPE" }, { "--notes", "METRICTAP_NOTES" },
+    { "--id", "METRICTAP_ID" },             { "--resume", "METRICTAP_RESUME" },
+    { "--config", "METRICTAP_CONFIG" },     { "-c", "METRICTAP_CONFIG" },
+    { "--dir", "METRICTAP_DIR" },           { "--mode", "METRICTAP_MODE" },
+    { NULL, NULL },
+};
+
+static int usage(void)
+{
+    fputs("usage: metrictap run [--project P] [--name N] [--tags a,b] [--group G]\n"
+          "                     [--job-type J] [--notes TEXT] [--id ID]\n"
+          "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
+          "                     [--mode online|offline] [--strict] [-v] -- CMD [ARGS...]\n",
+          stderr);
+    return 2;
+}
+
+static char **environment_without_preload(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; env && i < n; i++)
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
+            env[k++] = environ[i];
+    return env;
+}
+
+static int set_preload(const char *shim)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (!old || !*old)
+        return setenv("LD_PRELOAD", shim, 1);
+    size_t n = strlen(shim) + strlen(old) + 2;
+    char *both = malloc(n);
+    if (!both)
+        return -1;
+    snprintf(both, n, "%s:%s", shim, old);
+    int rc = setenv("LD_PRELOAD", both, 1);
+    free(both);
+    return rc;
+}
+
+/* Runs CMD in place of this process, untracked. */
+static int exec_untracked(char **cmd)
+{
+    setenv(MT_ENV_OFF, "1", 1);
+    execvp(cmd[0], cmd);
+    fprintf(stderr, "metrictap: %s: %s\n", cmd[0], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+}
+
+static void fail_open(const char *why, int strict, char **cmd)
+{
+    if (*why)
+        fprintf(stderr, "metrictap: %s; this run is not tracked\n", why);
+    if (strict)
+        exit(125);
+    exit(exec_untracked(cmd));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Exits the way the child did. */
+static void exit_like(int status)
+{
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        fflush(NULL);
+        raise(sig);
+        exit(128 + sig);
+    }
+    exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+int mt_cmd_run(int argc, char **argv)
+{
+    int verbose = 0, strict = 0, i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-')
+            break; /* the command starts here */
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            verbose = 1;
+            continue;
+        }
+        if (strcmp(a, "--strict") == 0) {
+            strict = 1;
+            setenv("METRICTAP_STRICT", "1", 1);
+            continue;
+        }
+        if (strcmp(a, "--offline") == 0) {
+            setenv("METRICTAP_MODE", "offline", 1);
+            continue;
+        }
+        int known = 0;
+        for (int k = 0; flag_vars[k].flag; k++) {
+            size_t n = strlen(flag_vars[k].flag);
+            if (strncmp(a, flag_vars[k].flag, n) == 0 && a[n] == '=') {
+                setenv(flag_vars[k].var, a + n + 1, 1);
+                known = 1;
+            } else if (strcmp(a, flag_vars[k].flag) == 0) {
+                if (i + 1 >= argc)
+                    return usage();
+                setenv(flag_vars[k].var, argv[++i], 1);
+                known = 1;
+            }
+            if (known)
+                break;
+        }
+        if (!known) {
+            fprintf(stderr, "metrictap run: unknown option %s\n", a);
+            return usage();
+        }
+    }
+    if (i >= argc)
+        return usage();
+    char **cmd = argv + i;
+    if (getenv("METRICTAP_STRICT") && *getenv("METRICTAP_STRICT") == '1')
+        strict = 1;
+
+    struct mt_config cfg;
+    char err[1024];
+    if (mt_config_load(&cfg, NULL, err, sizeof err) != 0)
+        fail_open(err, strict, cmd);
+    if (strcmp(cfg.mode, "disabled") == 0)
+        exit(exec_untracked(cmd));
+
+    char shim[4096], agent[4096];
+    if (mt_cli_find_beside("libmetrictap.so", shim, sizeof shim) != 0)
+        fail_open("cannot find libmetrictap.so beside the metrictap command", strict, cmd);
+    const char *agent_env = getenv(MT_ENV_AGENT);
+    if (agent_env && *agent_env)
+        snprintf(agent, sizeof agent, "%s", agent_env);
+    else if (mt_cli_find_beside("metrictap-agent", agent, sizeof agent) != 0)
+        fail_open("cannot find metrictap-agent beside the metrictap command", strict, cmd);
+
+    /* The agent's argv: its own flags, then the command line for run.json. */
+    int ncmd = argc - i;
+    char **aargv = calloc((size_t)ncmd + 5, sizeof *aargv);
+    char pidbuf[32];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+    int k = 0;
+    aargv[k++] = agent;
+    aargv[k++] = "--launcher-pid";
+    aargv[k++] = pidbuf;
+    aargv[k++] = "--";
+    for (int c = 0; c < ncmd && k < 60; c++)
+        aargv[k++] = cmd[c];
+    aargv[k] = NULL;
+    char **env = environment_without_preload();
+    struct mt_agent_answer ans;
+    int rc = mt_agent_start(agent, aargv, env, 10000, &ans);
+    free(env);
+    free(aargv);
+    if (rc != 0)
+        fail_open(ans.error, strict, cmd);
+
+    struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
+    struct mt_ring_header *ring =
+        ctl ? mt_channel_create_ring(ans.channel, MT_RING_MIN_CAPACITY,
+                                     MT_RING_PRIMARY | MT_RING_LAUNCHER)
+            : NULL;
+    if (!ring)
+        fail_open("cannot open the run's capture channel", strict, cmd);
+    if (verbose)
+        fprintf(stderr, "metrictap: run %s in %s\n", ans.run_id, ans.run_dir);
+
+    setenv(MT_ENV_CHANNEL, ans.channel, 1);
+    setenv(MT_ENV_RUN_ID, ans.run_id, 1);
+    if (set_preload(shim) != 0)
+        fail_open("cannot set LD_PRELOAD", strict, cmd);
+
+    /* Like system(): the terminal's ^C and ^\ reach the child directly; a
+     * signal sent to us alone is passed on. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int forwarded[] = { SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
+    for (size_t s = 0; s < sizeof forwarded / sizeof *forwarded; s++) {
+        struct sigaction sa = { .sa_handler = forward_signal };
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(forwarded[s], &sa, NULL);
+    }
+
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_open("cannot fork", strict, cmd);
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        for (size_t s = 0; s < sizeof forwarded / sizeof *forwarded; s++)
+            signal(forwarded[s], SIG_DFL);
+        execvp(cmd[0], cmd);
+        int e = errno;
+        fprintf(stderr, "metrictap: %s: %s\n", cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    child_pid = pid;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            status = 1 << 8;
+            break;
+        }
+
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (WIFSIGNALED(status))
+        mt_ring_push(ring, MT_REC_META(MT_REC_SIGNAL, 0, WTERMSIG(status)), now_ns, NULL, 0);
+    else
+        mt_ring_push(ring, MT_REC_META(MT_REC_EXIT, 0, WEXITSTATUS(status)), now_ns, NULL, 0);
+    mt_ctl_ring_bell(ctl);
+
+    /* Wait for the agent to write the run's end, so the run is complete when
+     * we return; bounded, since the program's exit must not hang on us. */
+    double deadline = now_s() + cfg.upload_flush_timeout + END_WAIT_EXTRA_S;
+    while (!atomic_load(&ctl->finished) && now_s() < deadline) {
+        if (kill((pid_t)ctl->agent_pid, 0) != 0)
+            break;
+        usleep(2000);
+    }
+    if (verbose)
+        fprintf(stderr, "metrictap: run %s %s\n", ans.run_id,
+                atomic_load(&ctl->finished) ? "saved" : "still being saved by the agent");
+    mt_config_free(&cfg);
+    exit_like(status);
+    return 1;
+}

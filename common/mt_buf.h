@@ -1,0 +1,41 @@
+/* mt_buf: a growable byte buffer with a cap given at creation (curl's dynbuf).
+ * Appends past the cap fail and are counted; nothing here is used by the shim.
+ * Out of memory aborts (agent and CLI only). */
+#ifndef MT_BUF_H
+#define MT_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct mt_buf {
+    char *data;      /* always NUL-terminated when not NULL */
+    size_t len, cap_alloc, max;
+    size_t refused;  /* bytes refused by the cap */
+};
+
+void mt_buf_init(struct mt_buf *b, size_t max);
+void mt_buf_free(struct mt_buf *b);
+static inline void mt_buf_reset(struct mt_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+/* 0, or -1 when the cap refused (part of) it. Appends what fits. */
+int mt_buf_add(struct mt_buf *b, const void *p, size_t n);
+int mt_buf_addc(struct mt_buf *b, char c);
+int mt_buf_adds(struct mt_buf *b, const char *s);
+int mt_buf_printf(struct mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* JSON helpers on a buffer. */
+void mt_buf_json_string(struct mt_buf *b, const char *s, size_t n); /* quoted, escaped */
+void mt_buf_json_number(struct mt_buf *b, double v); /* NaN/Infinity as strings */
+
+/* Abort-on-OOM allocation for the agent and the CLI. */
+void *mt_xmalloc(size_t n);
+void *mt_xcalloc(size_t n, size_t size);
+void *mt_xrealloc(void *p, size_t n);
+char *mt_xstrdup(const char *s);
+char *mt_xstrndup(const char *s, size_t n);
+
+#endif

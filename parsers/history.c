@@ -1,0 +1,287 @@
+/* mt_history: see mt_history.h. */
+#include "mt_history.h"
+
+#include <ctype.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/mt_buf.h"
+
+#define MAX_KEYS 10000     /* distinct keys per run; more are dropped and counted */
+#define TEXT_MAX 40        /* numbers longer than this are re-formatted */
+#define ROW_MAX (1u << 20) /* bytes of one row's JSON */
+
+struct key {
+    char *name;
+    uint32_t len;
+    uint32_t hash;
+    uint8_t is_axis;
+    uint8_t has_value;
+    uint8_t text_len;  /* 0: format `value` */
+    char text[TEXT_MAX];
+    double value;
+    uint64_t pending_gen; /* == h->gen: in the row being assembled */
+};
+
+struct mt_history {
+    struct key *keys;
+    uint32_t nkeys;
+    uint32_t *slots; /* open addressing: index+1, 0 empty */
+    uint32_t nslots;
+    uint32_t *pending; /* key indexes of the row being assembled, in order */
+    uint32_t npending, pending_metrics;
+    uint64_t gen;
+    uint32_t *axes; /* axis keys ever seen, in order */
+    uint32_t naxes;
+    double start_unix, runtime_offset, last_ts;
+    uint64_t step, rows, values, keys_dropped;
+    struct mt_buf row;
+    mt_history_row_fn emit;
+    void *ctx;
+};
+
+static uint32_t hash_key(const char *s, size_t n, int lower)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (lower)
+            c = (unsigned char)tolower(c);
+        h = (h ^ c) * 16777619u;
+    }
+    return h;
+}
+
+static int key_equal(const struct key *k, const char *s, size_t n, int lower)
+{
+    if (k->len != n)
+        return 0;
+    if (!lower)
+        return memcmp(k->name, s, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (k->name[i] != (char)tolower((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* Finds or adds a key; returns its index or -1 when the table is full. */
+static int intern(struct mt_history *h, const char *s, size_t n, int lower, int is_axis)
+{
+    uint32_t hv = hash_key(s, n, lower);
+    uint32_t mask = h->nslots - 1;
+    for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
+        uint32_t slot = h->slots[i];
+        if (!slot) {
+            if (h->nkeys >= MAX_KEYS) {
+                h->keys_dropped++;
+                return -1;
+            }
+            struct key *k = &h->keys[h->nkeys];
+            memset(k, 0, sizeof *k);
+            k->name = mt_xstrndup(s, n);
+            if (lower)
+                for (size_t j = 0; j < n; j++)
+                    k->name[j] = (char)tolower((unsigned char)k->name[j]);
+            k->len = (uint32_t)n;
+            k->hash = hv;
+            k->is_axis = (uint8_t)is_axis;
+            h->slots[i] = ++h->nkeys;
+            if (is_axis)
+                h->axes[h->naxes++] = h->nkeys - 1;
+            return (int)h->nkeys - 1;
+        }
+        struct key *k = &h->keys[slot - 1];
+        if (k->hash == hv && key_equal(k, s, n, lower))
+            return (int)slot - 1;
+    }
+}
+
+struct mt_history *mt_history_create(double start_unix, uint64_t first_step,
+                                     double runtime_offset, mt_history_row_fn row, void *ctx)
+{
+    struct mt_history *h = mt_xcalloc(1, sizeof *h);
+    h->keys = mt_xcalloc(MAX_KEYS, sizeof *h->keys);
+    h->nslots = 32768; /* power of two, > 2 * MAX_KEYS */
+    h->slots = mt_xcalloc(h->nslots, sizeof *h->slots);
+    h->pending = mt_xcalloc(MAX_KEYS, sizeof *h->pending);
+    h->axes = mt_xcalloc(MAX_KEYS, sizeof *h->axes);
+    h->gen = 1;
+    h->start_unix = start_unix;
+    h->runtime_offset = runtime_offset;
+    h->step = first_step;
+    h->emit = row;
+    h->ctx = ctx;
+    mt_buf_init(&h->row, ROW_MAX);
+    return h;
+}
+
+void mt_history_destroy(struct mt_history *h)
+{
+    if (!h)
+        return;
+    for (uint32_t i = 0; i < h->nkeys; i++)
+        free(h->keys[i].name);
+    free(h->keys);
+    free(h->slots);
+    free(h->pending);
+    free(h->axes);
+    mt_buf_free(&h->row);
+    free(h);
+}
+
+static void put_value(struct mt_buf *b, const struct key *k)
+{
+    if (k->text_len)
+        mt_buf_add(b, k->text, k->text_len);
+    else
+        mt_buf_json_number(b, k->value);
+}
+
+static void put_pair(struct mt_buf *b, const struct key *k)
+{
+    mt_buf_addc(b, ',');
+    mt_buf_json_string(b, k->name, k->len);
+    mt_buf_addc(b, ':');
+    put_value(b, k);
+}
+
+void mt_history_flush(struct mt_history *h, double ts_unix)
+{
+    if (!h->pending_metrics) {
+        h->npending = 0;
+        h->gen++;
+        return;
+    }
+    if (ts_unix < h->last_ts)
+        ts_unix = h->last_ts;
+    struct mt_buf *b = &h->row;
+    mt_buf_reset(b);
+    double runtime = ts_unix - h->start_unix + h->runtime_offset;
+    if (runtime < 0)
+        runtime = 0;
+    mt_buf_printf(b, "{\"_step\":%llu,\"_runtime\":%.3f,\"_timestamp\":%.6f",
+                  (unsigned long long)h->step, runtime, ts_unix);
+    /* Axes in force first, then the row's own values in the order seen. */
+    for (uint32_t i = 0; i < h->naxes; i++) {
+        struct key *k = &h->keys[h->axes[i]];
+        if (k->has_value)
+            put_pair(b, k);
+    }
+    for (uint32_t i = 0; i < h->npending; i++) {
+        struct key *k = &h->keys[h->pending[i]];
+        if (!k->is_axis)
+            put_pair(b, k);
+    }
+    mt_buf_addc(b, '}');
+    h->emit(h->ctx, b->data, b->len);
+    h->step++;
+    h->rows++;
+    h->npending = 0;
+    h->pending_metrics = 0;
+    h->gen++;
+}
+
+static void set_value(struct key *k, const struct mt_field *f)
+{
+    k->value = f->value;
+    k->has_value = 1;
+    k->text_len = 0;
+    if (f->text_len <= TEXT_MAX && mt_number_is_json(f->text, f->text_len)) {
+        memcpy(k->text, f->text, f->text_len);
+        k->text_len = (uint8_t)f->text_len;
+    }
+}
+
+void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
+{
+    for (uint32_t i = 0; i < fs->n; i++) {
+        const struct mt_field *f = &fs->f[i];
+        if (f->role == MT_ROLE_CONFIG)
+            continue;
+        int axis = f->role == MT_ROLE_AXIS;
+        int id = intern(h, f->key, f->key_len, f->lower_key, axis);
+        if (id < 0)
+            continue;
+        struct key *k = &h->keys[id];
+        if (k->is_axis) {
+            /* A new axis value closes the row of the old one. */
+            if (k->has_value && k->value != f->value && h->pending_metrics)
+                mt_history_flush(h, h->last_ts);
+        } else if (k->pending_gen == h->gen) {
+            mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
+        }
+        set_value(k, f);
+        h->values++;
+        if (k->pending_gen != h->gen) {
+            k->pending_gen = h->gen;
+            h->pending[h->npending++] = (uint32_t)id;
+            if (!k->is_axis)
+                h->pending_metrics++;
+        }
+        h->last_ts = ts_unix;
+    }
+}
+
+char *mt_history_summary_json(const struct mt_history *h)
+{
+    struct mt_buf b;
+    mt_buf_init(&b, (size_t)64 << 20);
+    mt_buf_addc(&b, '{');
+    int first = 1;
+    for (uint32_t i = 0; i < h->nkeys; i++) {
+        const struct key *k = &h->keys[i];
+        if (!k->has_value)
+            continue;
+        if (!first)
+            mt_buf_addc(&b, ',');
+        first = 0;
+        mt_buf_json_string(&b, k->name, k->len);
+        mt_buf_addc(&b, ':');
+        put_value(&b, k);
+    }
+    if (h->step > 0)
+        mt_buf_printf(&b, "%s\"_step\":%llu", first ? "" : ",",
+                      (unsigned long long)(h->step - 1));
+    mt_buf_addc(&b, '}');
+    return b.data;
+}
+
+int mt_history_restore_summary(struct mt_history *h, const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    for (cJSON *it = root->child; it; it = it->next) {
+        if (!it->string || it->string[0] == '_')
+            continue;
+        double v;
+        if (cJSON_IsNumber(it))
+            v = it->valuedouble;
+        else if (cJSON_IsString(it) && strcmp(it->valuestring, "NaN") == 0)
+            v = NAN;
+        else if (cJSON_IsString(it) && strcmp(it->valuestring, "Infinity") == 0)
+            v = INFINITY;
+        else if (cJSON_IsString(it) && strcmp(it->valuestring, "-Infinity") == 0)
+            v = -INFINITY;
+        else
+            continue;
+        int axis = mt_is_default_axis(it->string, strlen(it->string));
+        int id = intern(h, it->string, strlen(it->string), 0, axis);
+        if (id < 0)
+            continue;
+        h->keys[id].value = v;
+        h->keys[id].has_value = 1;
+        h->keys[id].text_len = 0;
+    }
+    cJSON_Delete(root);
+    return 0;
+}
+
+uint64_t mt_history_next_step(const struct mt_history *h) { return h->step; }
+uint64_t mt_history_rows(const struct mt_history *h) { return h->rows; }
+uint64_t mt_history_values(const struct mt_history *h) { return h->values; }
+uint64_t mt_history_keys_dropped(const struct mt_history *h) { return h->keys_dropped; }

@@ -1,0 +1,116 @@
+/* The keyvalue preset, Guild-compatible: `key: value`, `key=value`,
+ * `key: value (step N)`, plus axis words such as `epoch 3` or `Epoch 3/10`.
+ * Hand-written rather than a regex: it is the default for every run, and
+ * runs on every line the program prints. */
+#include <string.h>
+#include <strings.h>
+
+#include "mt_fields.h"
+
+static const unsigned char key_start[256] = {
+    ['_'] = 1,
+#define L(c) [c] = 1, [c - 32] = 1,
+    L('a') L('b') L('c') L('d') L('e') L('f') L('g') L('h') L('i') L('j') L('k') L('l')
+    L('m') L('n') L('o') L('p') L('q') L('r') L('s') L('t') L('u') L('v') L('w') L('x')
+    L('y') L('z')
+#undef L
+};
+
+static inline int is_key_char(unsigned char c)
+{
+    return key_start[c] || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '/';
+}
+
+/* What may follow a value: the end, blanks, separators, or a unit sign. */
+static inline int ends_value(const char *s, size_t i, size_t len)
+{
+    if (i >= len)
+        return 1;
+    switch (s[i]) {
+    case ' ': case '\t': case ',': case ';': case ')': case ']': case '}': case '|':
+    case '%': case '\r': case '\n':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int mt_is_default_axis(const char *key, size_t len)
+{
+    static const char *axes[] = { "epoch", "step", "iter", "iteration", "batch",
+                                  "global_step", NULL };
+    for (int i = 0; axes[i]; i++)
+        if (strlen(axes[i]) == len && strncasecmp(axes[i], key, len) == 0)
+            return 1;
+    return 0;
+}
+
+static void add(struct mt_fields *out, const char *key, size_t klen, int role,
+                const char *text, size_t tlen, double v)
+{
+    struct mt_field *f = mt_fields_add(out);
+    if (!f)
+        return;
+    f->key = key;
+    f->key_len = (uint32_t)(klen > MT_MAX_KEY ? MT_MAX_KEY : klen);
+    f->role = (uint8_t)role;
+    f->lower_key = 0;
+    f->text = text;
+    f->text_len = (uint32_t)tlen;
+    f->value = v;
+}
+
+void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (!key_start[c] || (i > 0 && is_key_char((unsigned char)s[i - 1]))) {
+            i++;
+            continue;
+        }
+        size_t k0 = i;
+        while (i < len && is_key_char((unsigned char)s[i]))
+            i++;
+        size_t klen = i - k0;
+        /* Trailing '.', '-' or '/' belong to the text, not the key. */
+        while (klen > 1 && (s[k0 + klen - 1] == '.' || s[k0 + klen - 1] == '-' ||
+                            s[k0 + klen - 1] == '/'))
+            klen--;
+        size_t j = k0 + klen;
+        while (j < len && s[j] == ' ')
+            j++;
+        int sep = j < len && (s[j] == ':' || s[j] == '=');
+        int axis = mt_is_default_axis(s + k0, klen);
+        if (sep) {
+            j++;
+            while (j < len && (s[j] == ' ' || s[j] == '\t'))
+                j++;
+        } else if (!axis || j == k0 + klen) {
+            continue; /* a plain word; an axis word needs a blank: "epoch 3" */
+        }
+        double v;
+        size_t used = mt_number_scan(s + j, len - j, &v);
+        if (!used || !(ends_value(s, j + used, len) ||
+                       (!sep && axis && s[j + used] == '/'))) /* "Epoch 3/10" */
+            continue;
+        size_t t0 = j;
+        j += used;
+        if (!sep && axis && j < len && s[j] == '/') /* "Epoch 3/10": skip the total */
+            while (++j < len && s[j] >= '0' && s[j] <= '9')
+                ;
+        add(out, s + k0, klen, axis ? MT_ROLE_AXIS : MT_ROLE_METRIC, s + t0, used, v);
+        if (!sep && axis)
+            out->f[out->n ? out->n - 1 : 0].lower_key = 1;
+        /* Guild's "key: value (step N)" */
+        if (j + 7 < len && s[j] == ' ' && strncmp(s + j + 1, "(step ", 6) == 0) {
+            size_t st = j + 7;
+            size_t su = mt_number_scan(s + st, len - st, &v);
+            if (su && st + su < len && s[st + su] == ')') {
+                add(out, "step", 4, MT_ROLE_AXIS, s + st, su, v);
+                j = st + su + 1;
+            }
+        }
+        i = j;
+    }
+}

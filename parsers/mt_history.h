@@ -1,0 +1,38 @@
+/* mt_history: the step logic.  Fields from lines become history rows:
+ *  - an axis value (epoch, step, ...) stays in force for later lines, and a
+ *    new value of an axis closes the row being assembled;
+ *  - with no axis at all, the row closes when a metric key repeats (Guild);
+ *  - each closed row gets the next _step, _runtime and _timestamp.
+ * It also keeps the summary (the last value of each key).  Internal to
+ * parsers/. */
+#ifndef MT_HISTORY_H
+#define MT_HISTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mt_fields.h"
+
+struct mt_history;
+
+typedef void (*mt_history_row_fn)(void *ctx, const char *json, size_t len);
+
+struct mt_history *mt_history_create(double start_unix, uint64_t first_step,
+                                     double runtime_offset, mt_history_row_fn row, void *ctx);
+void mt_history_destroy(struct mt_history *h);
+
+/* Adds the fields of one line seen at ts_unix. */
+void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix);
+
+/* Closes the row being assembled, if it holds any metric. */
+void mt_history_flush(struct mt_history *h, double ts_unix);
+
+char *mt_history_summary_json(const struct mt_history *h);
+int mt_history_restore_summary(struct mt_history *h, const char *json);
+
+uint64_t mt_history_next_step(const struct mt_history *h);
+uint64_t mt_history_rows(const struct mt_history *h);
+uint64_t mt_history_values(const struct mt_history *h);
+uint64_t mt_history_keys_dropped(const struct mt_history *h);
+
+#endif

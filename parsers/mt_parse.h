@@ -1,0 +1,68 @@
+/* mt_parse: from captured bytes to console lines, history rows, config and a
+ * summary.  One mt_parse per run; the agent feeds it bytes as they arrive and
+ * receives results through a sink.  Nothing here does I/O.
+ *
+ * Pipeline: bytes --(line assembly per pid+stream)--> lines
+ *           lines --(extractors: presets or rules)--> fields
+ *           fields --(step logic)--> rows, summary */
+#ifndef MT_PARSE_H
+#define MT_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mt_config;
+
+enum { MT_PARSE_STDOUT = 1, MT_PARSE_STDERR = 2, MT_PARSE_FILE = 3 };
+
+struct mt_parse_sink {
+    void *ctx;
+    /* A finished console line as a person would have seen it, without its
+     * newline; `newline` tells whether one ended it (the last line of a
+     * process may have none).  What to append to output.log. */
+    void (*console)(void *ctx, uint32_t pid, int stream, const char *line, size_t len,
+                    int newline);
+    /* One history row: a complete JSON object, no newline. */
+    void (*row)(void *ctx, const char *json, size_t len);
+    /* A config value captured from the output (JSON-encoded value). */
+    void (*config)(void *ctx, const char *key, const char *json_value);
+    /* A counter or notice for events.jsonl: a complete JSON object. */
+    void (*event)(void *ctx, const char *json, size_t len);
+};
+
+struct mt_parse_opts {
+    const struct mt_config *cfg; /* may be NULL: defaults */
+    const char *program;         /* basename of the traced program, picks presets */
+    double start_unix;           /* the run's start, for _runtime */
+    uint64_t first_step;         /* _step of the first row (resume continues) */
+    double runtime_offset;       /* added to _runtime (resume continues) */
+};
+
+typedef struct mt_parse mt_parse;
+
+mt_parse *mt_parse_create(const struct mt_parse_opts *opts, const struct mt_parse_sink *sink,
+                          char *err, size_t errsz);
+void mt_parse_destroy(mt_parse *p);
+
+/* Bytes written by process `pid` to `stream` at `ts_unix`. */
+void mt_parse_bytes(mt_parse *p, uint32_t pid, int stream, double ts_unix, const char *data,
+                    size_t len);
+
+/* Ends the partial line of every stream of `pid` (the process is gone). */
+void mt_parse_close_pid(mt_parse *p, uint32_t pid, double ts_unix);
+
+/* Emits the row being assembled, if any (end of run, or the output is idle). */
+void mt_parse_flush(mt_parse *p, double ts_unix);
+
+/* The summary as a JSON object; caller frees. `restore` seeds it (resume). */
+char *mt_parse_summary_json(mt_parse *p);
+int mt_parse_restore_summary(mt_parse *p, const char *json);
+
+/* Counters for the run's record. */
+struct mt_parse_stats {
+    uint64_t lines, rows, values, lines_truncated, keys_dropped;
+    uint64_t next_step;
+};
+void mt_parse_stats(const mt_parse *p, struct mt_parse_stats *out);
+
+#endif

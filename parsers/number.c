@@ -1,0 +1,122 @@
+/* Number syntax shared by every extractor. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mt_fields.h"
+
+static inline int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+size_t mt_number_scan(const char *s, size_t len, double *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    /* nan / inf / infinity */
+    if (i < len && (s[i] == 'n' || s[i] == 'N' || s[i] == 'i' || s[i] == 'I')) {
+        if (len - i >= 3 && strncasecmp(s + i, "nan", 3) == 0) {
+            *out = NAN;
+            return i + 3;
+        }
+        if (len - i >= 8 && strncasecmp(s + i, "infinity", 8) == 0) {
+            *out = neg ? -INFINITY : INFINITY;
+            return i + 8;
+        }
+        if (len - i >= 3 && strncasecmp(s + i, "inf", 3) == 0) {
+            *out = neg ? -INFINITY : INFINITY;
+            return i + 3;
+        }
+        return 0;
+    }
+    size_t digits = 0, start = i;
+    uint64_t mant = 0;
+    int frac_digits = 0, simple = 1;
+    while (i < len && is_digit(s[i])) {
+        if (digits < 18)
+            mant = mant * 10 + (uint64_t)(s[i] - '0');
+        else
+            simple = 0;
+        i++, digits++;
+    }
+    if (i < len && s[i] == '.') {
+        size_t dot = i++;
+        while (i < len && is_digit(s[i])) {
+            if (digits < 18) {
+                mant = mant * 10 + (uint64_t)(s[i] - '0');
+                frac_digits++;
+            } else {
+                simple = 0;
+            }
+            i++, digits++;
+        }
+        if (digits == 0) {
+            (void)dot;
+            return 0;
+        }
+    }
+    if (digits == 0)
+        return 0;
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < len && (s[j] == '+' || s[j] == '-'))
+            j++;
+        if (j < len && is_digit(s[j])) {
+            while (j < len && is_digit(s[j]))
+                j++;
+            i = j;
+            simple = 0;
+        }
+    }
+    static const double pow10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18 };
+    if (simple && mant < (1ull << 53)) {
+        /* Exact: an integer below 2^53 divided by an exact power of ten. */
+        double v = (double)mant / pow10[frac_digits];
+        *out = neg ? -v : v;
+        return i;
+    }
+    char buf[512];
+    size_t n = i - start;
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, s + start, n);
+    buf[n] = '\0';
+    double v = strtod(buf, NULL);
+    *out = neg ? -v : v;
+    return i;
+}
+
+int mt_number_is_json(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (i < len && s[i] == '-')
+        i++;
+    if (i >= len || !is_digit(s[i]))
+        return 0;
+    if (s[i] == '0' && i + 1 < len && is_digit(s[i + 1]))
+        return 0; /* leading zeros */
+    while (i < len && is_digit(s[i]))
+        i++;
+    if (i < len && s[i] == '.') {
+        i++;
+        if (i >= len || !is_digit(s[i]))
+            return 0;
+        while (i < len && is_digit(s[i]))
+            i++;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= len || !is_digit(s[i]))
+            return 0;
+        while (i < len && is_digit(s[i]))
+            i++;
+    }
+    return i == len;
+}
