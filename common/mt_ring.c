@@ -63,7 +63,7 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
             break;
     }
     char *data = ring_data(r);
-    if (pad) {
+    if (pad >= MT_REC_HDR) { /* a shorter gap needs no header: see mt_ring_peek */
         struct mt_rec *p = (struct mt_rec *)(data + pos);
         p->len = (uint32_t)(pad - MT_REC_HDR);
         p->meta = MT_REC_META(MT_REC_PAD, 0, 0);
@@ -91,11 +91,18 @@ int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
         if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
             return 0;
+        uint64_t room = r->capacity - (tail & mask);
+        if (room < MT_REC_HDR) {
+            /* Too small for a record or a filler header: the producer that
+             * reserved past the end skipped it, and so do we. */
+            atomic_store_explicit(&r->tail, tail + room, memory_order_release);
+            continue;
+        }
         struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & mask));
         if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail)
             return 0; /* reserved, still being written */
         uint32_t meta = rec->meta;
-        if (mt_rec_total(rec->len) > r->capacity - (tail & mask))
+        if (mt_rec_total(rec->len) > room)
             return -1; /* a record may never cross the end: the ring is corrupt */
         if (MT_REC_KIND(meta) == MT_REC_PAD) {
             atomic_store_explicit(&r->tail, tail + mt_rec_total(rec->len), memory_order_release);

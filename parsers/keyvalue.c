@@ -27,7 +27,9 @@ static inline int ends_value(const char *s, size_t i, size_t len)
     if (i >= len)
         return 1;
     switch (s[i]) {
-    case ' ': case '\t': case ',': case ';': case ')': case ']': case '}': case '|':
+    case ',': /* "0,5" is a decimal comma, not a separator */
+        return !(i + 1 < len && s[i + 1] >= '0' && s[i + 1] <= '9');
+    case ' ': case '\t': case ';': case ')': case ']': case '}': case '|':
     case '%': case '\r': case '\n':
         return 1;
     default:

@@ -23,14 +23,14 @@ static struct mt_test_case mt_tests[256];
 static int mt_ntests;
 static int mt_failed_checks;
 
-#define MT_TEST(name)                                                       \
-    static void test_##name(void);                                          \
-    __attribute__((constructor)) static void register_##name(void)         \
+#define MT_TEST(tname)                                                      \
+    static void test_##tname(void);                                         \
+    __attribute__((constructor)) static void register_##tname(void)        \
     {                                                                       \
-        mt_tests[mt_ntests].name = #name;                                   \
-        mt_tests[mt_ntests++].fn = test_##name;                             \
+        mt_tests[mt_ntests].name = #tname;                                  \
+        mt_tests[mt_ntests++].fn = test_##tname;                            \
     }                                                                       \
-    static void test_##name(void)
+    static void test_##tname(void)
 
 #define MT_CHECK(cond)                                                      \
     do {                                                                    \
