@@ -17,7 +17,7 @@
 #include "../common/mt_buf.h"
 #include "mt_agent.h"
 
-#define DRAIN_BUDGET 65536 /* records per ring per pass, so no ring starves another */
+#define DRAIN_BUDGET 65536 /* records per pass, so the loop's other duties run */
 
 static int open_pidfd(pid_t pid)
 {
@@ -164,27 +164,37 @@ static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
     s->seen_drop_bytes = b;
 }
 
+/* Takes records from all rings in timestamp order, so the output of a process
+ * tree interleaves as it was written.  Returns the records handled. */
 size_t mt_collector_drain(struct mt_agent *a)
 {
     size_t handled = 0;
-    for (size_t i = 0; i < a->nrings; i++) {
-        struct mt_ring_slot *s = &a->rings[i];
-        if (s->corrupt)
-            continue;
-        struct mt_rec_view v;
-        int rc;
-        size_t budget = DRAIN_BUDGET;
-        while (budget-- && (rc = mt_ring_peek(s->ring, &v)) == 1) {
-            handle_record(a, s, &v);
-            mt_ring_consume(s->ring);
-            handled++;
+    while (handled < DRAIN_BUDGET) {
+        struct mt_ring_slot *best = NULL;
+        for (size_t i = 0; i < a->nrings; i++) {
+            struct mt_ring_slot *s = &a->rings[i];
+            if (s->corrupt)
+                continue;
+            if (!s->has_view) {
+                int rc = mt_ring_peek(s->ring, &s->view);
+                if (rc < 0) {
+                    s->corrupt = 1;
+                    mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
+                }
+                s->has_view = rc == 1;
+            }
+            if (s->has_view && (!best || s->view.ts_ns < best->view.ts_ns))
+                best = s;
         }
-        if (rc < 0) {
-            s->corrupt = 1;
-            mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
-        }
-        report_drops(a, s);
+        if (!best)
+            break;
+        handle_record(a, best, &best->view);
+        mt_ring_consume(best->ring);
+        best->has_view = 0;
+        handled++;
     }
+    for (size_t i = 0; i < a->nrings; i++)
+        report_drops(a, &a->rings[i]);
     return handled;
 }
 
@@ -231,7 +241,7 @@ void mt_collector_reap(struct mt_agent *a)
         int idle = s->corrupt || mt_ring_pending(s->ring) == 0;
         if ((s->dead || s->superseded) && (idle || s->dead)) {
             struct mt_rec_view v;
-            if (!s->corrupt && mt_ring_peek(s->ring, &v) == 1)
+            if (!s->corrupt && (s->has_view || mt_ring_peek(s->ring, &v) == 1))
                 continue; /* drain first */
             retire(a, i);
             i--;

@@ -22,6 +22,8 @@ struct mt_ring_slot {
     int dead;           /* the process is gone */
     int superseded;     /* a newer image of the same pid has its own ring */
     int corrupt;
+    int has_view;       /* `view` holds the next record, peeked not consumed */
+    struct mt_rec_view view;
     uint64_t seen_drop_records, seen_drop_bytes;
     uint64_t created_ns;
 };

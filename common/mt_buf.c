@@ -63,7 +63,7 @@ void mt_buf_free(struct mt_buf *b)
     b->len = b->cap_alloc = 0;
 }
 
-int mt_buf_add(struct mt_buf *b, const void *p, size_t n)
+int mt_buf_add_slow(struct mt_buf *b, const void *p, size_t n)
 {
     int rc = 0;
     if (b->len + n > b->max) {
@@ -86,15 +86,6 @@ int mt_buf_add(struct mt_buf *b, const void *p, size_t n)
     return rc;
 }
 
-int mt_buf_addc(struct mt_buf *b, char c)
-{
-    return mt_buf_add(b, &c, 1);
-}
-
-int mt_buf_adds(struct mt_buf *b, const char *s)
-{
-    return mt_buf_add(b, s, strlen(s));
-}
 
 int mt_buf_printf(struct mt_buf *b, const char *fmt, ...)
 {
@@ -114,6 +105,41 @@ int mt_buf_printf(struct mt_buf *b, const char *fmt, ...)
     int rc = mt_buf_add(b, big, (size_t)n);
     free(big);
     return rc;
+}
+
+void mt_buf_u64(struct mt_buf *b, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    mt_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
+{
+    static const uint64_t scale[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                      100000000, 1000000000 };
+    if (!isfinite(v) || fabs(v) >= 9e9 || decimals < 0 || decimals > 9) {
+        mt_buf_printf(b, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, v);
+        return;
+    }
+    if (v < 0) {
+        mt_buf_addc(b, '-');
+        v = -v;
+    }
+    uint64_t units = (uint64_t)(v * (double)scale[decimals] + 0.5);
+    mt_buf_u64(b, units / scale[decimals]);
+    if (!decimals)
+        return;
+    char frac[10];
+    uint64_t f = units % scale[decimals];
+    for (int i = decimals - 1; i >= 0; i--, f /= 10)
+        frac[i] = (char)('0' + f % 10);
+    mt_buf_addc(b, '.');
+    mt_buf_add(b, frac, (size_t)decimals);
 }
 
 /* Length of a valid UTF-8 sequence at s, or 0. */

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct mt_buf {
     char *data;      /* always NUL-terminated when not NULL */
@@ -22,10 +23,32 @@ static inline void mt_buf_reset(struct mt_buf *b)
         b->data[0] = '\0';
 }
 /* 0, or -1 when the cap refused (part of) it. Appends what fits. */
-int mt_buf_add(struct mt_buf *b, const void *p, size_t n);
-int mt_buf_addc(struct mt_buf *b, char c);
-int mt_buf_adds(struct mt_buf *b, const char *s);
+int mt_buf_add_slow(struct mt_buf *b, const void *p, size_t n);
+static inline int mt_buf_add(struct mt_buf *b, const void *p, size_t n)
+{
+    /* The common case, inline: it fits in what is allocated and the cap. */
+    if (b->len + n + 1 <= b->cap_alloc && b->len + n <= b->max) {
+        __builtin_memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return mt_buf_add_slow(b, p, n);
+}
+static inline int mt_buf_addc(struct mt_buf *b, char c)
+{
+    return mt_buf_add(b, &c, 1);
+}
+static inline int mt_buf_adds(struct mt_buf *b, const char *s)
+{
+    return mt_buf_add(b, s, __builtin_strlen(s));
+}
 int mt_buf_printf(struct mt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Integers and fixed-point numbers without printf (rows are written at
+ * millions a second). */
+void mt_buf_u64(struct mt_buf *b, uint64_t v);
+void mt_buf_fixed(struct mt_buf *b, double v, int decimals); /* 0 <= decimals <= 9 */
 
 /* JSON helpers on a buffer. */
 void mt_buf_json_string(struct mt_buf *b, const char *s, size_t n); /* quoted, escaped */

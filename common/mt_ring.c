@@ -68,7 +68,7 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
         p->len = (uint32_t)(pad - MT_REC_HDR);
         p->meta = MT_REC_META(MT_REC_PAD, 0, 0);
         p->ts_ns = 0;
-        atomic_store_explicit(&p->seq, head, memory_order_release);
+        atomic_store_explicit(&p->seq, head + 1, memory_order_release);
     }
     rec_pos = head + pad;
     struct mt_rec *rec = (struct mt_rec *)(data + (rec_pos & mask));
@@ -79,8 +79,7 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
         memcpy((char *)(rec + 1), a, alen);
     if (blen)
         memcpy((char *)(rec + 1) + alen, b, blen);
-    atomic_store_explicit(&rec->seq, rec_pos, memory_order_release);
-    atomic_fetch_add_explicit(&r->written_records, 1, memory_order_relaxed);
+    atomic_store_explicit(&rec->seq, rec_pos + 1, memory_order_release);
     return 0;
 }
 
@@ -88,18 +87,21 @@ int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
 {
     uint64_t mask = r->capacity - 1;
     for (;;) {
+        /* No look at `head` here: reading producers' cache line for every
+         * record would slow them down.  A record is there when its seq says
+         * so; stale bytes can never match the position. */
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
-            return 0;
         uint64_t room = r->capacity - (tail & mask);
         if (room < MT_REC_HDR) {
+            if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
+                return 0;
             /* Too small for a record or a filler header: the producer that
              * reserved past the end skipped it, and so do we. */
             atomic_store_explicit(&r->tail, tail + room, memory_order_release);
             continue;
         }
         struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & mask));
-        if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail)
+        if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail + 1)
             return 0; /* reserved, still being written */
         uint32_t meta = rec->meta;
         if (mt_rec_total(rec->len) > room)

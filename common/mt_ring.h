@@ -7,7 +7,8 @@
  *
  * Producers never block, never allocate and take no lock: a record is reserved
  * with a CAS on `head`, filled, then published by storing its absolute position
- * into its `seq` word with release order.  When the ring is full the record is
+ * plus one into its `seq` word with release order (plus one, so the zeroed
+ * memory of a new ring does not look like a record at position 0).  When the ring is full the record is
  * dropped and counted in the header (dropped_records / dropped_bytes); the
  * agent reports those counts in the run's events.
  *
@@ -67,12 +68,11 @@ struct mt_ring_header {
     _Alignas(64) _Atomic uint64_t tail;   /* next unread position (consumer) */
     _Alignas(64) _Atomic uint64_t dropped_records;
     _Atomic uint64_t dropped_bytes;
-    _Atomic uint64_t written_records;
 };
 
 /* A record: 24 bytes of header, then `len` bytes, padded to 8. */
 struct mt_rec {
-    _Atomic uint64_t seq;   /* absolute position of this record once published */
+    _Atomic uint64_t seq;   /* absolute position + 1 of this record once published */
     uint64_t ts_ns;         /* CLOCK_MONOTONIC_COARSE at capture */
     uint32_t len;           /* payload bytes */
     uint32_t meta;          /* kind:4 | stream:4 | aux:24 (tid, code or signal) */

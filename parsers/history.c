@@ -161,8 +161,12 @@ void mt_history_flush(struct mt_history *h, double ts_unix)
     double runtime = ts_unix - h->start_unix + h->runtime_offset;
     if (runtime < 0)
         runtime = 0;
-    mt_buf_printf(b, "{\"_step\":%llu,\"_runtime\":%.3f,\"_timestamp\":%.6f",
-                  (unsigned long long)h->step, runtime, ts_unix);
+    mt_buf_adds(b, "{\"_step\":");
+    mt_buf_u64(b, h->step);
+    mt_buf_adds(b, ",\"_runtime\":");
+    mt_buf_fixed(b, runtime, 3);
+    mt_buf_adds(b, ",\"_timestamp\":");
+    mt_buf_fixed(b, ts_unix, 6);
     /* Axes in force first, then the row's own values in the order seen. */
     for (uint32_t i = 0; i < h->naxes; i++) {
         struct key *k = &h->keys[h->axes[i]];

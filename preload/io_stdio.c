@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 
 #include "shim.h"
 
@@ -57,16 +58,21 @@ static int capture_vfprintf(FILE *fp, int flag, const char *fmt, va_list ap)
     va_list again;
     va_copy(again, ap);
     /* Holding the FILE's own (recursive) lock keeps other threads' output out
-     * of the bracket; the real call takes the same lock anyway. */
-    flockfile(fp);
+     * of the bracket; the real call takes the same lock anyway.  A program
+     * with one thread needs no lock (glibc skips its own then too). */
+    int lock = !__libc_single_threaded;
+    if (lock)
+        flockfile(fp);
     char *before = fp->_IO_write_ptr, *base = fp->_IO_write_base;
     int n = flag < 0 ? mt_real.vfprintf(fp, fmt, ap) : mt_real.vfprintf_chk(fp, flag, fmt, ap);
     char *after = fp->_IO_write_ptr;
     if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
         mt_capture(stream, before, (size_t)n, NULL, 0);
-        funlockfile(fp);
+        if (lock)
+            funlockfile(fp);
     } else {
-        funlockfile(fp);
+        if (lock)
+            funlockfile(fp);
         if (n > 0)
             capture_reformatted(stream, n, fmt, again);
     }
