@@ -19,6 +19,14 @@ struct proc_ent {
     pid_t pid, ppid;
     uint64_t cpu, rss_pages, threads;
     int in_tree;
+    int cached;             /* ppid from the last scan, stat not read */
+};
+
+/* What the last scan learnt: pid, ppid and tree membership, pid-ordered
+ * when the kernel listed them in order (it does). */
+struct known {
+    pid_t pid, ppid;
+    int in_tree;
 };
 
 struct mt_sys_proc {
@@ -28,7 +36,9 @@ struct mt_sys_proc {
     char dents[DENTS_BUF];
     struct proc_ent *ents;
     pid_t *tree;            /* pids marked in_tree, same capacity as ents */
-    size_t nents, cap;
+    struct known *known;    /* the last scan, same capacity */
+    size_t nents, nknown, cap;
+    int known_sorted;
     long page_size;
 };
 
@@ -49,8 +59,9 @@ struct mt_sys_proc *mt_sys_proc_create(const char *root)
     p->cap = 512;
     p->ents = calloc(p->cap, sizeof *p->ents);
     p->tree = calloc(p->cap, sizeof *p->tree);
+    p->known = calloc(p->cap, sizeof *p->known);
     p->page_size = sysconf(_SC_PAGESIZE);
-    if (!p->root || !p->ents || !p->tree) {
+    if (!p->root || !p->ents || !p->tree || !p->known) {
         mt_sys_proc_destroy(p);
         return NULL;
     }
@@ -64,6 +75,7 @@ void mt_sys_proc_destroy(struct mt_sys_proc *p)
     free(p->root);
     free(p->ents);
     free(p->tree);
+    free(p->known);
     free(p);
 }
 
@@ -241,12 +253,41 @@ static int grow(struct mt_sys_proc *p)
     if (!t)
         return -1;
     p->tree = t;
+    struct known *k = realloc(p->known, cap * sizeof *k);
+    if (!k)
+        return -1;
+    p->known = k;
     p->cap = cap;
     return 0;
 }
 
-/* Scans <root>/ for numeric entries and reads each one's stat. */
-static void scan_procs(struct mt_sys_proc *p)
+static const struct known *find_known(const struct mt_sys_proc *p, pid_t pid)
+{
+    size_t lo = 0, hi = p->nknown;
+    if (!p->known_sorted) {
+        for (size_t i = 0; i < p->nknown; i++)
+            if (p->known[i].pid == pid)
+                return &p->known[i];
+        return NULL;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->known[mid].pid == pid)
+            return &p->known[mid];
+        if (p->known[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Scans <root>/ for numeric entries and reads the stat of each process that
+ * is new or was in the tree last time.  A process seen outside the tree
+ * keeps its cached ppid: reading every stat of a busy machine costs about
+ * 10 us each, and a process cannot join the tree without a new pid (short of
+ * pid reuse within one interval, or a subreaper adopting it). */
+static void scan_procs(struct mt_sys_proc *p, pid_t root)
 {
     char rel[64];
     long n;
@@ -264,12 +305,19 @@ static void scan_procs(struct mt_sys_proc *p)
                 continue;
             if (p->nents == p->cap && grow(p) != 0)
                 continue;
+            struct proc_ent *e = &p->ents[p->nents];
+            const struct known *k = find_known(p, (pid_t)pid);
+            memset(e, 0, sizeof *e);
+            e->pid = (pid_t)pid;
+            if (k && !k->in_tree && pid != root) {
+                e->ppid = k->ppid;
+                e->cached = 1;
+                p->nents++;
+                continue;
+            }
             snprintf(rel, sizeof rel, "%ld/stat", pid);
             if (read_rel(p, rel) < 0)
                 continue;  /* exited meanwhile */
-            struct proc_ent *e = &p->ents[p->nents];
-            memset(e, 0, sizeof *e);
-            e->pid = (pid_t)pid;
             if (parse_pid_stat(p->buf, e) == 0)
                 p->nents++;
         }
@@ -314,17 +362,32 @@ static int read_io(struct mt_sys_proc *p, pid_t pid, uint64_t *rd, uint64_t *wr)
     return 0;
 }
 
+static void remember_scan(struct mt_sys_proc *p)
+{
+    p->known_sorted = 1;
+    for (size_t i = 0; i < p->nents; i++) {
+        p->known[i].pid = p->ents[i].pid;
+        p->known[i].ppid = p->ents[i].ppid;
+        p->known[i].in_tree = p->ents[i].in_tree;
+        if (i && p->known[i].pid <= p->known[i - 1].pid)
+            p->known_sorted = 0;
+    }
+    p->nknown = p->nents;
+}
+
 static void read_tree(struct mt_sys_proc *p, pid_t root, struct mt_sys_raw *r)
 {
     size_t ntree = 0, before;
-    scan_procs(p);
+    scan_procs(p, root);
     for (size_t i = 0; i < p->nents; i++) {
         p->ents[i].in_tree = p->ents[i].pid == root;
         if (p->ents[i].in_tree)
             p->tree[ntree++] = root;
     }
-    if (!ntree)
+    if (!ntree) {
+        remember_scan(p);
         return;
+    }
     /* Mark children of marked processes until nothing changes; pids mostly
      * grow from parent to child, so this is usually one or two passes, each
      * costing processes x tree size. */
@@ -342,6 +405,7 @@ static void read_tree(struct mt_sys_proc *p, pid_t root, struct mt_sys_raw *r)
             }
         }
     } while (ntree != before);
+    remember_scan(p);
     r->have |= MT_RAW_TREE;
     for (size_t i = 0; i < p->nents; i++) {
         struct proc_ent *e = &p->ents[i];

@@ -252,6 +252,37 @@ MT_TEST(real_proc_tree_with_a_child)
     waitpid(child, NULL, 0);
 }
 
+MT_TEST(child_started_after_baseline_joins_the_tree)
+{
+    struct mt_sys_opts o = {.root_pid = getpid(), .nvml_path = ""};
+    struct mt_sys *s = mt_sys_create(&o);
+    mt_sys_sample(s, now_real());
+    cJSON *j = row(s, now_real());
+    double before = num(j, "system.proc.threads");
+    cJSON_Delete(j);
+    int pfd[2];
+    MT_CHECK(pipe(pfd) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        close(pfd[1]);
+        while (read(pfd[0], &c, 1) > 0) {}
+        _exit(0);
+    }
+    close(pfd[0]);
+    mt_sys_sample(s, now_real());
+    j = row(s, now_real());
+    MT_CHECK_NUM(num(j, "system.proc.threads"), before + 1);
+    cJSON_Delete(j);
+    close(pfd[1]);
+    waitpid(child, NULL, 0);
+    mt_sys_sample(s, now_real());
+    j = row(s, now_real());
+    MT_CHECK_NUM(num(j, "system.proc.threads"), before);
+    cJSON_Delete(j);
+    mt_sys_destroy(s);
+}
+
 struct sink {
     pthread_mutex_t mu;
     pthread_cond_t cv;
