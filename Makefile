@@ -139,3 +139,7 @@ $(B)/tests/libstub_nvml.so: tests/unit/stub_nvml.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -shared -fPIC -O2 -Wall -Wextra $(WERROR) -o $@ $<
 $(B)/tests/test_sys $(B)/tests/test_meta: $(B)/tests/libstub_nvml.so
+# The sampler bench links the library (the generic bench rule does not).
+$(B)/bench/agent_footprint: bench/agent_footprint.c $(B)/libmt.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS) -ldl

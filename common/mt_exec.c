@@ -128,7 +128,10 @@ int mt_exec_run(struct mt_exec *x)
         result = -ETIMEDOUT;
     } else if (result == 0) {
         x->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        /* posix_spawnp reports a missing program as exit 127 on some libcs */
+        /* glibc before 2.24 (and valgrind) report an exec failure as a
+         * silent exit 127 instead of an error from posix_spawnp. */
+        if (x->exit_code == 127 && x->out_len == 0 && err_len == 0)
+            result = -ENOENT;
     }
 out:
     if (spawned)

@@ -23,7 +23,8 @@ struct mt_exec {
     int out_truncated;
 };
 
-/* 0 when the program ran (see exit_code), -ENOENT when it is not installed,
+/* 0 when the program ran (see exit_code), -ENOENT when it is not installed
+ * (or exited 127 without a word, the old way of saying so),
  * -ETIMEDOUT when it was killed for the timeout, another -errno otherwise. */
 int mt_exec_run(struct mt_exec *x);
 
