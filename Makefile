@@ -133,3 +133,13 @@ clean:
 	rm -rf $(B) build-asan
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---- system sampler tests: a stub NVML the test dlopens (tests/unit/stub_nvml.c) ----
+$(B)/tests/libstub_nvml.so: tests/unit/stub_nvml.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -shared -fPIC -O2 -Wall -Wextra $(WERROR) -o $@ $<
+$(B)/tests/test_sys $(B)/tests/test_meta: $(B)/tests/libstub_nvml.so
+# The sampler bench links the library (the generic bench rule does not).
+$(B)/bench/agent_footprint: bench/agent_footprint.c $(B)/libmt.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmt.a $(LIBS) -ldl

@@ -15,6 +15,7 @@ static const struct command commands[] = {
     { "run", mt_cmd_run, "run a program and track it: metrictap run [options] -- CMD ARGS..." },
     { "ls", mt_cmd_ls, "list runs: metrictap ls [--project P]" },
     { "show", mt_cmd_show, "show one run: metrictap show RUN" },
+    { "restore", mt_cmd_restore, "recreate a run's code: metrictap restore RUN [--dir D]" },
     { NULL, NULL, NULL },
 };
 

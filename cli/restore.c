@@ -1,0 +1,256 @@
+/* metrictap restore RUN [--dir D]: recreate the code a run ran with.
+ *
+ * Reads metadata.git.commit from the run's run.json, then either checks the
+ * commit out on a new branch metrictap/<id> in the current repository (which
+ * must be clean) or adds a worktree at D on that branch, and applies the run's
+ * diff.patch (`git diff HEAD --binary` as recorded). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/mt_exec.h"
+#include "../config/mt_config.h"
+#include "mt_cli.h"
+
+#define OUT_SIZE 65536
+
+struct git_result {
+    int rc;              /* git's exit code, or -errno */
+    char out[OUT_SIZE];
+    char err[4096];
+};
+
+/* git [-C dir] args...; output trimmed of trailing newlines. */
+static int git(struct git_result *g, const char *dir, const char *const args[])
+{
+    const char *argv[24] = {"git"};
+    size_t n = 1;
+    if (dir) {
+        argv[n++] = "-C";
+        argv[n++] = dir;
+    }
+    for (size_t i = 0; args[i] && n < 23; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    struct mt_exec x = {.argv = (char *const *)argv, .out_fd = -1, .out = g->out,
+                        .out_size = sizeof g->out, .err = g->err, .err_size = sizeof g->err,
+                        .timeout_ms = 120000};
+    int rc = mt_exec_run(&x);
+    g->rc = rc < 0 ? rc : x.exit_code;
+    for (char *s = g->out; x.out_len && s[x.out_len - 1] == '\n';)
+        s[--x.out_len] = '\0';
+    size_t el = strlen(g->err);
+    while (el && g->err[el - 1] == '\n')
+        g->err[--el] = '\0';
+    return g->rc;
+}
+
+#define GIT(g, dir, ...) git((g), (dir), (const char *const[]){__VA_ARGS__, NULL})
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: metrictap restore RUN [--dir D]\n"
+                    "  checks out RUN's git commit on a new branch metrictap/<id> and applies its\n"
+                    "  diff.patch; with --dir, in a new worktree at D instead of the current tree\n");
+    return 2;
+}
+
+static int is_run_dir(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/run.json", dir);
+    return access(p, R_OK) == 0;
+}
+
+/* Finds <root>/runs/<project>/<id> with id starting with `run`; 0, or 1 with
+ * a message printed. */
+static int find_run(const char *root, const char *run, char *out, size_t size)
+{
+    char runs[PATH_MAX], proj[PATH_MAX], found[8][PATH_MAX];
+    size_t nfound = 0, len = strlen(run);
+    DIR *d, *pd;
+    struct dirent *pe, *e;
+    snprintf(runs, sizeof runs, "%s/runs", root);
+    if (!(d = opendir(runs))) {
+        fprintf(stderr, "metrictap restore: no run store at %s (%s)\n", runs, strerror(errno));
+        return 1;
+    }
+    while ((pe = readdir(d)) != NULL) {
+        if (pe->d_name[0] == '.')
+            continue;
+        snprintf(proj, sizeof proj, "%s/%s", runs, pe->d_name);
+        if (!(pd = opendir(proj)))
+            continue;
+        while ((e = readdir(pd)) != NULL) {
+            if (e->d_name[0] == '.' || strncmp(e->d_name, run, len) != 0)
+                continue;
+            if (nfound < 8)
+                snprintf(found[nfound], sizeof found[0], "%s/%s", proj, e->d_name);
+            nfound++;
+        }
+        closedir(pd);
+    }
+    closedir(d);
+    if (nfound == 0) {
+        fprintf(stderr, "metrictap restore: no run %s in %s\n", run, runs);
+        return 1;
+    }
+    if (nfound > 1) {
+        fprintf(stderr, "metrictap restore: %s is ambiguous; it starts %zu runs:\n", run, nfound);
+        for (size_t i = 0; i < nfound && i < 8; i++)
+            fprintf(stderr, "  %s\n", found[i]);
+        return 1;
+    }
+    snprintf(out, size, "%s", found[0]);
+    return 0;
+}
+
+/* metadata.git.<key> of run.json as a new string, or NULL. */
+static char *run_git_field(const char *run_dir, const char *key)
+{
+    char p[PATH_MAX];
+    FILE *f;
+    long n;
+    char *buf = NULL, *val = NULL;
+    cJSON *j = NULL;
+    snprintf(p, sizeof p, "%s/run.json", run_dir);
+    if (!(f = fopen(p, "re")))
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (64L << 20) &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL &&
+        fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        j = cJSON_Parse(buf);
+    }
+    fclose(f);
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "metadata"), "git"),
+        key);
+    if (cJSON_IsString(v) && v->valuestring[0])
+        val = strdup(v->valuestring);
+    cJSON_Delete(j);
+    free(buf);
+    return val;
+}
+
+int mt_cmd_restore(int argc, char **argv)
+{
+    const char *run = NULL, *dir = NULL;
+    char run_dir[PATH_MAX], abs_run[PATH_MAX], patch[PATH_MAX + 16], branch[300], *id;
+    char *commit = NULL, *remote = NULL;
+    struct mt_config cfg;
+    int result = 1, have_patch, cfg_loaded = 0;
+    struct stat st;
+    struct git_result *g = calloc(1, sizeof *g);
+    if (!g)
+        abort();
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strncmp(argv[i], "--dir=", 6) == 0)
+            dir = argv[i] + 6;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage();
+            result = 0;
+            goto out;
+        } else if (argv[i][0] != '-' && !run)
+            run = argv[i];
+        else {
+            result = usage();
+            goto out;
+        }
+    }
+    if (!run || (dir && !*dir)) {
+        result = usage();
+        goto out;
+    }
+
+    /* The run: a run directory given as a path, or an id (prefix) in the store. */
+    if (strchr(run, '/') && is_run_dir(run)) {
+        snprintf(run_dir, sizeof run_dir, "%s", run);
+    } else {
+        mt_cli_load_config(&cfg);
+        cfg_loaded = 1;
+        if (find_run(cfg.dir, run, run_dir, sizeof run_dir) != 0)
+            goto out;
+    }
+    if (!realpath(run_dir, abs_run)) {
+        fprintf(stderr, "metrictap restore: %s: %s\n", run_dir, strerror(errno));
+        goto out;
+    }
+    id = strrchr(abs_run, '/') + 1;
+    commit = run_git_field(abs_run, "commit");
+    remote = run_git_field(abs_run, "remote");
+    if (!commit) {
+        fprintf(stderr, "metrictap restore: run %s recorded no git commit (it did not run in a "
+                        "git repository, or code saving was disabled)\n", id);
+        goto out;
+    }
+    snprintf(patch, sizeof patch, "%s/diff.patch", abs_run);
+    have_patch = stat(patch, &st) == 0 && st.st_size > 0;
+    snprintf(branch, sizeof branch, "metrictap/%s", id);
+
+    if (GIT(g, NULL, "rev-parse", "--show-toplevel") != 0) {
+        fprintf(stderr, "metrictap restore: not inside a git repository%s%s%s\n",
+                remote ? " (the run's remote is " : "", remote ? remote : "", remote ? ")" : "");
+        goto out;
+    }
+    char commit_ref[256];
+    snprintf(commit_ref, sizeof commit_ref, "%s^{commit}", commit);
+    if (GIT(g, NULL, "cat-file", "-e", commit_ref) != 0) {
+        fprintf(stderr, "metrictap restore: commit %s is not in this repository; fetch it first%s%s\n",
+                commit, remote ? " from " : "", remote ? remote : "");
+        goto out;
+    }
+    char head_ref[320];
+    snprintf(head_ref, sizeof head_ref, "refs/heads/%s", branch);
+    if (GIT(g, NULL, "rev-parse", "-q", "--verify", head_ref) == 0) {
+        fprintf(stderr, "metrictap restore: branch %s already exists; delete it (git branch -D %s) "
+                        "to restore again\n", branch, branch);
+        goto out;
+    }
+
+    if (!dir) {
+        if (GIT(g, NULL, "status", "--porcelain", "--untracked-files=no") != 0) {
+            fprintf(stderr, "metrictap restore: git status failed: %s\n", g->err);
+            goto out;
+        }
+        if (g->out[0]) {
+            fprintf(stderr, "metrictap restore: the working tree has uncommitted changes; "
+                            "refusing to touch it (commit or stash them, or restore into a new "
+                            "worktree with --dir D):\n%s\n", g->out);
+            goto out;
+        }
+        if (GIT(g, NULL, "checkout", "-q", "-b", branch, commit) != 0) {
+            fprintf(stderr, "metrictap restore: git checkout failed: %s\n", g->err);
+            goto out;
+        }
+    } else if (GIT(g, NULL, "worktree", "add", "-q", "-b", branch, dir, commit) != 0) {
+        fprintf(stderr, "metrictap restore: git worktree add %s failed: %s\n", dir, g->err);
+        goto out;
+    }
+
+    if (have_patch && GIT(g, dir, "apply", "--binary", "--whitespace=nowarn", patch) != 0) {
+        fprintf(stderr, "metrictap restore: %s is on branch %s at %.12s, but diff.patch did not "
+                        "apply: %s\n", dir ? dir : "the working tree", branch, commit, g->err);
+        goto out;
+    }
+    printf("restored run %s: %s%s on branch %s at %.12s, %s\n", id, dir ? "worktree " : "",
+           dir ? dir : "working tree", branch, commit,
+           have_patch ? "diff.patch applied" : "no diff.patch (the run's tree was clean)");
+    result = 0;
+out:
+    if (cfg_loaded)
+        mt_config_free(&cfg);
+    free(commit);
+    free(remote);
+    free(g);
+    return result;
+}
