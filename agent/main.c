@@ -20,8 +20,11 @@
 #include <dirent.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
+
+extern char **environ;
 
 #define END_GRACE_S 3.0     /* how long children may outlive the root */
 #define IDLE_ROW_FLUSH_S 1.0
@@ -264,6 +267,15 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
         return -1;
     if (!a->command)
         command_from_proc(a);
+    if (a->command) { /* secrets in flags never reach the store */
+        char **clean = mt_redact_argv(a->command);
+        for (int k = 0; k < a->ncommand; k++)
+            free(a->command[k]);
+        free(a->command);
+        a->command = clean;
+    }
+    mt_meta_cluster_from_env(environ, &a->cluster);
+    a->group = mt_xstrdup(*a->cfg.group ? a->cfg.group : a->cluster.group);
     if (a->ncommand > 0) {
         const char *slash = strrchr(a->command[0], '/');
         a->program = mt_xstrdup(slash ? slash + 1 : a->command[0]);
@@ -383,6 +395,7 @@ static void run_loop(struct mt_agent *a)
 
 static void finish(struct mt_agent *a)
 {
+    mt_run_stop_system_metrics(a);
     mt_collector_drain(a);
     atomic_store(&a->ctl->closed, 1);
     mt_collector_close(a);
@@ -481,6 +494,10 @@ int main(int argc, char **argv)
     answer(status_fd, MT_ANSWER_OK " %s %s %s", a->id, a->channel, a->store.dir);
     if (status_fd >= 0)
         close(status_fd);
+    /* The program runs now; what takes time is gathered while it does. */
+    mt_run_start_system_metrics(a);
+    mt_run_collect_metadata(a);
+    mt_run_write_json(a);
     run_loop(a);
     finish(a);
     mt_index_close(a->index);

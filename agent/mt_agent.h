@@ -11,7 +11,11 @@
 #include "../common/mt_ring.h"
 #include "../config/mt_config.h"
 #include "../parsers/mt_parse.h"
+#include "mt_meta.h"
 #include "mt_store.h"
+
+struct cJSON;
+struct mt_sys_thread;
 
 struct mt_ring_slot {
     char name[64];
@@ -40,6 +44,10 @@ struct mt_agent {
     int ncommand;
     char *program;        /* basename of the program */
     char *cwd;
+    char *group;          /* --group, else the cluster's (SLURM / torchelastic) */
+    struct mt_meta_cluster cluster;
+    struct cJSON *meta;   /* metadata: git, binary, cluster, host; owned */
+    struct mt_sys_thread *sys;
     int resumed;          /* how many times this run was resumed */
     double runtime_offset;
     uint64_t first_step;
@@ -77,6 +85,11 @@ int mt_collector_all_done(const struct mt_agent *a);
 uint64_t mt_collector_pending(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
 int mt_pid_is_dead(int pidfd, pid_t pid);
+
+/* meta.c */
+void mt_run_collect_metadata(struct mt_agent *a);
+void mt_run_start_system_metrics(struct mt_agent *a);
+void mt_run_stop_system_metrics(struct mt_agent *a);
 
 /* run.c */
 double mt_now_unix(void);

@@ -114,7 +114,7 @@ int mt_run_write_json(struct mt_agent *a)
     cJSON_AddStringToObject(o, "id", a->id);
     cJSON_AddStringToObject(o, "project", a->project);
     add_str(o, "name", a->name);
-    add_str(o, "group", a->cfg.group);
+    add_str(o, "group", a->group);
     add_str(o, "job_type", a->cfg.job_type);
     add_str(o, "notes", a->cfg.notes);
     cJSON_AddItemToObject(o, "tags", tags_array(a->cfg.tags));
@@ -142,7 +142,7 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "user", pw ? pw->pw_name : NULL);
     cJSON_AddNumberToObject(o, "resumed", a->resumed);
     cJSON_AddItemToObject(o, "config", cJSON_CreateObject());
-    cJSON *meta = cJSON_CreateObject();
+    cJSON *meta = a->meta ? cJSON_Duplicate(a->meta, 1) : cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "capture", a->launcher ? "launcher+preload" : "preload");
     cJSON *streams = cJSON_CreateObject();
     cJSON_AddNumberToObject(streams, "stdout_bytes", (double)a->stream_bytes[1]);
@@ -173,7 +173,7 @@ void mt_run_update_index(struct mt_agent *a)
     int ended = a->state && strcmp(a->state, "running") != 0;
     double now = mt_now_unix();
     struct mt_index_run r = {
-        .id = a->id, .project = a->project, .name = a->name, .group = a->cfg.group,
+        .id = a->id, .project = a->project, .name = a->name, .group = a->group,
         .job_type = a->cfg.job_type, .state = a->state ? a->state : "running",
         .dir = a->store.dir, .tags = a->cfg.tags, .config_json = "{}",
         .summary_json = summary, .start_time = a->start_unix, .end_time = ended ? now : 0,
