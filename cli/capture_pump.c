@@ -19,8 +19,11 @@
  * our end of that channel is closed, so the program's next write there fails
  * just as it would have without us (SIGPIPE on a pipe, EIO on a pty).
  *
- * Order is kept per stream; between stdout and stderr it is only as good as
- * the poll that sees them, as with any two separate channels. */
+ * When fds 1 and 2 are the same file (one terminal, or `2>&1 | tee`), the
+ * child gets one channel for both, so their interleaving stays exactly as it
+ * was; the ring then labels all of it stdout, since nothing at the fd level
+ * can tell them apart.  With two channels, order is kept per stream, and
+ * between the streams only as well as the poll that sees them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -62,6 +66,7 @@ struct pump_out {
 struct pump_stream {
     int stream;   /* MT_STREAM_STDOUT or MT_STREAM_STDERR; also the fd number */
     int absent;   /* the launcher's fd is not open: the child gets it closed */
+    int shared;   /* stderr only: same file as stdout, so it uses stdout's channel */
     int is_pty;
     int ours;     /* pty master or pipe read end; -1 once at EOF */
     int theirs;   /* pty slave or pipe write end; -1 once handed over */
@@ -234,6 +239,13 @@ static int open_pipe(struct pump_stream *s, char *err, size_t errsz)
     return 0;
 }
 
+static int same_file(int a, int b)
+{
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino && sa.st_rdev == sb.st_rdev;
+}
+
 struct mt_pump *mt_pump_create(char *err, size_t errsz)
 {
     struct mt_pump *p = calloc(1, sizeof *p);
@@ -261,14 +273,20 @@ struct mt_pump *mt_pump_create(char *err, size_t errsz)
             s->absent = 1;
             continue;
         }
+        if (i == 1 && !p->s[0].absent && same_file(1, 2)) {
+            s->shared = 1;
+            continue;
+        }
         s->out.fd = s->stream;
         if (isatty(s->stream) ? open_pty(s, err, errsz) : open_pipe(s, err, errsz))
             goto out;
         fcntl(s->ours, F_SETFL, fcntl(s->ours, F_GETFL) | O_NONBLOCK);
     }
     int pty1 = p->s[0].is_pty, pty2 = p->s[1].is_pty;
-    if (pty1 == pty2)
-        snprintf(p->describe, sizeof p->describe, "%s", pty1 ? "a pty" : "pipes");
+    if (p->s[1].shared || p->s[0].absent || p->s[1].absent)
+        snprintf(p->describe, sizeof p->describe, "%s", pty1 || pty2 ? "a pty" : "a pipe");
+    else if (pty1 == pty2)
+        snprintf(p->describe, sizeof p->describe, "%s", pty1 ? "ptys" : "pipes");
     else
         snprintf(p->describe, sizeof p->describe, "a %s for stdout and a %s for stderr",
                  pty1 ? "pty" : "pipe", pty2 ? "pty" : "pipe");
@@ -292,6 +310,8 @@ void mt_pump_child(struct mt_pump *p)
         struct pump_stream *s = &p->s[i];
         if (s->absent) {
             close(s->stream);
+        } else if (s->shared) {
+            dup2(p->s[0].theirs, s->stream);
         } else if (s->theirs == s->stream) {
             fcntl(s->stream, F_SETFD, 0); /* dup2 onto itself would keep CLOEXEC */
         } else {
@@ -329,7 +349,7 @@ static void start_writers(struct mt_pump *p)
 {
     for (int i = 0; i < 2; i++) {
         struct pump_out *o = &p->s[i].out;
-        if (p->s[i].absent)
+        if (p->s[i].absent || p->s[i].shared)
             continue;
         /* The writers take no signals: SIGWINCH and forwarded signals are
          * handled by the main thread. */
