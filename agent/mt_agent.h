@@ -13,6 +13,8 @@
 #include "../parsers/mt_parse.h"
 #include "mt_store.h"
 
+struct mt_tail; /* mt_tail.h: watched files */
+
 struct mt_ring_slot {
     char name[64];
     struct mt_ring_header *ring;
@@ -55,6 +57,7 @@ struct mt_agent {
     int inotify_fd;
     struct mt_ring_slot *rings;
     size_t nrings, cap_rings;
+    struct mt_tail *tail;
 
     /* what ended the run */
     int have_end;
