@@ -12,10 +12,14 @@
  *
  * The main loop reads both channels and pushes every byte into the ring;
  * one writer thread per stream copies the same bytes to the original fd, so
- * a stalled reader there never stops the loop (nor the other stream).  What
- * the reader cannot take is held up to PUMP_HOLD_MAX bytes per stream, then
- * dropped from the copy and counted in the ring's dropped counters (the run
- * still has the bytes).  When the original fd's reader is gone (EPIPE, EIO),
+ * a stalled reader there never stops the loop (nor the other stream).  While
+ * PUMP_SLACK bytes wait for the reader, that channel is not read, so the
+ * program blocks about where it would have without us (and a `| head` still
+ * kills it with SIGPIPE); once the reader has taken nothing for PUMP_STALL_S,
+ * the channel is read again and what the reader cannot take is held, up to
+ * PUMP_HOLD_MAX bytes per stream, then dropped from the copy and counted in
+ * the ring's dropped counters (the run still has the bytes), so a forgotten
+ * pager never blocks the program for good.  When the original fd's reader is gone (EPIPE, EIO),
  * our end of that channel is closed, so the program's next write there fails
  * just as it would have without us (SIGPIPE on a pipe, EIO on a pty).
  *
@@ -47,7 +51,9 @@
 #include "mt_capture.h"
 
 #define PUMP_CHUNK    65536u
-#define PUMP_HOLD_MAX (16u << 20) /* bytes held per stream for a slow reader */
+#define PUMP_HOLD_MAX (16u << 20) /* bytes held per stream for a stalled reader */
+#define PUMP_SLACK    65536u      /* held bytes before the channel is not read */
+#define PUMP_STALL_S  10.0        /* then, a reader this slow stops throttling */
 
 /* The copy of one stream to the launcher's original fd, by its own thread. */
 struct pump_out {
@@ -60,7 +66,9 @@ struct pump_out {
     size_t off, len, cap; /* held bytes are buf[off, off+len) */
     int closing;          /* no more bytes will come */
     int broken;           /* writing failed for good: the reader is gone */
-    int wake_fd;          /* told when `broken` is set */
+    int wake_fd;          /* told when `broken` is set, or a throttled copy moves */
+    int throttled;        /* the main loop waits for this copy to move */
+    double progress_at;   /* when the copy last moved (or started to wait) */
 };
 
 struct pump_stream {
@@ -125,6 +133,13 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *writer_main(void *arg)
 {
     struct pump_out *o = arg;
@@ -150,6 +165,14 @@ static void *writer_main(void *arg)
             ssize_t w = write(o->wake_fd, "x", 1);
             (void)w;
             break;
+        }
+        pthread_mutex_lock(&o->lock);
+        o->progress_at = mono_s();
+        int tell = o->throttled && o->len < PUMP_SLACK;
+        pthread_mutex_unlock(&o->lock);
+        if (tell) {
+            ssize_t w = write(o->wake_fd, "x", 1);
+            (void)w;
         }
     }
     free(chunk);
@@ -186,6 +209,8 @@ static void hold(struct pump_out *o, const char *p, size_t n, struct mt_ring_hea
         n = room;
     }
     memcpy(o->buf + o->off + o->len, p, n);
+    if (!o->len)
+        o->progress_at = mono_s(); /* the stall clock starts with waiting bytes */
     o->len += n;
     pthread_cond_signal(&o->cond);
     pthread_mutex_unlock(&o->lock);
@@ -393,19 +418,31 @@ int mt_pump_run(struct mt_pump *p, pid_t child, struct mt_ring_header *ring,
     int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
     while (!exited || p->s[0].ours >= 0 || p->s[1].ours >= 0) {
         struct pollfd pf[4];
-        int n = 0, idx[2] = { -1, -1 };
-        for (int i = 0; i < 2; i++)
-            if (p->s[i].ours >= 0) {
+        int n = 0, idx[2] = { -1, -1 }, timeout = (!exited && pidfd < 0) ? 50 : -1;
+        double now = mono_s();
+        for (int i = 0; i < 2; i++) {
+            struct pump_out *o = &p->s[i].out;
+            pthread_mutex_lock(&o->lock);
+            double stalled = now - o->progress_at;
+            o->throttled = o->len >= PUMP_SLACK && !o->broken && stalled < PUMP_STALL_S;
+            int throttled = o->throttled;
+            pthread_mutex_unlock(&o->lock);
+            if (throttled) {
+                int ms = (int)((PUMP_STALL_S - stalled) * 1000.0) + 1;
+                timeout = timeout < 0 || ms < timeout ? ms : timeout;
+            }
+            if (p->s[i].ours >= 0 && !throttled) {
                 idx[i] = n;
                 pf[n++] = (struct pollfd){ .fd = p->s[i].ours, .events = POLLIN };
             }
+        }
         pf[n++] = (struct pollfd){ .fd = p->wake[0], .events = POLLIN };
         int pid_slot = -1;
         if (!exited && pidfd >= 0) {
             pid_slot = n;
             pf[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
         }
-        int rc = poll(pf, (nfds_t)n, (!exited && pidfd < 0) ? 50 : -1);
+        int rc = poll(pf, (nfds_t)n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
         for (int i = 0; i < 2 && rc > 0; i++) {
