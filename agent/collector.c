@@ -16,6 +16,7 @@
 
 #include "../common/mt_buf.h"
 #include "mt_agent.h"
+#include "mt_tail.h"
 
 #define DRAIN_BUDGET 65536 /* records per pass, so the loop's other duties run */
 
@@ -140,6 +141,9 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
             a->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
             a->exit_signal = v->kind == MT_REC_SIGNAL ? (int)v->aux : 0;
         }
+        break;
+    case MT_REC_FILE_OPEN:
+        mt_tail_announce(a->tail, v->data, v->len, ts);
         break;
     default:
         break;

@@ -23,6 +23,7 @@
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
+#include "mt_tail.h"
 
 extern char **environ;
 
@@ -59,7 +60,9 @@ static void on_console(void *ctx, uint32_t pid, int stream, const char *line, si
                        int newline)
 {
     struct mt_agent *a = ctx;
-    (void)pid, (void)stream;
+    (void)pid;
+    if (stream == MT_PARSE_FILE)
+        return; /* watched files are not console output */
     if (fwrite(line, 1, len, a->store.output) != len ||
         (newline && putc('\n', a->store.output) == EOF))
         a->store.write_errors++;
@@ -311,6 +314,10 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
         load_resume_point(a);
     if (mt_collector_open(a, err, errsz) != 0)
         return -1;
+    a->tail = mt_tail_create(a->cfg.files_watch, a->cwd, a->channel, a->parse, &a->store, err,
+                             errsz);
+    if (!a->tail)
+        return -1;
     char ixerr[512];
     a->index = mt_index_open(a->store.root, ixerr, sizeof ixerr);
     if (!a->index) {
@@ -346,7 +353,7 @@ static void run_loop(struct mt_agent *a)
     uint64_t rows_at_summary = 0;
     for (;;) {
         mt_collector_scan(a);
-        size_t handled = mt_collector_drain(a);
+        size_t handled = mt_collector_drain(a) + mt_tail_poll(a->tail, mt_now_unix());
         mt_collector_reap(a);
         double now = mt_now_unix();
         if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
@@ -400,6 +407,7 @@ static void finish(struct mt_agent *a)
     atomic_store(&a->ctl->closed, 1);
     mt_collector_close(a);
     double now = mt_now_unix();
+    mt_tail_finish(a->tail, now);
     mt_parse_flush(a->parse, now);
     mt_run_decide_state(a);
     struct mt_parse_stats st;
@@ -500,6 +508,7 @@ int main(int argc, char **argv)
     mt_run_write_json(a);
     run_loop(a);
     finish(a);
+    mt_tail_destroy(a->tail);
     mt_index_close(a->index);
     mt_parse_destroy(a->parse);
     mt_store_close(&a->store);

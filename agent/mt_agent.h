@@ -16,6 +16,7 @@
 
 struct cJSON;
 struct mt_sys_thread;
+struct mt_tail; /* mt_tail.h: watched files */
 
 struct mt_ring_slot {
     char name[64];
@@ -63,6 +64,7 @@ struct mt_agent {
     int inotify_fd;
     struct mt_ring_slot *rings;
     size_t nrings, cap_rings;
+    struct mt_tail *tail;
 
     /* what ended the run */
     int have_end;

@@ -20,6 +20,7 @@
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
 #include "../config/mt_config.h"
+#include "mt_capture.h"
 #include "mt_cli.h"
 
 extern char **environ;
@@ -53,7 +54,8 @@ static int usage(void)
     fputs("usage: metrictap run [--project P] [--name N] [--tags a,b] [--group G]\n"
           "                     [--job-type J] [--notes TEXT] [--id ID]\n"
           "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
-          "                     [--mode online|offline] [--strict] [-v] -- CMD [ARGS...]\n",
+          "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
+          "                     -- CMD [ARGS...]\n",
           stderr);
     return 2;
 }
@@ -148,6 +150,14 @@ int mt_cmd_run(int argc, char **argv)
             setenv("METRICTAP_STRICT", "1", 1);
             continue;
         }
+        if (strcmp(a, "--watch") == 0 || strncmp(a, "--watch=", 8) == 0) {
+            const char *glob = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!glob || mt_capture_add_watch(glob) != 0) {
+                fprintf(stderr, "metrictap run: --watch needs a glob without commas\n");
+                return usage();
+            }
+            continue;
+        }
         if (strcmp(a, "--offline") == 0) {
             setenv("METRICTAP_MODE", "offline", 1);
             continue;
@@ -215,10 +225,19 @@ int mt_cmd_run(int argc, char **argv)
     if (rc != 0)
         fail_open(ans.error, strict, cmd);
 
+    /* Static and Go programs ignore the shim: capture them from here. */
+    char why[64];
+    struct mt_pump *pump = NULL;
+    uint64_t ring_cap = MT_RING_MIN_CAPACITY;
+    if (mt_capture_needs_pump(cmd[0], why, sizeof why)) {
+        if (!(pump = mt_pump_create(err, sizeof err)))
+            fail_open(err, strict, cmd);
+        while (ring_cap < cfg.ring_size && ring_cap < MT_RING_MAX_CAPACITY)
+            ring_cap <<= 1; /* it carries the program's output now */
+    }
     struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
     struct mt_ring_header *ring =
-        ctl ? mt_channel_create_ring(ans.channel, MT_RING_MIN_CAPACITY,
-                                     MT_RING_PRIMARY | MT_RING_LAUNCHER)
+        ctl ? mt_channel_create_ring(ans.channel, ring_cap, MT_RING_PRIMARY | MT_RING_LAUNCHER)
             : NULL;
     if (!ring)
         fail_open("cannot open the run's capture channel", strict, cmd);
@@ -227,7 +246,7 @@ int mt_cmd_run(int argc, char **argv)
 
     setenv(MT_ENV_CHANNEL, ans.channel, 1);
     setenv(MT_ENV_RUN_ID, ans.run_id, 1);
-    if (set_preload(shim) != 0)
+    if (!pump && set_preload(shim) != 0)
         fail_open("cannot set LD_PRELOAD", strict, cmd);
 
     /* Like system(): the terminal's ^C and ^\ reach the child directly; a
@@ -242,10 +261,15 @@ int mt_cmd_run(int argc, char **argv)
         sigaction(forwarded[s], &sa, NULL);
     }
 
+    if (pump)
+        fprintf(stderr, "metrictap: %s %s; capturing its output through %s\n", cmd[0], why,
+                mt_pump_describe(pump));
     pid_t pid = fork();
     if (pid < 0)
         fail_open("cannot fork", strict, cmd);
     if (pid == 0) {
+        if (pump)
+            mt_pump_child(pump);
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         for (size_t s = 0; s < sizeof forwarded / sizeof *forwarded; s++)
@@ -257,7 +281,9 @@ int mt_cmd_run(int argc, char **argv)
     }
     child_pid = pid;
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0)
+    if (pump)
+        status = mt_pump_run(pump, pid, ring, ctl);
+    while (!pump && waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
             status = 1 << 8;
             break;
@@ -284,6 +310,7 @@ int mt_cmd_run(int argc, char **argv)
         fprintf(stderr, "metrictap: run %s %s\n", ans.run_id,
                 atomic_load(&ctl->finished) ? "saved" : "still being saved by the agent");
     mt_config_free(&cfg);
+    mt_pump_destroy(pump);
     exit_like(status);
     return 1;
 }

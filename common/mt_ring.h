@@ -35,7 +35,8 @@ enum mt_rec_kind {
     MT_REC_DATA = 1,     /* bytes the program wrote to a stream */
     MT_REC_EXIT = 2,     /* the process is exiting: aux = exit code */
     MT_REC_SIGNAL = 3,   /* the process died of a signal: aux = signal number */
-    MT_REC_FILE_OPEN = 4,/* a watched file was opened: data = absolute path */
+    MT_REC_FILE_OPEN = 4,/* a watched file was opened for writing: data = absolute
+                            path, NUL, uint64 size right after the open */
     MT_REC_CRASH = 5,    /* raw instruction pointers (uint64_t[]) of a crash; aux = signal */
     MT_REC_NOTE = 6,     /* free text from the shim itself (fail-open notices) */
 };

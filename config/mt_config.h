@@ -37,6 +37,7 @@ struct mt_config {
     uint64_t line_max;      /* bytes of a line offered to the parsers */
     int strict;
     char *ranks;            /* zero | all | per-rank */
+    char *files_watch;      /* comma-separated globs of files to tail */
 };
 
 enum mt_config_type { MT_CFG_STRING, MT_CFG_BOOL, MT_CFG_DURATION, MT_CFG_SIZE, MT_CFG_ENUM };

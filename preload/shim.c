@@ -180,6 +180,8 @@ __attribute__((constructor)) static void mt_shim_init(void)
     else
         start_run();
     if (mt_ring)
+        mt_watch_init(channel_dir);
+    if (mt_ring)
         pthread_atfork(NULL, NULL, atfork_child);
 out:
     errno = saved;

@@ -45,6 +45,21 @@ struct mt_real {
     void (*Exit)(int);
     int (*libc_start_main)(int (*)(int, char **, char **), int, char **, void (*)(void),
                            void (*)(void), void (*)(void), void *);
+    /* io_open.c */
+    int (*open)(const char *, int, ...);
+    int (*open64)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*openat64)(int, const char *, int, ...);
+    int (*open_2)(const char *, int);
+    int (*open64_2)(const char *, int);
+    int (*openat_2)(int, const char *, int);
+    int (*openat64_2)(int, const char *, int);
+    int (*creat)(const char *, mode_t);
+    int (*creat64)(const char *, mode_t);
+    FILE *(*fopen)(const char *, const char *);
+    FILE *(*fopen64)(const char *, const char *);
+    FILE *(*freopen)(const char *, const char *, FILE *);
+    FILE *(*freopen64)(const char *, const char *, FILE *);
 };
 
 extern MT_HIDDEN struct mt_real mt_real;
@@ -75,6 +90,10 @@ MT_HIDDEN int mt_stream_of_file(FILE *fp);
 /* Records bytes the program wrote to `stream`.  Splits what one record cannot
  * hold.  Async-signal-safe. */
 MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b, size_t blen);
+
+/* Loads the run's watched-file globs (<channel>/watch, written by the agent)
+ * and resolves the open() family; from the constructor (io_open.c). */
+MT_HIDDEN void mt_watch_init(const char *channel_dir);
 
 /* Records the process's end. kind is MT_REC_EXIT or MT_REC_SIGNAL. */
 MT_HIDDEN void mt_capture_end(int kind, int value);
