@@ -131,6 +131,7 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
     case MT_REC_DATA:
         if (v->stream < 4)
             a->stream_bytes[v->stream] += v->len;
+        mt_procstats_add(a, s->pid, s->ring->exe, (int)v->stream, v->aux, v->len);
         a->last_data_unix = ts;
         mt_parse_bytes(a->parse, s->pid, (int)v->stream, ts, v->data, v->len);
         break;

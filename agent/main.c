@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -412,15 +413,22 @@ static void finish(struct mt_agent *a)
     mt_run_decide_state(a);
     struct mt_parse_stats st;
     mt_parse_stats(a->parse, &st);
-    char fields[512];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    char fields[768];
     snprintf(fields, sizeof fields,
              "\"state\":\"%s\",\"exit_code\":%d,\"signal\":%d,\"rows\":%llu,\"lines\":%llu,"
              "\"lines_truncated\":%llu,\"keys_dropped\":%llu,\"dropped_records\":%llu,"
-             "\"dropped_bytes\":%llu,\"write_errors\":%llu",
+             "\"dropped_bytes\":%llu,\"write_errors\":%llu,\"stdout_bytes\":%llu,"
+             "\"stderr_bytes\":%llu,\"agent_max_rss_kb\":%ld,\"agent_cpu_s\":%.3f",
              a->state, a->exit_code, a->exit_signal, (unsigned long long)st.rows,
              (unsigned long long)st.lines, (unsigned long long)st.lines_truncated,
              (unsigned long long)st.keys_dropped, (unsigned long long)a->dropped_records,
-             (unsigned long long)a->dropped_bytes, (unsigned long long)a->store.write_errors);
+             (unsigned long long)a->dropped_bytes, (unsigned long long)a->store.write_errors,
+             (unsigned long long)a->stream_bytes[1], (unsigned long long)a->stream_bytes[2],
+             ru.ru_maxrss,
+             (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     /* The finish event comes last: readers take it to mean all is written. */
     mt_store_flush(&a->store);
     mt_run_write_summary(a);
@@ -511,6 +519,7 @@ int main(int argc, char **argv)
     mt_tail_destroy(a->tail);
     mt_index_close(a->index);
     mt_parse_destroy(a->parse);
+    mt_procstats_free(a);
     mt_store_close(&a->store);
     mt_config_free(&a->cfg);
     return 0;

@@ -72,6 +72,11 @@ struct mt_agent {
     int exit_signal;      /* 0 none */
     const char *state;
 
+    /* who wrote what (procstats.c) */
+    struct mt_procstat *procs;
+    size_t nprocs, cap_procs, last_proc;
+    uint64_t procs_untracked;
+
     /* counters for run.json and events */
     uint64_t stream_bytes[4];
     uint64_t dropped_records, dropped_bytes;
@@ -87,6 +92,13 @@ int mt_collector_all_done(const struct mt_agent *a);
 uint64_t mt_collector_pending(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
 int mt_pid_is_dead(int pidfd, pid_t pid);
+
+/* procstats.c */
+struct mt_procstat;
+void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,
+                      uint32_t tid, uint32_t len);
+struct cJSON *mt_procstats_json(const struct mt_agent *a);
+void mt_procstats_free(struct mt_agent *a);
 
 /* meta.c */
 void mt_run_collect_metadata(struct mt_agent *a);

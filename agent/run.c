@@ -149,6 +149,9 @@ int mt_run_write_json(struct mt_agent *a)
     cJSON_AddNumberToObject(streams, "stderr_bytes", (double)a->stream_bytes[2]);
     cJSON_AddNumberToObject(streams, "dropped_records", (double)a->dropped_records);
     cJSON_AddNumberToObject(streams, "dropped_bytes", (double)a->dropped_bytes);
+    cJSON_AddItemToObject(streams, "processes", mt_procstats_json(a));
+    if (a->procs_untracked)
+        cJSON_AddNumberToObject(streams, "processes_untracked", (double)a->procs_untracked);
     cJSON_AddItemToObject(meta, "capture_counts", streams);
     cJSON_AddItemToObject(o, "metadata", meta);
     char *text = cJSON_Print(o);

@@ -12,6 +12,7 @@ static int (*real_main)(int, char **, char **);
 static int main_wrapper(int argc, char **argv, char **envp)
 {
     int code = real_main(argc, argv, envp);
+    mt_gap_catch_up_all();
     mt_capture_end(MT_REC_EXIT, code & 0xff);
     return code;
 }
@@ -28,6 +29,7 @@ MT_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, ch
 
 MT_EXPORT void exit(int code)
 {
+    mt_gap_catch_up_all();
     mt_capture_end(MT_REC_EXIT, code & 0xff);
     void (*real)(int) = MT_REAL(exit, "exit");
     real(code);

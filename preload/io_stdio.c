@@ -63,9 +63,11 @@ static int capture_vfprintf(FILE *fp, int flag, const char *fmt, va_list ap)
     int lock = !__libc_single_threaded;
     if (lock)
         flockfile(fp);
+    mt_gap_catch_up(fp, stream);
     char *before = fp->_IO_write_ptr, *base = fp->_IO_write_base;
     int n = flag < 0 ? mt_real.vfprintf(fp, fmt, ap) : mt_real.vfprintf_chk(fp, flag, fmt, ap);
     char *after = fp->_IO_write_ptr;
+    mt_gap_mark(fp, stream);
     if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
         mt_capture(stream, before, (size_t)n, NULL, 0);
         if (lock)
@@ -193,11 +195,15 @@ static inline int stream_for(FILE *fp)
 MT_EXPORT int puts(const char *s)
 {
     int stream = stream_for(stdout);
+    if (stream)
+        mt_gap_catch_up(stdout, stream);
     mt_depth++;
     int rc = MT_REAL(puts, "puts")(s);
     mt_depth--;
     if (stream && rc >= 0)
         mt_capture(stream, s, strlen(s), "\n", 1);
+    if (stream)
+        mt_gap_mark(stdout, stream);
     return rc;
 }
 
@@ -205,11 +211,15 @@ MT_EXPORT int puts(const char *s)
     MT_EXPORT int name(const char *s, FILE *fp)                   \
     {                                                             \
         int stream = stream_for(fp);                              \
+        if (stream)                                               \
+            mt_gap_catch_up(fp, stream);                          \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(s, fp);                    \
         mt_depth--;                                               \
         if (stream && rc >= 0)                                    \
             mt_capture(stream, s, strlen(s), NULL, 0);            \
+        if (stream)                                               \
+            mt_gap_mark(fp, stream);                              \
         return rc;                                                \
     }
 FPUTS_LIKE(fputs, fputs)
@@ -219,11 +229,15 @@ FPUTS_LIKE(fputs_unlocked, fputs_unlocked)
     MT_EXPORT size_t name(const void *p, size_t size, size_t n, FILE *fp)        \
     {                                                                            \
         int stream = stream_for(fp);                                             \
+        if (stream)                                                              \
+            mt_gap_catch_up(fp, stream);                                         \
         mt_depth++;                                                              \
         size_t done = MT_REAL(field, #name)(p, size, n, fp);                     \
         mt_depth--;                                                              \
         if (stream && done)                                                      \
             mt_capture(stream, p, done * size, NULL, 0);                         \
+        if (stream)                                                              \
+            mt_gap_mark(fp, stream);                                             \
         return done;                                                             \
     }
 FWRITE_LIKE(fwrite, fwrite)
@@ -233,6 +247,8 @@ FWRITE_LIKE(fwrite_unlocked, fwrite_unlocked)
     MT_EXPORT int name(int c, FILE *fp)                           \
     {                                                             \
         int stream = stream_for(fp);                              \
+        if (stream)                                               \
+            mt_gap_catch_up(fp, stream);                          \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(c, fp);                    \
         mt_depth--;                                               \
@@ -240,6 +256,8 @@ FWRITE_LIKE(fwrite_unlocked, fwrite_unlocked)
             char ch = (char)c;                                    \
             mt_capture(stream, &ch, 1, NULL, 0);                  \
         }                                                         \
+        if (stream)                                               \
+            mt_gap_mark(fp, stream);                              \
         return rc;                                                \
     }
 PUTC_LIKE(fputc, fputc)
@@ -252,6 +270,8 @@ PUTC_LIKE(_IO_putc, io_putc)
     MT_EXPORT int name(int c)                                     \
     {                                                             \
         int stream = stream_for(stdout);                          \
+        if (stream)                                               \
+            mt_gap_catch_up(stdout, stream);                      \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(c);                        \
         mt_depth--;                                               \
@@ -259,6 +279,8 @@ PUTC_LIKE(_IO_putc, io_putc)
             char ch = (char)c;                                    \
             mt_capture(stream, &ch, 1, NULL, 0);                  \
         }                                                         \
+        if (stream)                                               \
+            mt_gap_mark(stdout, stream);                          \
         return rc;                                                \
     }
 PUTCHAR_LIKE(putchar, putchar)

@@ -60,6 +60,20 @@ struct mt_real {
     FILE *(*fopen64)(const char *, const char *);
     FILE *(*freopen)(const char *, const char *, FILE *);
     FILE *(*freopen64)(const char *, const char *, FILE *);
+    /* messages.c */
+    void (*perror)(const char *);
+    void (*error)(int, int, const char *, ...);
+    void (*error_at_line)(int, int, const char *, unsigned, const char *, ...);
+    void (*warn)(const char *, ...);
+    void (*warnx)(const char *, ...);
+    void (*err)(int, const char *, ...);
+    void (*errx)(int, const char *, ...);
+    void (*assert_fail)(const char *, const char *, unsigned, const char *);
+    void (*assert_perror_fail)(int, const char *, unsigned, const char *);
+    /* gaps.c */
+    int (*overflow)(FILE *, int);
+    int (*fflush)(FILE *);
+    int (*fclose)(FILE *);
 };
 
 extern MT_HIDDEN struct mt_real mt_real;
@@ -86,6 +100,14 @@ static inline int mt_stream_of_fd(int fd)
 }
 
 MT_HIDDEN int mt_stream_of_file(FILE *fp);
+
+/* Bytes that glibc's inline putc_unlocked & co. put straight into the buffer of
+ * stdout or stderr, between interposed calls (gaps.c).  catch_up records
+ * what appeared since the last mark; mark notes where the buffer is now.
+ * Single-threaded programs only: with threads the FILE lock would be needed. */
+MT_HIDDEN void mt_gap_catch_up(FILE *fp, int stream);
+MT_HIDDEN void mt_gap_mark(FILE *fp, int stream);
+MT_HIDDEN void mt_gap_catch_up_all(void);
 
 /* Records bytes the program wrote to `stream`.  Splits what one record cannot
  * hold.  Async-signal-safe. */
