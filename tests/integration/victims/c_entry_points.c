@@ -68,8 +68,11 @@ int main(int argc, char **argv)
     write(2, "write fd2\n", 10);
     struct iovec iov[2] = { { "writev ", 7 }, { "fd1\n", 4 } };
     writev(1, iov, 2);
-    if (pwrite(1, "pwrite fd1\n", 11, 0) < 0)
+    off_t off = lseek(1, 0, SEEK_CUR); /* at the end, so a file keeps every byte */
+    if (off < 0 || pwrite(1, "pwrite fd1\n", 11, off) != 11)
         write(1, "pwrite refused\n", 15);
+    else
+        lseek(1, 11, SEEK_CUR);
     printf("the end, no newline");
     if (!strcmp(end, "exit"))
         exit(4);

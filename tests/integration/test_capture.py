@@ -1,0 +1,313 @@
+"""Capture everything a program prints, without changing it (issue 3, items
+1-5, 8 and 10-13): victims in C, C++, Fortran and Python, process trees,
+progress bars, exit paths, secure execution, a dead agent and garbage.  Each
+runs unwrapped and wrapped; what reaches the terminal (stdout and stderr
+separately), the exit status and what the agent recorded are compared."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (CLI, SHIM, clean_env, latest_run, read_jsonl, read_run, run_dirs,
+                      wait_finished)
+from victims import run_pty
+
+HERE = Path(__file__).resolve().parent
+VICTIMS = HERE / "victims"
+
+
+@pytest.fixture(scope="session")
+def bin_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("victims")
+
+
+_built = {}
+
+
+def build(bin_dir, src, name, compiler, *flags):
+    key = (name, flags)
+    if key not in _built:
+        exe = bin_dir / name
+        subprocess.run([compiler, *flags, "-o", str(exe), str(VICTIMS / src)], check=True,
+                       capture_output=True)
+        _built[key] = exe
+    return _built[key]
+
+
+def c_victim(bin_dir, src, opt):
+    flags = ("-O0",) if opt == "O0" else ("-O2", "-D_FORTIFY_SOURCE=2")
+    name = Path(src).stem + "-" + opt
+    return build(bin_dir, src, name, "cc", "-w", *flags, "-lpthread")
+
+
+def run_as(mode, argv, cwd, env=None, wrap="run"):
+    """Runs argv unwrapped (wrap=None), under `metrictap run` or bare preload,
+    with stdout on a pipe, a file or a pty.  Returns (rc, stdout, stderr)."""
+    env = clean_env(env)
+    if wrap == "run":
+        argv = [str(CLI), "run", "--", *map(str, argv)]
+    elif wrap == "preload":
+        env["LD_PRELOAD"] = str(SHIM)
+    argv = list(map(str, argv))
+    if mode == "pipe":
+        p = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        return p.returncode, p.stdout, p.stderr
+    if mode == "file":
+        out_path = Path(cwd) / f"stdout-{wrap}.txt"
+        with open(out_path, "wb") as out:
+            p = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE,
+                               timeout=120, stdin=subprocess.DEVNULL)
+        return p.returncode, out_path.read_bytes(), p.stderr
+    if mode == "pty":
+        rc, out, err = run_pty(argv, env, cwd=cwd, stderr_pipe=True, timeout=120)
+        return rc, out, err
+    raise ValueError(mode)
+
+
+def compare(mode, argv, cwd, env=None, wrap="run"):
+    """Runs both ways, asserts identical terminal bytes and status, and returns
+    (unwrapped result, the run's record)."""
+    want = run_as(mode, argv, cwd, env, wrap=None)
+    got = run_as(mode, argv, cwd, env, wrap=wrap)
+    assert got[0] == want[0], f"exit status {got[0]} != {want[0]}"
+    assert got[1] == want[1], "stdout differs"
+    assert got[2] == want[2], "stderr differs"
+    run = read_run(latest_run(Path(cwd) / "metrictap"))
+    return want, run
+
+
+def recorded(run, stream):
+    return run["run"]["metadata"]["capture_counts"][f"{stream}_bytes"]
+
+
+def program_bytes(mode, data):
+    """Bytes the program wrote: a pty adds \\r before each \\n."""
+    return data.replace(b"\r\n", b"\n") if mode == "pty" else data
+
+
+ENDINGS = {  # how the entry-points victim ends: (exit status, state)
+    "return": (0, "finished"), "exit": (4, "failed"), "_exit": (5, "failed"),
+    "error": (6, "failed"), "err": (7, "failed"), "errx": (8, "failed"),
+    "assert": (-6, "crashed"), "abort": (-6, "crashed"),
+}
+
+
+@pytest.mark.parametrize("opt", ["O0", "O2"])
+@pytest.mark.parametrize("mode", ["pipe", "file", "pty"])
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_c_entry_points(bin_dir, workdir, opt, mode, ending):
+    exe = c_victim(bin_dir, "c_entry_points.c", opt)
+    want, run = compare(mode, [exe, ending], workdir)
+    code, state = ENDINGS[ending]
+    assert want[0] == code
+    assert run["run"]["state"] == state
+    out, err = program_bytes(mode, want[1]), want[2]
+    lost = b""
+    if ending == "_exit" and mode != "pty":  # block-buffered: _exit drops the buffer
+        lost = b"lost in the buffer after _exit\n"
+    assert recorded(run, "stdout") == len(out) + len(lost)
+    assert recorded(run, "stderr") == len(err)
+    log = run["output"]
+    for line in (out + lost).split(b"\n") + err.split(b"\n"):
+        assert line in log
+    assert b"abcdefghijklmnopqrstuvwxyz" * 10 in log  # inline putchar_unlocked bytes
+
+
+@pytest.mark.parametrize("sync", ["sync", "nosync"])
+@pytest.mark.parametrize("ending", ["return", "throw"])
+def test_cpp_streams(bin_dir, workdir, sync, ending):
+    if not shutil.which("g++"):
+        pytest.skip("g++ is not installed")
+    exe = build(bin_dir, "cpp_streams.cpp", "cpp_streams", "g++", "-O2")
+    want, run = compare("pipe", [exe, sync, ending], workdir)
+    assert recorded(run, "stdout") == len(want[1])
+    assert recorded(run, "stderr") == len(want[2])
+    if ending == "throw":
+        assert want[0] == -signal.SIGABRT and run["run"]["state"] == "crashed"
+        assert b"diverged: loss is nan" in want[2] and b"diverged: loss is nan" in run["output"]
+    rows = [r for r in run["history"] if "loss" in r]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert run["summary"]["val_acc"] == 0.8
+
+
+@pytest.mark.parametrize("ending", ["ok", "crash"])
+def test_fortran(bin_dir, workdir, ending):
+    if not shutil.which("gfortran"):
+        pytest.skip("gfortran is not installed")
+    exe = build(bin_dir, "fortran_io.f90", "fortran_io", "gfortran", "-O1", "-fno-backtrace")
+    want, run = compare("pipe", [exe, ending], workdir)
+    assert recorded(run, "stdout") == len(want[1])
+    assert recorded(run, "stderr") == len(want[2])
+    if ending == "crash":
+        assert want[0] != 0 and run["run"]["state"] == "failed"
+        assert b"Bad real number" in want[2] and b"Bad real number" in run["output"]
+    assert run["summary"]["acc"] == 0.8
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_python(workdir, unbuffered):
+    argv = [sys.executable] + (["-u"] if unbuffered else []) + [str(VICTIMS / "py_output.py")]
+    want, run = compare("pipe", argv, workdir)
+    assert recorded(run, "stdout") == len(want[1])
+    assert recorded(run, "stderr") == len(want[2])
+    assert b"INFO val_loss=0.667" in run["output"]
+    assert run["summary"]["val_loss"] == 0.667 and run["summary"]["loss"] == 0.3333
+
+
+def test_shell_script_with_pipeline(bin_dir, workdir):
+    c = c_victim(bin_dir, "c_entry_points.c", "O2")
+    tree = c_victim(bin_dir, "tree.c", "O2")
+    script = (f"{c} return; {tree} spawn | tr a-z A-Z; echo 'shell loss: 0.5'; "
+              f"{sys.executable} -u {VICTIMS / 'py_output.py'}")
+    want, run = compare("pipe", ["sh", "-c", script], workdir)
+    assert len(run_dirs(workdir / "metrictap")) == 1
+    procs = run["run"]["metadata"]["capture_counts"]["processes"]
+    exes = {os.path.basename(p["exe"]) for p in procs}
+    assert {"c_entry_points-O2", "tree-O2", "echo", "tr"} <= exes
+    assert b"SPAWNED CHILD LOSS: 0.125" in run["output"]  # tr's output, captured
+    assert run["summary"]["val_loss"] == 0.667
+
+
+def test_fork_workers_and_posix_spawn(bin_dir, workdir):
+    exe = c_victim(bin_dir, "tree.c", "O2")
+    want, run = compare("pipe", [exe, "fork"], workdir)
+    procs = run["run"]["metadata"]["capture_counts"]["processes"]
+    assert len({p["pid"] for p in procs}) == 4  # the parent and 3 forked workers
+    for w in range(3):
+        assert b"worker %d step 4" % w in run["output"]
+    want, run = compare("pipe", [exe, "spawn"], workdir)
+    assert b"spawned child loss: 0.125" in run["output"]
+    assert run["summary"]["loss"] == 0.125
+
+
+def test_eight_threads(bin_dir, workdir):
+    exe = c_victim(bin_dir, "tree.c", "O2")
+    # Threads race, so two runs interleave differently: compare the lines as
+    # a multiset, and each thread's own order.
+    want = run_as("pipe", [exe, "threads"], workdir, wrap=None)
+    got = run_as("pipe", [exe, "threads"], workdir)
+    assert got[0] == want[0] == 0 and got[2] == want[2]
+    assert sorted(got[1].split(b"\n")) == sorted(want[1].split(b"\n"))
+    run = read_run(latest_run(workdir / "metrictap"))
+    lines = run["output"].decode().splitlines()
+    seen = {t: [] for t in range(8)}
+    for line in lines:
+        if line.startswith("thread "):
+            parts = line.split()
+            assert len(parts) == 5 and parts[2] == "line", f"torn line {line!r}"
+            seen[int(parts[1])].append(int(parts[3]))
+    for t in range(8):
+        assert seen[t] == list(range(2000)), f"thread {t} lost or reordered lines"
+    procs = run["run"]["metadata"]["capture_counts"]["processes"]
+    assert len(procs) == 1 and len(procs[0]["tids"]) >= 8
+    assert recorded(run, "stdout") == len(want[1])
+
+
+def test_progress_bar_updates(bin_dir, workdir):
+    exe = c_victim(bin_dir, "ends.c", "O2")
+    want, run = compare("pipe", [exe, "progress"], workdir)
+    assert run["output"].count(b"progress: 10000\n") == 1
+    assert b"progress: 9999" not in run["output"]  # overwritten, as on a terminal
+    values = [r["progress"] for r in run["history"] if "progress" in r]
+    assert values == list(range(1, 10001))  # every update was parsed
+
+
+@pytest.mark.parametrize("how,code,state", [
+    ("return", 0, "finished"), ("exit", 2, "failed"), ("_exit", 3, "failed"),
+    ("sigterm", -signal.SIGTERM, "killed"), ("sigkill", -signal.SIGKILL, "killed"),
+])
+def test_exit_paths(bin_dir, workdir, how, code, state):
+    exe = c_victim(bin_dir, "ends.c", "O2")
+    want, run = compare("file", [exe, how], workdir)
+    assert want[0] == code
+    assert run["run"]["state"] == state
+    if how == "_exit":
+        # printf'ed into a file-backed stdout right before _exit: never
+        # written, but the run has it.
+        assert b"buffered when _exit came" not in want[1]
+        assert b"before the end\nbuffered when _exit came\n" in run["output"]
+
+
+def test_setuid_program_is_left_alone(bin_dir):
+    """Secure execution: run by an unprivileged user, a setuid-root copy of a
+    victim gets no tracking at all (ld.so ignores the preload, and the shim
+    checks AT_SECURE itself as well)."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv")
+    src = c_victim(bin_dir, "ends.c", "O2")
+    d = Path(tempfile.mkdtemp(prefix="metrictap-suid-", dir="/tmp"))
+    try:
+        os.chmod(d, 0o777)
+        exe = d / "victim"
+        shutil.copy(src, exe)
+        os.chown(exe, 0, 0)
+        os.chmod(exe, 0o4755)
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env"]
+        env = clean_env({"METRICTAP_DIR": str(d / "store")})
+        want = subprocess.run([*as_nobody, str(exe)], env=env, capture_output=True, cwd=d)
+        got = subprocess.run([*as_nobody, f"LD_PRELOAD={SHIM}", str(exe)], env=env,
+                             capture_output=True, cwd=d)
+        assert want.returncode == 0 and b"started loss: 1.5" in want.stdout
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout,
+                                                            want.stderr)
+        assert not (d / "store").exists()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_agent_killed_mid_run(bin_dir, workdir):
+    exe = c_victim(bin_dir, "ends.c", "O2")
+    want = run_as("pipe", [exe, "slow"], workdir, wrap=None)
+    env = clean_env()
+    p = subprocess.Popen([str(CLI), "run", "--", str(exe), "slow"], cwd=workdir, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    store = workdir / "metrictap"
+    deadline = time.monotonic() + 10
+    while not (store / "latest-run").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(1.0)
+    agents = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
+                             f"{p.pid} "], capture_output=True, text=True).stdout.split()
+    assert len(agents) == 1
+    os.kill(int(agents[0]), signal.SIGKILL)
+    out, err = p.communicate(timeout=20)
+    assert (p.returncode, out, err) == want
+    run_dir = latest_run(store, wait=False)
+    log = (run_dir / "output.log").read_bytes()
+    assert log.startswith(b"started loss: 1.5\ntick 0\n")  # what was captured until then
+    assert len(log) < len(want[1])
+
+
+def test_garbage_long_lines_and_caps(bin_dir, workdir):
+    exe = c_victim(bin_dir, "ends.c", "O2")
+    want, run = compare("pipe", [exe, "garbage"], workdir)
+    finish = run["events"][-1]
+    assert finish["lines_truncated"] >= 1  # the 10 MB line, cut for matching and the log
+    assert finish["stdout_bytes"] + finish["dropped_bytes"] == len(want[1])
+    assert finish["agent_max_rss_kb"] < 64 * 1024  # the agent's documented memory cap
+    assert run["summary"]["acc"] == 0.5
+    assert b"after the long line acc: 0.5\n" in run["output"]
+
+
+def test_a_gigabyte_of_output(bin_dir, workdir):
+    exe = c_victim(bin_dir, "ends.c", "O2")
+    argv = [str(CLI), "run", "--", str(exe), "flood", "1024"]
+    with open(os.devnull, "wb") as null:
+        p = subprocess.run(argv, cwd=workdir, env=clean_env(), stdout=null,
+                           stderr=subprocess.PIPE, timeout=300)
+    assert p.returncode == 0 and p.stderr == b""
+    run = read_run(latest_run(workdir / "metrictap"))
+    finish = run["events"][-1]
+    printed = 1024 * 1024 * 1024 + len(b"started loss: 1.5\nbefore the end\n")
+    assert finish["stdout_bytes"] + finish["dropped_bytes"] == printed
+    drops = [e for e in run["events"] if e["event"] == "dropped"]
+    assert sum(e["bytes"] for e in drops) == finish["dropped_bytes"]
+    assert finish["agent_max_rss_kb"] < 64 * 1024
