@@ -41,6 +41,8 @@ EXAMPLES   := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 BENCH_C    := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_C))
 
+PYTEST_DIRS := $(wildcard tests/integration tests/e2e)
+
 SHIM  := $(B)/libmetrictap.so
 AGENT := $(B)/metrictap-agent
 CLI   := $(B)/metrictap
@@ -102,7 +104,7 @@ demo: deps
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all unit-bins
 	$(Q)scripts/run-unit.sh $(UNIT_BINS)
-	$(Q).venv/bin/python -m pytest -q -p no:cacheprovider tests/integration tests/e2e
+	$(Q).venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_DIRS)
 
 .PHONY: unit-bins
 unit-bins: $(UNIT_BINS)
