@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include <cjson/cJSON.h>
+
 #include "../common/mt_buf.h"
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
@@ -221,6 +223,35 @@ static uint64_t last_step_of(struct mt_store *s, double *runtime)
     return next;
 }
 
+/* A resumed run keeps its first start, name, config and count of resumptions,
+ * and its runtime continues from where it stopped. */
+static void load_previous_run(struct mt_agent *a)
+{
+    char *text = mt_store_read(&a->store, "run.json", NULL);
+    cJSON *old = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    a->resumed = 1;
+    if (!cJSON_IsObject(old)) {
+        cJSON_Delete(old);
+        return;
+    }
+    cJSON *v;
+    if (cJSON_IsNumber(v = cJSON_GetObjectItem(old, "resumed")))
+        a->resumed = v->valueint + 1;
+    if (cJSON_IsNumber(v = cJSON_GetObjectItem(old, "start_time")))
+        a->created_unix = v->valuedouble;
+    if (cJSON_IsNumber(v = cJSON_GetObjectItem(old, "runtime")) &&
+        v->valuedouble > a->runtime_offset)
+        a->runtime_offset = v->valuedouble;
+    if (!*a->cfg.name && cJSON_IsString(v = cJSON_GetObjectItem(old, "name"))) {
+        free(a->name);
+        a->name = mt_xstrdup(v->valuestring);
+    }
+    if (cJSON_IsObject(v = cJSON_GetObjectItem(old, "config")))
+        a->prev_config = cJSON_DetachItemViaPointer(old, v);
+    cJSON_Delete(old);
+}
+
 static void link_latest(struct mt_agent *a)
 {
     char tmp[4096], link[4096], target[4096];
@@ -293,12 +324,13 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
         a->name = mt_xstrdup(name);
     }
     double prev_runtime = 0;
+    a->start_unix = mt_now_unix();
+    a->created_unix = a->start_unix;
     if (exists) {
         a->first_step = last_step_of(&a->store, &prev_runtime);
         a->runtime_offset = prev_runtime;
-        a->resumed = 1;
+        load_previous_run(a);
     }
-    a->start_unix = mt_now_unix();
     a->start_mono_ns = mt_now_mono_ns();
     if (make_channel(a, err, errsz) != 0)
         return -1;
@@ -330,8 +362,9 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     a->exit_code = -1;
     if (exists) {
         char fields[128];
-        snprintf(fields, sizeof fields, "\"first_step\":%llu,\"runtime_offset\":%.3f",
-                 (unsigned long long)a->first_step, a->runtime_offset);
+        snprintf(fields, sizeof fields,
+                 "\"first_step\":%llu,\"runtime_offset\":%.3f,\"resumption\":%d",
+                 (unsigned long long)a->first_step, a->runtime_offset, a->resumed);
         mt_store_event(&a->store, a->start_unix, "resume", fields);
     }
     mt_store_event(&a->store, a->start_unix, "start", NULL);

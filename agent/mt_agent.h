@@ -50,6 +50,8 @@ struct mt_agent {
     struct cJSON *meta;   /* metadata: git, binary, cluster, host; owned */
     struct mt_sys_thread *sys;
     int resumed;          /* how many times this run was resumed */
+    double created_unix;  /* first start of the run (earlier when resumed) */
+    struct cJSON *prev_config; /* config recorded before a resume, carried over */
     double runtime_offset;
     uint64_t first_step;
 

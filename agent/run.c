@@ -119,7 +119,7 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "notes", a->cfg.notes);
     cJSON_AddItemToObject(o, "tags", tags_array(a->cfg.tags));
     cJSON_AddStringToObject(o, "state", a->state ? a->state : "running");
-    cJSON_AddNumberToObject(o, "start_time", a->start_unix);
+    cJSON_AddNumberToObject(o, "start_time", a->created_unix ? a->created_unix : a->start_unix);
     if (ended) {
         cJSON_AddNumberToObject(o, "end_time", end);
         cJSON_AddNumberToObject(o, "runtime", end - a->start_unix + a->runtime_offset);
@@ -141,7 +141,8 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "host", host);
     add_str(o, "user", pw ? pw->pw_name : NULL);
     cJSON_AddNumberToObject(o, "resumed", a->resumed);
-    cJSON_AddItemToObject(o, "config", cJSON_CreateObject());
+    cJSON_AddItemToObject(o, "config", a->prev_config ? cJSON_Duplicate(a->prev_config, 1)
+                                                      : cJSON_CreateObject());
     cJSON *meta = a->meta ? cJSON_Duplicate(a->meta, 1) : cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "capture", a->launcher ? "launcher+preload" : "preload");
     cJSON *streams = cJSON_CreateObject();
@@ -179,7 +180,8 @@ void mt_run_update_index(struct mt_agent *a)
         .id = a->id, .project = a->project, .name = a->name, .group = a->group,
         .job_type = a->cfg.job_type, .state = a->state ? a->state : "running",
         .dir = a->store.dir, .tags = a->cfg.tags, .config_json = "{}",
-        .summary_json = summary, .start_time = a->start_unix, .end_time = ended ? now : 0,
+        .summary_json = summary,
+        .start_time = a->created_unix ? a->created_unix : a->start_unix, .end_time = ended ? now : 0,
         .runtime = now - a->start_unix + a->runtime_offset,
         .exit_code = ended ? a->exit_code : -1, .signal = ended ? a->exit_signal : 0,
     };

@@ -19,6 +19,7 @@
 #include "../common/mt_channel.h"
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
+#include "../agent/mt_store.h"
 #include "../config/mt_config.h"
 #include "mt_capture.h"
 #include "mt_cli.h"
@@ -104,6 +105,38 @@ static void fail_open(const char *why, int strict, char **cmd)
     if (strict)
         exit(125);
     exit(exec_untracked(cmd));
+}
+
+/* --resume must / never are promises about the store: break them before the
+ * program starts, not after (under bare LD_PRELOAD the agent fails open). */
+static void check_resume(const struct mt_config *cfg)
+{
+    const char *project = *cfg->project ? cfg->project : "uncategorized";
+    int must = strcmp(cfg->resume, "must") == 0, never = strcmp(cfg->resume, "never") == 0;
+    if (!must && !never)
+        return;
+    if (!*cfg->id) {
+        if (must) {
+            fprintf(stderr, "metrictap: --resume must needs the run's --id\n");
+            exit(2);
+        }
+        return;
+    }
+    int exists = mt_store_run_exists(cfg->dir, project, cfg->id);
+    if (must && !exists) {
+        fprintf(stderr,
+                "metrictap: run %s does not exist in project %s under %s (--resume must); "
+                "the program was not started\n",
+                cfg->id, project, cfg->dir);
+        exit(1);
+    }
+    if (never && exists) {
+        fprintf(stderr,
+                "metrictap: run %s already exists in project %s under %s (--resume never); "
+                "the program was not started\n",
+                cfg->id, project, cfg->dir);
+        exit(1);
+    }
 }
 
 static double now_s(void)
@@ -194,6 +227,7 @@ int mt_cmd_run(int argc, char **argv)
         fail_open(err, strict, cmd);
     if (strcmp(cfg.mode, "disabled") == 0)
         exit(exec_untracked(cmd));
+    check_resume(&cfg);
 
     char shim[4096], agent[4096];
     if (mt_cli_find_beside("libmetrictap.so", shim, sizeof shim) != 0)

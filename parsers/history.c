@@ -38,6 +38,7 @@ struct mt_history {
     double start_unix, runtime_offset, last_ts;
     uint64_t step, rows, values, keys_dropped;
     struct mt_buf row;
+    cJSON *restored; /* summary of the run before it was resumed */
     mt_history_row_fn emit;
     void *ctx;
 };
@@ -64,6 +65,20 @@ static int key_equal(const struct key *k, const char *s, size_t n, int lower)
         if (k->name[i] != (char)tolower((unsigned char)s[i]))
             return 0;
     return 1;
+}
+
+/* Finds a key that has a value; -1 when there is none. */
+static int find_key(const struct mt_history *h, const char *s, size_t n)
+{
+    uint32_t hv = hash_key(s, n, 0), mask = h->nslots - 1;
+    for (uint32_t i = hv & mask;; i = (i + 1) & mask) {
+        uint32_t slot = h->slots[i];
+        if (!slot)
+            return -1;
+        const struct key *k = &h->keys[slot - 1];
+        if (k->hash == hv && key_equal(k, s, n, 0))
+            return k->has_value ? (int)slot - 1 : -1;
+    }
 }
 
 /* Finds or adds a key; returns its index or -1 when the table is full. */
@@ -128,6 +143,7 @@ void mt_history_destroy(struct mt_history *h)
     free(h->pending);
     free(h->axes);
     mt_buf_free(&h->row);
+    cJSON_Delete(h->restored);
     free(h);
 }
 
@@ -245,6 +261,21 @@ char *mt_history_summary_json(const struct mt_history *h)
         mt_buf_addc(&b, ':');
         put_value(&b, k);
     }
+    for (cJSON *it = h->restored ? h->restored->child : NULL; it; it = it->next) {
+        size_t n = strlen(it->string);
+        if (it->string[0] == '_' || find_key(h, it->string, n) >= 0)
+            continue;
+        char *value = cJSON_PrintUnformatted(it);
+        if (!value)
+            continue;
+        if (!first)
+            mt_buf_addc(&b, ',');
+        first = 0;
+        mt_buf_json_string(&b, it->string, n);
+        mt_buf_addc(&b, ':');
+        mt_buf_adds(&b, value);
+        free(value);
+    }
     if (h->step > 0)
         mt_buf_printf(&b, "%s\"_step\":%llu", first ? "" : ",",
                       (unsigned long long)(h->step - 1));
@@ -252,6 +283,8 @@ char *mt_history_summary_json(const struct mt_history *h)
     return b.data;
 }
 
+/* A resumed run's summary: kept aside and merged under the new values, so an
+ * old epoch is not taken as the axis in force for the new rows. */
 int mt_history_restore_summary(struct mt_history *h, const char *json)
 {
     cJSON *root = cJSON_Parse(json);
@@ -259,29 +292,8 @@ int mt_history_restore_summary(struct mt_history *h, const char *json)
         cJSON_Delete(root);
         return -1;
     }
-    for (cJSON *it = root->child; it; it = it->next) {
-        if (!it->string || it->string[0] == '_')
-            continue;
-        double v;
-        if (cJSON_IsNumber(it))
-            v = it->valuedouble;
-        else if (cJSON_IsString(it) && strcmp(it->valuestring, "NaN") == 0)
-            v = NAN;
-        else if (cJSON_IsString(it) && strcmp(it->valuestring, "Infinity") == 0)
-            v = INFINITY;
-        else if (cJSON_IsString(it) && strcmp(it->valuestring, "-Infinity") == 0)
-            v = -INFINITY;
-        else
-            continue;
-        int axis = mt_is_default_axis(it->string, strlen(it->string));
-        int id = intern(h, it->string, strlen(it->string), 0, axis);
-        if (id < 0)
-            continue;
-        h->keys[id].value = v;
-        h->keys[id].has_value = 1;
-        h->keys[id].text_len = 0;
-    }
-    cJSON_Delete(root);
+    cJSON_Delete(h->restored);
+    h->restored = root;
     return 0;
 }
 
