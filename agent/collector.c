@@ -86,6 +86,10 @@ static void add_ring(struct mt_agent *a, const char *name)
     s->pid = s->ring->pid;
     s->created_ns = s->ring->created_ns;
     s->pidfd = open_pidfd((pid_t)s->pid);
+    /* Another rank's root joined the run: the run now waits for it too. */
+    if (s->ring->flags & MT_RING_PRIMARY)
+        mt_primary_add(a, (pid_t)s->pid, (s->ring->flags & MT_RING_LAUNCHER) != 0,
+                       s->ring->rank);
     /* An older ring of the same pid belonged to the image before an exec. */
     for (size_t i = 0; i + 1 < a->nrings; i++)
         if (a->rings[i].pid == s->pid && !a->rings[i].superseded)
@@ -137,6 +141,16 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
         break;
     case MT_REC_EXIT:
     case MT_REC_SIGNAL:
+        for (size_t i = 0; i < a->nprimaries; i++) {
+            struct mt_primary *p = &a->primaries[i];
+            if (p->pid != (pid_t)s->pid)
+                continue;
+            p->have_end = 1;
+            p->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
+            p->exit_signal = v->kind == MT_REC_SIGNAL ? (int)v->aux : 0;
+            if (p->launcher)
+                p->done = 1;
+        }
         if ((pid_t)s->pid == a->root_pid) {
             a->have_end = 1;
             a->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
@@ -238,9 +252,11 @@ void mt_collector_reap(struct mt_agent *a)
         struct mt_ring_slot *s = &a->rings[i];
         if (!s->dead)
             s->dead = mt_pid_is_dead(s->pidfd, (pid_t)s->pid);
-        /* The launcher writes nothing after the exit status it reports. */
-        if (a->launcher && a->have_end && (pid_t)s->pid == a->root_pid)
-            s->superseded = 1;
+        /* A launcher writes nothing after the exit status it reports. */
+        if (s->ring->flags & MT_RING_LAUNCHER)
+            for (size_t k = 0; k < a->nprimaries; k++)
+                if (a->primaries[k].pid == (pid_t)s->pid && a->primaries[k].have_end)
+                    s->superseded = 1;
         /* Retire a ring once nothing more can come: its process is gone (or
          * has exec'ed into a newer ring) and it has been drained. */
         int idle = s->corrupt || mt_ring_pending(s->ring) == 0;
@@ -252,6 +268,39 @@ void mt_collector_reap(struct mt_agent *a)
             i--;
         }
     }
+}
+
+struct mt_primary *mt_primary_add(struct mt_agent *a, pid_t pid, int launcher, int rank)
+{
+    for (size_t i = 0; i < a->nprimaries; i++)
+        if (a->primaries[i].pid == pid) {
+            if (rank >= 0)
+                a->primaries[i].rank = rank;
+            return &a->primaries[i];
+        }
+    if (a->nprimaries == sizeof a->primaries / sizeof *a->primaries)
+        return NULL;
+    struct mt_primary *p = &a->primaries[a->nprimaries++];
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->pidfd = open_pidfd(pid);
+    p->launcher = launcher;
+    p->rank = rank;
+    p->exit_code = -1;
+    return p;
+}
+
+/* Have all the processes the run waits for ended? */
+int mt_primaries_done(struct mt_agent *a)
+{
+    int all = 1;
+    for (size_t i = 0; i < a->nprimaries; i++) {
+        struct mt_primary *p = &a->primaries[i];
+        if (!p->done && mt_pid_is_dead(p->pidfd, p->pid))
+            p->done = 1;
+        all &= p->done;
+    }
+    return all;
 }
 
 int mt_collector_all_done(const struct mt_agent *a)

@@ -375,6 +375,7 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     mt_run_update_index(a);
     link_latest(a);
     a->root_pidfd = (int)syscall(SYS_pidfd_open, a->root_pid, 0);
+    mt_primary_add(a, a->root_pid, a->launcher, -1);
     return 0;
 }
 
@@ -407,11 +408,11 @@ static void run_loop(struct mt_agent *a)
             mt_run_update_index(a);
             last_index = now;
         }
-        /* The launcher's exit record is the end (it then waits for us); a
-         * preloaded root may still print from atexit handlers, so for it
-         * only its death counts. */
-        if (!root_gone_at && ((a->launcher && a->have_end) ||
-                              mt_pid_is_dead(a->root_pidfd, a->root_pid)))
+        /* The run waits for its root and every rank that joined it: a
+         * launcher's exit record is its end (it then waits for us); a
+         * preloaded root may still print from atexit handlers, so for it only
+         * its death counts. */
+        if (!root_gone_at && mt_primaries_done(a))
             root_gone_at = now;
         if (root_gone_at && (mt_collector_all_done(a) || now - root_gone_at > END_GRACE_S))
             break;
@@ -434,11 +435,22 @@ static void run_loop(struct mt_agent *a)
     }
 }
 
+static void remove_rendezvous(struct mt_agent *a)
+{
+    if (!a->rendezvous)
+        return;
+    char path[600];
+    snprintf(path, sizeof path, "%s/answer", a->rendezvous);
+    unlink(path);
+    rmdir(a->rendezvous);
+}
+
 static void finish(struct mt_agent *a)
 {
     mt_run_stop_system_metrics(a);
     mt_collector_drain(a);
     atomic_store(&a->ctl->closed, 1);
+    remove_rendezvous(a);
     mt_collector_close(a);
     double now = mt_now_unix();
     mt_tail_finish(a->tail, now);
@@ -497,13 +509,15 @@ int main(int argc, char **argv)
         if (i + 1 >= argc)
             usage();
         if (strcmp(argv[i], "--status-fd") == 0)
-            status_fd = atoi(argv[++i]);
+            status_fd = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--root-pid") == 0)
-            a->root_pid = (pid_t)atoi(argv[++i]);
+            a->root_pid = (pid_t)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--launcher-pid") == 0) {
-            a->root_pid = (pid_t)atoi(argv[++i]);
+            a->root_pid = (pid_t)strtol(argv[++i], NULL, 10);
             a->launcher = 1;
-        } else
+        } else if (strcmp(argv[i], "--rendezvous") == 0)
+            a->rendezvous = mt_xstrdup(argv[++i]);
+        else
             usage();
     }
     if (a->root_pid <= 0)

@@ -33,6 +33,17 @@ struct mt_ring_slot {
     uint64_t created_ns;
 };
 
+/* A process whose end the run waits for: the root (the program, or the
+ * launcher), and the root of each other rank that joined the run. */
+struct mt_primary {
+    pid_t pid;
+    int pidfd;
+    int launcher;   /* its exit record is its end */
+    int rank;
+    int done;
+    int have_end, exit_code, exit_signal;
+};
+
 struct mt_agent {
     struct mt_config cfg;
     struct mt_store store;
@@ -56,6 +67,9 @@ struct mt_agent {
     uint64_t first_step;
 
     pid_t root_pid;       /* its end ends the run (the program, or the launcher) */
+    struct mt_primary primaries[256];
+    size_t nprimaries;
+    char *rendezvous;     /* the ranks' rendezvous directory, removed at the end */
     int root_pidfd;
     int launcher;         /* started by `metrictap run` */
 
@@ -91,6 +105,8 @@ void mt_collector_scan(struct mt_agent *a);
 size_t mt_collector_drain(struct mt_agent *a);  /* records handled */
 void mt_collector_reap(struct mt_agent *a);     /* notices dead processes */
 int mt_collector_all_done(const struct mt_agent *a);
+struct mt_primary *mt_primary_add(struct mt_agent *a, pid_t pid, int launcher, int rank);
+int mt_primaries_done(struct mt_agent *a);
 uint64_t mt_collector_pending(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
 int mt_pid_is_dead(int pidfd, pid_t pid);

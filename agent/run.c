@@ -49,17 +49,38 @@ void mt_run_make_id(char out[16])
     out[8] = '\0';
 }
 
-/* The exit code and signal decide the state (DESIGN.md "The run model"). */
+static int state_rank(const char *s)
+{
+    static const char *order[] = { "finished", "failed", "killed", "crashed", "lost", NULL };
+    for (int i = 0; order[i]; i++)
+        if (strcmp(order[i], s) == 0)
+            return i;
+    return 0;
+}
+
+static const char *state_of(int have_end, int code, int sig)
+{
+    if (!have_end)
+        return "lost";
+    if (sig)
+        return (sig == SIGTERM || sig == SIGINT || sig == SIGKILL || sig == SIGHUP) ? "killed"
+                                                                                   : "crashed";
+    return code == 0 ? "finished" : "failed";
+}
+
+/* The exit code and signal decide the state (DESIGN.md "The run model"); when
+ * several ranks share the run, the worst of their ends. */
 void mt_run_decide_state(struct mt_agent *a)
 {
-    if (!a->have_end)
-        a->state = "lost";
-    else if (a->exit_signal) {
-        int s = a->exit_signal;
-        a->state = (s == SIGTERM || s == SIGINT || s == SIGKILL || s == SIGHUP) ? "killed"
-                                                                               : "crashed";
-    } else
-        a->state = a->exit_code == 0 ? "finished" : "failed";
+    a->state = state_of(a->have_end, a->exit_code, a->exit_signal);
+    for (size_t i = 0; i < a->nprimaries; i++) {
+        const struct mt_primary *p = &a->primaries[i];
+        if (p->pid == a->root_pid)
+            continue;
+        const char *s = state_of(p->have_end, p->exit_code, p->exit_signal);
+        if (state_rank(s) > state_rank(a->state))
+            a->state = s;
+    }
 }
 
 static cJSON *string_array(char **items, int n)
@@ -154,6 +175,23 @@ int mt_run_write_json(struct mt_agent *a)
     if (a->procs_untracked)
         cJSON_AddNumberToObject(streams, "processes_untracked", (double)a->procs_untracked);
     cJSON_AddItemToObject(meta, "capture_counts", streams);
+    if (a->nprimaries > 1 || (a->nprimaries == 1 && a->primaries[0].rank >= 0)) {
+        cJSON *ranks = cJSON_AddArrayToObject(meta, "ranks");
+        for (size_t i = 0; i < a->nprimaries; i++) {
+            const struct mt_primary *p = &a->primaries[i];
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "rank", p->rank);
+            cJSON_AddNumberToObject(r, "pid", p->pid);
+            if (p->have_end && !p->exit_signal)
+                cJSON_AddNumberToObject(r, "exit_code", p->exit_code);
+            if (p->exit_signal)
+                cJSON_AddNumberToObject(r, "signal", p->exit_signal);
+            cJSON_AddStringToObject(r, "state", p->done ? state_of(p->have_end, p->exit_code,
+                                                                   p->exit_signal)
+                                                        : "running");
+            cJSON_AddItemToArray(ranks, r);
+        }
+    }
     cJSON_AddItemToObject(o, "metadata", meta);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);

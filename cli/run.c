@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/mt_channel.h"
+#include "../common/mt_rank.h"
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
 #include "../agent/mt_store.h"
@@ -139,6 +140,17 @@ static void check_resume(const struct mt_config *cfg)
     }
 }
 
+struct start_ctx {
+    char *agent;
+    char **argv, **env;
+};
+
+static int start_agent(void *p, struct mt_agent_answer *ans)
+{
+    struct start_ctx *c = p;
+    return mt_agent_start(c->agent, c->argv, c->env, 10000, ans);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -239,22 +251,36 @@ int mt_cmd_run(int argc, char **argv)
         fail_open("cannot find metrictap-agent beside the metrictap command", strict, cmd);
 
     /* The agent's argv: its own flags, then the command line for run.json. */
+    struct mt_rank_info ri;
+    mt_rank_from_env(&ri);
+    char rdv[256] = "";
+    if (mt_rank_shares_run(&ri))
+        mt_rank_rendezvous_dir(&ri, *cfg.project ? cfg.project : "uncategorized", rdv,
+                               sizeof rdv);
     int ncmd = argc - i;
-    char **aargv = calloc((size_t)ncmd + 5, sizeof *aargv);
+    char **aargv = calloc((size_t)ncmd + 8, sizeof *aargv);
     char pidbuf[32];
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
     int k = 0;
     aargv[k++] = agent;
     aargv[k++] = "--launcher-pid";
     aargv[k++] = pidbuf;
+    if (*rdv) {
+        aargv[k++] = "--rendezvous";
+        aargv[k++] = rdv;
+    }
     aargv[k++] = "--";
     for (int c = 0; c < ncmd && k < 60; c++)
         aargv[k++] = cmd[c];
     aargv[k] = NULL;
-    char **env = environment_without_preload();
+    struct start_ctx sc = { agent, aargv, environment_without_preload() };
     struct mt_agent_answer ans;
-    int rc = mt_agent_start(agent, aargv, env, 10000, &ans);
-    free(env);
+    int leader = 1;
+    /* The ranks of a distributed job on this host share one run: the first
+     * starts the agent, the others join its channel. */
+    int rc = *rdv ? mt_rank_rendezvous(rdv, start_agent, &sc, 20000, &ans, &leader)
+                  : start_agent(&sc, &ans);
+    free(sc.env);
     free(aargv);
     if (rc != 0)
         fail_open(ans.error, strict, cmd);
@@ -271,7 +297,8 @@ int mt_cmd_run(int argc, char **argv)
     }
     struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
     struct mt_ring_header *ring =
-        ctl ? mt_channel_create_ring(ans.channel, ring_cap, MT_RING_PRIMARY | MT_RING_LAUNCHER)
+        ctl ? mt_channel_create_ring(ans.channel, ring_cap, MT_RING_PRIMARY | MT_RING_LAUNCHER,
+                                     ri.rank)
             : NULL;
     if (!ring)
         fail_open("cannot open the run's capture channel", strict, cmd);
@@ -335,7 +362,8 @@ int mt_cmd_run(int argc, char **argv)
     /* Wait for the agent to write the run's end, so the run is complete when
      * we return; bounded, since the program's exit must not hang on us. */
     double deadline = now_s() + cfg.upload_flush_timeout + END_WAIT_EXTRA_S;
-    while (!atomic_load(&ctl->finished) && now_s() < deadline) {
+    /* A rank that joined another's run does not wait for the whole job. */
+    while (leader && !atomic_load(&ctl->finished) && now_s() < deadline) {
         if (kill((pid_t)ctl->agent_pid, 0) != 0)
             break;
         usleep(2000);

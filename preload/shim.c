@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/mt_rank.h"
 #include "../common/mt_spawn.h"
 #include "shim.h"
 
@@ -26,6 +27,7 @@ MT_HIDDEN struct mt_ctl *mt_ctl;
 MT_HIDDEN MT_TLS int mt_depth;
 
 static char channel_dir[512];
+static struct mt_rank_info rank_info;
 static uint64_t ring_capacity = MT_RING_DEFAULT_CAPACITY;
 
 extern char **environ;
@@ -74,7 +76,7 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank);
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -123,31 +125,65 @@ static void go_passive(const char *why)
         _exit(125);
 }
 
+struct start_ctx {
+    char path[1024];
+    char **env;
+    char pid[32];
+    const char *rendezvous; /* or NULL */
+};
+
+static int start_agent(void *p, struct mt_agent_answer *ans)
+{
+    struct start_ctx *c = p;
+    char *argv[] = { c->path, "--root-pid", c->pid, "--rendezvous", (char *)c->rendezvous,
+                     NULL };
+    if (!c->rendezvous)
+        argv[3] = NULL;
+    return mt_agent_start(c->path, argv, c->env, 10000, ans);
+}
+
+static const char *project_from_env(void)
+{
+    const char *p = getenv("METRICTAP_PROJECT");
+    if (!p || !*p)
+        p = getenv("WANDB_PROJECT");
+    return p && *p ? p : "uncategorized";
+}
+
 static void start_run(void)
 {
-    char path[1024], pidbuf[32];
+    static struct start_ctx c;
     struct mt_agent_answer ans;
-    if (agent_path(path, sizeof path) != 0) {
+    if (agent_path(c.path, sizeof c.path) != 0) {
         go_passive("cannot locate metrictap-agent");
         return;
     }
-    char **env = agent_environment();
-    if (!env) {
+    c.env = agent_environment();
+    if (!c.env) {
         go_passive("out of memory");
         return;
     }
-    snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
-    char *argv[] = { path, "--root-pid", pidbuf, NULL };
-    int rc = mt_agent_start(path, argv, env, 10000, &ans);
-    free(env);
+    snprintf(c.pid, sizeof c.pid, "%d", (int)getpid());
+    /* The ranks of a distributed job on this host share one run. */
+    char rdv[256];
+    int rc, leader = 1;
+    if (mt_rank_shares_run(&rank_info)) {
+        mt_rank_rendezvous_dir(&rank_info, project_from_env(), rdv, sizeof rdv);
+        c.rendezvous = rdv;
+        rc = mt_rank_rendezvous(rdv, start_agent, &c, 20000, &ans, &leader);
+    } else {
+        rc = start_agent(&c, &ans);
+    }
+    free(c.env);
     if (rc != 0) {
         go_passive(ans.error);
         return;
     }
+    (void)leader; /* a joining rank's root is a primary of the shared run too */
     snprintf(channel_dir, sizeof channel_dir, "%s", ans.channel);
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl || !(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity,
-                                                       MT_RING_PRIMARY))) {
+                                                       MT_RING_PRIMARY, rank_info.rank))) {
         go_passive("cannot open the run's capture channel");
         return;
     }
@@ -161,7 +197,7 @@ static void join_run(const char *chan)
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl)
         return; /* the run is over or its channel is gone: stay quiet */
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank);
 }
 
 __attribute__((constructor)) static void mt_shim_init(void)
@@ -174,6 +210,7 @@ __attribute__((constructor)) static void mt_shim_init(void)
     if (off && *off == '1')
         goto out;
     ring_capacity = ring_capacity_from_env();
+    mt_rank_from_env(&rank_info);
     const char *chan = getenv(MT_ENV_CHANNEL);
     if (chan && *chan)
         join_run(chan);
