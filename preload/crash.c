@@ -27,6 +27,7 @@
  * right, and `metrictap run` reports the signal). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -341,9 +342,17 @@ static void ensure_alt_stack(void)
         munmap(mem, ALT_STACK_SIZE + page);
 }
 
+/* A fork child reports its own crash, even if its parent survived one. */
+static void crash_atfork_child(void)
+{
+    atomic_store(&crash_owner, 0);
+    atomic_store(&crash_reported, 0);
+}
+
 MT_HIDDEN void mt_crash_install(void)
 {
     int saved = errno;
+    pthread_atfork(NULL, NULL, crash_atfork_child);
     /* Warm the unwinder: its first use initialises a table under pthread_once. */
     uint64_t warm[4];
     struct walk w = { .ips = warm, .started = 1 };
