@@ -44,6 +44,13 @@ __attribute__((noinline)) int victim_recurse(int depth)
     return victim_recurse(depth + 1) + frame[0]; /* never a loop: uses the result */
 }
 
+static void *victim_overflow_thread(void *arg)
+{
+    (void)arg;
+    sink = victim_recurse(0);
+    return NULL;
+}
+
 static void *victim_thread_main(void *arg)
 {
     (void)arg;
@@ -86,6 +93,12 @@ int main(int argc, char **argv)
     if (strcmp(mode, "thread") == 0) {
         pthread_t t;
         pthread_create(&t, NULL, victim_thread_main, NULL);
+        pthread_join(t, NULL);
+        return 0;
+    }
+    if (strcmp(mode, "thread-overflow") == 0) {
+        pthread_t t;
+        pthread_create(&t, NULL, victim_overflow_thread, NULL);
         pthread_join(t, NULL);
         return 0;
     }
