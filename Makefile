@@ -64,10 +64,13 @@ $(B)/libmt.a: $(LIB_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The crash handler's unwinder (libgcc_eh.a) goes into the shim statically and
+# hidden, so the shim still needs libc only.  (Debian's libunwind.a is not PIC.)
+SHIM_LIBS = $(shell $(CC) -print-file-name=libgcc_eh.a) -static-libgcc
 $(SHIM): $(SHIM_OBJ) preload/exports.map
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -o $@ $(SHIM_OBJ) -Wl,--version-script=preload/exports.map \
-	    -Wl,-z,now -Wl,-z,noexecstack -Wl,--exclude-libs,ALL $(LDFLAGS)
+	    -Wl,-z,now -Wl,-z,noexecstack -Wl,--exclude-libs,ALL $(SHIM_LIBS) $(LDFLAGS)
 
 $(AGENT): $(AGENT_OBJ) $(B)/libmt.a
 	@$(if $(Q),echo "  LD      $@")

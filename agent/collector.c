@@ -16,6 +16,7 @@
 
 #include "../common/mt_buf.h"
 #include "mt_agent.h"
+#include "mt_symbolize.h"
 #include "mt_tail.h"
 
 #define DRAIN_BUDGET 65536 /* records per pass, so the loop's other duties run */
@@ -159,6 +160,9 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
         break;
     case MT_REC_FILE_OPEN:
         mt_tail_announce(a->tail, v->data, v->len, ts);
+        break;
+    case MT_REC_CRASH:
+        mt_symbolize_store(&a->store, ts, s->pid, s->ring->exe, v);
         break;
     default:
         break;

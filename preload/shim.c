@@ -220,6 +220,8 @@ __attribute__((constructor)) static void mt_shim_init(void)
         mt_watch_init(channel_dir);
     if (mt_ring)
         pthread_atfork(NULL, NULL, atfork_child);
+    if (mt_ring)
+        mt_crash_install();
 out:
     errno = saved;
 }

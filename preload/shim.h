@@ -120,4 +120,7 @@ MT_HIDDEN void mt_watch_init(const char *channel_dir);
 /* Records the process's end. kind is MT_REC_EXIT or MT_REC_SIGNAL. */
 MT_HIDDEN void mt_capture_end(int kind, int value);
 
+/* Installs the chained crash handlers (crash.c); called once the ring is set. */
+MT_HIDDEN void mt_crash_install(void);
+
 #endif
