@@ -37,6 +37,7 @@ extern char **environ;
 #define INDEX_EVERY_S 10.0
 #define BUSY_NAP_WINDOW_S 0.05 /* after output, poll every BUSY_NAP_NS this long */
 #define BUSY_NAP_NS 500000
+#define IDLE_NAP_MS 250 /* the longest sleep once output has been quiet a while */
 
 static void answer(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void answer(int fd, const char *fmt, ...)
@@ -429,7 +430,10 @@ static void run_loop(struct mt_agent *a)
         }
         unsigned bell = mt_ctl_sleep_begin(a->ctl);
         if (mt_collector_pending(a) == 0)
-            mt_ctl_sleep(a->ctl, bell, root_gone_at ? 10 : 50);
+            /* Data rings the bell, so a long nap costs no latency; what it
+             * delays is noticing a death, by at most IDLE_NAP_MS. */
+            mt_ctl_sleep(a->ctl, bell,
+                         root_gone_at ? 10 : now - last_busy > 1.0 ? IDLE_NAP_MS : 50);
         else
             atomic_store(&a->ctl->sleeping, 0);
     }
