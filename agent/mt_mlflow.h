@@ -1,0 +1,102 @@
+/* mt_mlflow: MLflow's tracking REST API (under /api/2.0/mlflow/) on libcurl,
+ * plus the naming rules of MLflow keys.  The backend that the uploader drives
+ * is mt_mlflow_backend (mt_upload_backend.h); this header is what it and
+ * the tests use.
+ *
+ * A client owns one curl handle (keep-alive) and is used by one thread.
+ * TLS verification is always on; MLFLOW_TRACKING_SERVER_CERT_PATH adds a CA.
+ * Responses are kept in the client until the next call. */
+#ifndef MT_MLFLOW_H
+#define MT_MLFLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "mt_upload.h"
+
+struct mt_mlflow_conf {
+    const char *url;                    /* http(s)://host[:port][/prefix] */
+    const char *username, *password;    /* basic auth, both or neither */
+    const char *token;                  /* bearer */
+    const char *ca_path;                /* "" or NULL: system CAs */
+    double timeout_s;                   /* one request */
+    const volatile int64_t *deadline_ms;/* monotonic ms; abort requests past it (0 none) */
+};
+
+struct mt_mlflow_resp {
+    long status;              /* HTTP status, 0 when none came back */
+    int curl_code;            /* CURLE_* */
+    int unknown;              /* the request may have been applied */
+    double retry_after;       /* seconds, 0 if none */
+    char error_code[64];      /* MLflow's error_code, "" if none */
+    const char *body;         /* NUL-terminated, owned by the client */
+    size_t len;
+};
+
+struct mt_mlflow_client;
+
+struct mt_mlflow_client *mt_mlflow_client_create(const struct mt_mlflow_conf *c, char *err,
+                                                 size_t errsz);
+void mt_mlflow_client_destroy(struct mt_mlflow_client *c);
+
+/* method "GET"/"POST"; path relative to the base URL ("api/2.0/mlflow/...",
+ * query included); body NULL for GET.  Classifies the outcome. */
+enum mt_upload_result mt_mlflow_call(struct mt_mlflow_client *c, const char *method,
+                                     const char *path, const char *body, size_t len,
+                                     struct mt_mlflow_resp *r);
+
+/* PUT of a file's bytes to path (relative to the base URL). */
+enum mt_upload_result mt_mlflow_put_file(struct mt_mlflow_client *c, const char *path,
+                                         const char *file, struct mt_mlflow_resp *r);
+
+/* ---- pure helpers (unit-tested) ---- */
+
+/* OK for 2xx; RETRY for no answer, 408, 429, 5xx; DROP for other statuses.
+ * *unknown tells whether a request that did not succeed may still have been
+ * applied: not when the connection never opened, nor for 429 (refused before
+ * work) or 4xx (MLflow validates before it writes, in one transaction). */
+enum mt_upload_result mt_mlflow_classify(long status, int transport_failed, int connected,
+                                         int *unknown);
+
+/* Retry-After as delta-seconds or an HTTP date; 0 when absent or unusable,
+ * capped at 300 s. */
+double mt_mlflow_retry_after(const char *value, time_t now);
+
+/* MLflow key rules: at most 250 characters from [A-Za-z0-9_-./ :], and the
+ * key must equal its posix normpath, not be ".", nor start with ".." or "/".
+ * Writes a key that follows them (bad characters become '_', bad slashes
+ * '_', cut at 250).  Returns 0 when unchanged, 1 when changed, -1 if empty. */
+int mt_mlflow_key_sanitize(const char *in, char *out, size_t outsz);
+int mt_mlflow_key_valid(const char *key);
+
+/* Maps a system.jsonl key to MLflow's system metric name; *scale gets the
+ * factor to apply (1e-6 for bytes -> MB).  Returns -1 for keys to skip
+ * (_timestamp, _runtime). */
+int mt_mlflow_system_key(const char *in, char *out, size_t outsz, double *scale);
+
+/* Does a value read back from the server equal the one we sent?  NaN equals
+ * NaN; +-Inf equal +-DBL_MAX (SQL stores clamp infinities). */
+int mt_mlflow_value_equal(double sent, double got);
+
+/* Appends the JSON text of v: a number, or "NaN", "Infinity", "-Infinity". */
+int mt_mlflow_fmt_value(char *out, size_t outsz, double v);
+
+/* ---- shared between the mlflow_*.c files ---- */
+struct mt_mlflow__buf {
+    char *p;
+    size_t len, cap, max;
+    int overflow;
+};
+void mt_mlflow__buf_init(struct mt_mlflow__buf *b, size_t max);
+void mt_mlflow__buf_free(struct mt_mlflow__buf *b);
+void mt_mlflow__buf_add(struct mt_mlflow__buf *b, const char *s, size_t n);
+void mt_mlflow__buf_str(struct mt_mlflow__buf *b, const char *s);
+void mt_mlflow__buf_printf(struct mt_mlflow__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+void mt_mlflow__buf_json(struct mt_mlflow__buf *b, const char *s);
+/* URL-encodes s into b. */
+void mt_mlflow__buf_urlenc(struct mt_mlflow__buf *b, const char *s);
+
+#endif

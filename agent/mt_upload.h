@@ -1,0 +1,89 @@
+/* mt_upload: the asynchronous uploader.  It feeds one run of the local run
+ * store (DESIGN.md "The run store") to a tracking backend, remembering how far
+ * it got in <run>/upload/<backend>.json so that `metrictap sync` resumes
+ * exactly.  The store is the source of truth: the uploader only reads it,
+ * apart from its cursor and the upload events it appends to events.jsonl.
+ *
+ * Who calls what:
+ *   the agent   mt_upload_opts_init() + mt_upload_opts_from_env() at start,
+ *               mt_upload_enabled() to decide, mt_uploader_start() once the
+ *               run directory and run.json exist, mt_uploader_notify() after
+ *               appending (optional), mt_uploader_finish() after run.json
+ *               holds the final state (it also frees the uploader).
+ *   the CLI     mt_upload_sync_run() for each run `metrictap sync` names.
+ *
+ * One uploader per run and backend: the uploader holds an flock on
+ * upload/<backend>.lock for its whole life, and sync skips a run whose lock
+ * is held (its agent is still uploading it). */
+#ifndef MT_UPLOAD_H
+#define MT_UPLOAD_H
+
+#include <stddef.h>
+
+enum mt_upload_result {
+    MT_UPLOAD_OK = 0,     /* done (items refused by the server were dropped and reported) */
+    MT_UPLOAD_RETRY = 1,  /* try again later: network, 408, 429, 5xx */
+    MT_UPLOAD_DROP = 2,   /* refused for good (4xx); reported in events.jsonl */
+};
+
+struct mt_upload_opts {
+    char backend[32];          /* "mlflow" */
+    char url[1024];            /* tracking URI, http(s)://host[:port][/prefix] */
+    char username[256], password[256], token[1024];
+    char ca_path[1024];        /* extra CA bundle (MLFLOW_TRACKING_SERVER_CERT_PATH) */
+    double interval_s;         /* send at least this often while data waits (1 s) */
+    double finish_timeout_s;   /* mt_uploader_finish() flushes this long at most (30 s) */
+    double sync_timeout_s;     /* mt_upload_sync_run() gives up after this long (600 s) */
+    double backoff_base_s;     /* first retry delay bound (0.5 s) */
+    double backoff_max_s;      /* cap of the retry delay (10 s) */
+    double request_timeout_s;  /* one HTTP request (30 s) */
+    size_t batch_max;          /* points per request, at most the backend's limit (1000) */
+    size_t param_value_max;    /* longest param value sent (6000, MLflow's limit) */
+    int quiet;                 /* no messages on stderr */
+};
+
+/* Defaults, no environment. */
+void mt_upload_opts_init(struct mt_upload_opts *o);
+
+/* Reads MLFLOW_TRACKING_URI, METRICTAP_UPLOAD_URL, METRICTAP_UPLOAD_BACKEND,
+ * MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, MLFLOW_TRACKING_SERVER_CERT_PATH,
+ * METRICTAP_UPLOAD_INTERVAL, METRICTAP_UPLOAD_FINISH_TIMEOUT,
+ * METRICTAP_UPLOAD_SYNC_TIMEOUT, METRICTAP_UPLOAD_BACKOFF_MAX (durations:
+ * "500ms", "2s", "1m", plain seconds).  Returns 0, or -EINVAL with a message
+ * naming the variable and the bad value in err. */
+int mt_upload_opts_from_env(struct mt_upload_opts *o, char *err, size_t errsz);
+
+/* Is online upload wanted?  0 when METRICTAP_MODE=offline|disabled or
+ * WANDB_MODE=offline|dryrun|disabled, or when no backend URL is set. */
+int mt_upload_enabled(const struct mt_upload_opts *o);
+
+/* Starts the upload thread for run_dir.  Never blocks on the network.
+ * Returns NULL (with a message in err) when the backend is unknown, the URL
+ * unusable or another process holds the run's upload lock. */
+struct mt_uploader *mt_uploader_start(const char *run_dir, const struct mt_upload_opts *o,
+                                      char *err, size_t errsz);
+
+/* New data was appended: send soon if a batch is full.  Cheap, never blocks. */
+void mt_uploader_notify(struct mt_uploader *u);
+
+/* Flushes for at most timeout_s (< 0: the opts' finish_timeout_s), sets the
+ * final state and uploads the artifacts, stops the thread and frees u
+ * (NULL is fine).  Returns 0 when everything was sent, 1 when something is
+ * left for `metrictap sync`, negative errno on a local error. */
+int mt_uploader_finish(struct mt_uploader *u, double timeout_s);
+
+/* Uploads what run_dir has pending, synchronously, within opts->sync_timeout_s.
+ * Returns 0 when the server has everything, 1 when something is still
+ * pending (server unreachable), -EBUSY when the run's agent holds the upload
+ * lock, other negative errno on local errors.  A message goes to err. */
+int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char *err,
+                       size_t errsz);
+
+/* Counters of one uploader or sync (for tests, bench and -v). */
+struct mt_upload_stats {
+    unsigned long long points_sent, points_dropped, points_verified_present;
+    unsigned long long requests, retries, params_sent, tags_sent, artifacts_sent;
+};
+void mt_uploader_get_stats(struct mt_uploader *u, struct mt_upload_stats *st);
+
+#endif
