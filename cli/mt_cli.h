@@ -6,6 +6,7 @@ int mt_cmd_run(int argc, char **argv);
 int mt_cmd_ls(int argc, char **argv);
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_restore(int argc, char **argv);
+int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;

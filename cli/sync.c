@@ -1,0 +1,208 @@
+/* metrictap sync [RUN...|--all]: uploads what each run has pending, several
+ * runs at once.  Idempotent: the cursor in upload/<backend>.json and the
+ * backend's checks make a second sync send nothing twice. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../agent/mt_upload.h"
+#include "../config/mt_config.h"
+#include "mt_cli.h"
+
+struct job {
+    char dir[PATH_MAX];
+    int result;
+    char msg[1024];
+};
+
+struct pool {
+    struct job *jobs;
+    size_t n, next;
+    const struct mt_upload_opts *opts;
+    pthread_mutex_t mu;
+};
+
+static int is_run_dir(const char *d)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/run.json", d);
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int add_job(struct pool *p, size_t *cap, const char *dir)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->jobs[i].dir, dir) == 0)
+            return 0;
+    if (p->n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct job *nj = realloc(p->jobs, nc * sizeof(*nj));
+        if (!nj)
+            return -ENOMEM;
+        p->jobs = nj;
+        *cap = nc;
+    }
+    memset(&p->jobs[p->n], 0, sizeof(p->jobs[0]));
+    snprintf(p->jobs[p->n].dir, sizeof(p->jobs[0].dir), "%s", dir);
+    p->n++;
+    return 0;
+}
+
+/* Every root/runs/<project>/<id> (id == NULL: all of them).  Returns how many. */
+static int find_runs(const char *root, const char *id, struct pool *p, size_t *cap)
+{
+    char runs[PATH_MAX];
+    int found = 0;
+    snprintf(runs, sizeof(runs), "%s/runs", root);
+    DIR *d = opendir(runs);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char proj[PATH_MAX];
+        snprintf(proj, sizeof(proj), "%s/%.255s", runs, e->d_name);
+        DIR *d2 = opendir(proj);
+        if (!d2)
+            continue;
+        struct dirent *r;
+        while ((r = readdir(d2))) {
+            if (r->d_name[0] == '.' || (id && strcmp(r->d_name, id) != 0))
+                continue;
+            char rd[PATH_MAX];
+            int n = snprintf(rd, sizeof(rd), "%.3800s/%.255s", proj, r->d_name);
+            if (n > 0 && (size_t)n < sizeof(rd) && is_run_dir(rd) && add_job(p, cap, rd) == 0)
+                found++;
+        }
+        closedir(d2);
+    }
+    closedir(d);
+    return found;
+}
+
+static void *worker(void *arg)
+{
+    struct pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        size_t i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->n)
+            break;
+        struct job *j = &p->jobs[i];
+        j->result = mt_upload_sync_run(j->dir, p->opts, j->msg, sizeof(j->msg));
+    }
+    return NULL;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: metrictap sync [-j N] [-q] RUN... | --all\n"
+                    "  RUN is a run id, PROJECT/ID or a run directory\n");
+    return 2;
+}
+
+int mt_cmd_sync(int argc, char **argv)
+{
+    struct mt_config cfg;
+    struct mt_upload_opts opts;
+    struct pool p = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    size_t cap = 0;
+    int all = 0, quiet = 0, jobs = 4, result = 0;
+    char err[1024];
+
+    mt_cli_load_config(&cfg);
+    mt_upload_opts_init(&opts);
+    if (cfg.upload_backend && cfg.upload_backend[0])
+        snprintf(opts.backend, sizeof(opts.backend), "%s", cfg.upload_backend);
+    if (cfg.upload_url && cfg.upload_url[0])
+        snprintf(opts.url, sizeof(opts.url), "%s", cfg.upload_url);
+    if (mt_upload_opts_from_env(&opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "metrictap: %s\n", err);
+        result = 2;
+        goto out;
+    }
+    if (!opts.url[0]) {
+        fprintf(stderr, "metrictap: sync: no tracking server; set MLFLOW_TRACKING_URI or "
+                        "upload.url\n");
+        result = 2;
+        goto out;
+    }
+    const char *root = cfg.dir && cfg.dir[0] ? cfg.dir : "metrictap";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--all") == 0) {
+            all = 1;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "-j") == 0 && i + 1 < argc) {
+            jobs = (int)strtol(argv[++i], NULL, 10);
+            if (jobs < 1 || jobs > 64) {
+                fprintf(stderr, "metrictap: sync: -j %s: give 1 to 64\n", argv[i]);
+                result = 2;
+                goto out;
+            }
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            result = usage();
+            goto out;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "metrictap: sync: unknown option %s\n", a);
+            result = usage();
+            goto out;
+        } else if (is_run_dir(a)) {
+            if (add_job(&p, &cap, a) != 0)
+                goto oom;
+        } else {
+            char path[PATH_MAX];
+            snprintf(path, sizeof(path), "%s/runs/%s", root, a);
+            if (strchr(a, '/') && is_run_dir(path)) {
+                if (add_job(&p, &cap, path) != 0)
+                    goto oom;
+            } else if (find_runs(root, a, &p, &cap) == 0) {
+                fprintf(stderr, "metrictap: sync: no run \"%s\" under %s/runs\n", a, root);
+                result = 1;
+            }
+        }
+    }
+    if (all)
+        find_runs(root, NULL, &p, &cap);
+    if (!all && argc < 2) {
+        result = usage();
+        goto out;
+    }
+    opts.quiet = quiet;
+    p.opts = &opts;
+    size_t nt = (size_t)jobs < p.n ? (size_t)jobs : p.n;
+    pthread_t th[64];
+    size_t started = 0;
+    for (size_t i = 0; i < nt; i++)
+        if (pthread_create(&th[started], NULL, worker, &p) == 0)
+            started++;
+    if (!started && p.n)
+        worker(&p);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (size_t i = 0; i < p.n; i++) {
+        struct job *j = &p.jobs[i];
+        if (j->result != 0)
+            result = 1;
+        if (j->result != 0 || !quiet)
+            fprintf(stderr, "metrictap: sync: %s\n", j->msg);
+    }
+    goto out;
+oom:
+    fprintf(stderr, "metrictap: sync: out of memory\n");
+    result = 1;
+out:
+    free(p.jobs);
+    mt_config_free(&cfg);
+    return result;
+}
