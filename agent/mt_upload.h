@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+struct mt_upload_backend;
+
 enum mt_upload_result {
     MT_UPLOAD_OK = 0,     /* done (items refused by the server were dropped and reported) */
     MT_UPLOAD_RETRY = 1,  /* try again later: network, 408, 429, 5xx */
@@ -40,6 +42,8 @@ struct mt_upload_opts {
     size_t batch_max;          /* points per request, at most the backend's limit (1000) */
     size_t param_value_max;    /* longest param value sent (6000, MLflow's limit) */
     int quiet;                 /* no messages on stderr */
+    /* Tests and future callers may hand a backend directly; NULL: by name. */
+    const struct mt_upload_backend *backend_ops;
 };
 
 /* Defaults, no environment. */

@@ -1085,7 +1085,7 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->cv, NULL);
     u->o = *o;
-    u->be_ops = find_backend(o->backend);
+    u->be_ops = o->backend_ops ? o->backend_ops : find_backend(o->backend);
     if (!u->be_ops) {
         snprintf(err, errsz, "upload: backend \"%s\" is unknown; allowed: mlflow", o->backend);
         goto out;
