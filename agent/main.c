@@ -29,6 +29,7 @@
 #include "mt_tail.h"
 
 extern char **environ;
+#include "mt_upload.h"
 
 #define END_GRACE_S 3.0     /* how long children may outlive the root */
 #define IDLE_ROW_FLUSH_S 1.0
@@ -380,6 +381,38 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     return 0;
 }
 
+/* ---- upload (agent/upload.c) ---- */
+
+static struct mt_uploader *uploader;
+
+/* Starts the uploader when a backend is configured and the mode is online.
+ * MLFLOW_TRACKING_URI counts below METRICTAP_UPLOAD_URL and above the files. */
+static void upload_start(struct mt_agent *a)
+{
+    struct mt_upload_opts o;
+    char err[1024], fields[1200];
+    mt_upload_opts_init(&o);
+    if (a->cfg.upload_backend && a->cfg.upload_backend[0])
+        snprintf(o.backend, sizeof o.backend, "%s", a->cfg.upload_backend);
+    if (a->cfg.upload_flush_timeout > 0)
+        o.finish_timeout_s = a->cfg.upload_flush_timeout;
+    if (mt_upload_opts_from_env(&o, err, sizeof err) != 0)
+        goto fail;
+    const char *env_url = getenv("METRICTAP_UPLOAD_URL");
+    const char *mlflow_url = getenv("MLFLOW_TRACKING_URI");
+    if ((!env_url || !*env_url) && (!mlflow_url || !*mlflow_url) && a->cfg.upload_url)
+        snprintf(o.url, sizeof o.url, "%s", a->cfg.upload_url);
+    if ((a->cfg.mode && strcmp(a->cfg.mode, "online") != 0) || !mt_upload_enabled(&o))
+        return;
+    o.quiet = 1;
+    uploader = mt_uploader_start(a->store.dir, &o, err, sizeof err);
+    if (uploader)
+        return;
+fail:
+    snprintf(fields, sizeof fields, "\"message\":\"%.1000s\"", err);
+    mt_store_event(&a->store, mt_now_unix(), "upload_error", fields);
+}
+
 /* ---- the loop ---- */
 
 static void run_loop(struct mt_agent *a)
@@ -396,6 +429,7 @@ static void run_loop(struct mt_agent *a)
             mt_parse_flush(a->parse, now);
         if (now - last_flush >= FLUSH_EVERY_S) {
             mt_store_flush(&a->store);
+            mt_uploader_notify(uploader);
             last_flush = now;
         }
         struct mt_parse_stats st;
@@ -487,6 +521,10 @@ static void finish(struct mt_agent *a)
     mt_store_flush(&a->store);
     atomic_store(&a->ctl->finished, 1);
     remove_channel(a);
+    /* The program and its launcher are gone: flush for a bounded time, the
+     * rest is left to `metrictap sync`. */
+    mt_uploader_finish(uploader, -1);
+    uploader = NULL;
 }
 
 static void usage(void)
@@ -565,6 +603,7 @@ int main(int argc, char **argv)
     mt_run_start_system_metrics(a);
     mt_run_collect_metadata(a);
     mt_run_write_json(a);
+    upload_start(a);
     run_loop(a);
     finish(a);
     mt_tail_destroy(a->tail);
