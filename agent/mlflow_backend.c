@@ -475,8 +475,16 @@ static enum mt_upload_result send_items(struct mlf *b, enum kind k, const void *
         return send_items(b, k, (const char *)items + h * sz, n - h, skip ? skip + h : NULL);
     }
     struct mt_mlflow_resp r;
-    enum mt_upload_result res =
-        call(b, "POST", "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len, &r);
+    enum mt_upload_result res;
+    if (k == K_METRIC) {
+        res = mt_mlflow_call_once(b->cli, "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len,
+                                  &r);
+        if (b->io->stats)
+            b->io->stats->requests++;
+        b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
+    } else {
+        res = call(b, "POST", "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len, &r);
+    }
     if (res == MT_UPLOAD_RETRY) {
         if (k == K_METRIC && r.unknown)
             b->verify_next = 1;

@@ -554,6 +554,16 @@ enum mt_upload_result mt_mlflow_call(struct mt_mlflow_client *c, const char *met
     return perform(c, path, r);
 }
 
+enum mt_upload_result mt_mlflow_call_once(struct mt_mlflow_client *c, const char *path,
+                                          const char *body, size_t len,
+                                          struct mt_mlflow_resp *r)
+{
+    curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
+    enum mt_upload_result res = mt_mlflow_call(c, "POST", path, body, len, r);
+    curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 0L);
+    return res;
+}
+
 enum mt_upload_result mt_mlflow_put_file(struct mt_mlflow_client *c, const char *path,
                                          const char *file, struct mt_mlflow_resp *r)
 {

@@ -46,6 +46,14 @@ enum mt_upload_result mt_mlflow_call(struct mt_mlflow_client *c, const char *met
                                      const char *path, const char *body, size_t len,
                                      struct mt_mlflow_resp *r);
 
+/* The same for a request that must never be sent twice (a log-batch with
+ * metrics): it goes on a fresh connection, because libcurl silently resends
+ * a request whose reused connection died before any answer, and the server
+ * may have applied it. */
+enum mt_upload_result mt_mlflow_call_once(struct mt_mlflow_client *c, const char *path,
+                                          const char *body, size_t len,
+                                          struct mt_mlflow_resp *r);
+
 /* PUT of a file's bytes to path (relative to the base URL). */
 enum mt_upload_result mt_mlflow_put_file(struct mt_mlflow_client *c, const char *path,
                                          const char *file, struct mt_mlflow_resp *r);

@@ -38,8 +38,13 @@ def free_port():
 
 
 class MlflowServer:
-    def __init__(self, tmp):
+    """backend "sqlite" (the default store; it merges a metric point identical
+    to one it holds, so it cannot show a doubled point) or "file" (the
+    ./mlruns store, which appends every point it is sent)."""
+
+    def __init__(self, tmp, backend="sqlite"):
         self.tmp = Path(tmp)
+        self.backend = backend
         self.port = free_port()
         self.proc = None
         self.log = self.tmp / "server.log"
@@ -51,11 +56,12 @@ class MlflowServer:
     def start(self, wait=True):
         exe = shutil.which("mlflow", path=str(VENV_BIN)) or "mlflow"
         self.proc = subprocess.Popen(
-            [exe, "server", "--backend-store-uri", f"sqlite:///{self.tmp}/m.db",
+            [exe, "server", "--backend-store-uri",
+             f"sqlite:///{self.tmp}/m.db" if self.backend == "sqlite" else f"{self.tmp}/mlruns",
              "--artifacts-destination", f"{self.tmp}/art", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+            env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_ALLOW_FILE_STORE": "true"})
         if wait:
             self.wait_ready()
 
@@ -113,17 +119,41 @@ def built():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mlflow")
-    s = MlflowServer(tmp)
-    s.start()
-    yield s
-    s.kill()
+def servers(tmp_path_factory):
+    """Both kinds of server, started together so their start-ups overlap."""
+    both = [MlflowServer(tmp_path_factory.mktemp("mlflow-sqlite")),
+            MlflowServer(tmp_path_factory.mktemp("mlflow-file"), backend="file")]
+    try:
+        for s in both:
+            s.start(wait=False)
+        for s in both:
+            s.wait_ready()
+        yield both
+    finally:
+        for s in both:
+            s.kill()
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def append_server(servers):
+    return servers[1]
 
 
 @pytest.fixture
 def proxy(server):
     p = FaultProxy(server.port)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def append_proxy(append_server):
+    p = FaultProxy(append_server.port)
     yield p
     p.close()
 

@@ -48,7 +48,7 @@ class FaultProxy:
             s.close()
 
     def inject(self, action, path="log-batch", count=1, body=None):
-        """action: '500', '429' or 'cut', for the next `count` requests whose
+        """action: '500', '429', 'cut' or 'close', for the next `count` requests whose
         path (and body, if given) contain the substrings."""
         with self.lock:
             self.rules.append([action, path, count, body.encode() if body else None])
@@ -152,9 +152,13 @@ class FaultProxy:
                         resp += d
                 finally:
                     u.close()
-                if action == "cut":
-                    # the server has answered: it applied the request; the client never hears
-                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                if action in ("cut", "close"):
+                    # the server has answered: it applied the request; the client never
+                    # hears.  cut resets the connection, close ends it cleanly (what a
+                    # keep-alive server that timed the connection out looks like)
+                    if action == "cut":
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     return
                 if not resp:
                     return
