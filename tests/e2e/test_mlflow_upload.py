@@ -172,8 +172,10 @@ def test_connection_cut_after_the_server_applied_a_batch(append_server, store, a
     proxy, server = append_proxy, append_server
     proxy.inject("cut", "log-batch", 1, body='"metrics"')
     proxy.inject("close", "log-batch", 1, body='"metrics"')
-    run_dir = run_train(store, f"http://127.0.0.1:{proxy.port}",
-                        env_extra={"METRICTAP_UPLOAD_BACKOFF_MAX": "1s"})
+    # several batches while the trainer runs, so that both faults hit one
+    run_dir = run_train(store, f"http://127.0.0.1:{proxy.port}", epochs=30, delay_ms=100,
+                        env_extra={"METRICTAP_UPLOAD_BACKOFF_MAX": "1s",
+                                   "METRICTAP_UPLOAD_INTERVAL": "200ms"})
     wait_equal(server, run_dir, timeout=60)
     assert proxy.count("log-batch", "cut") == 1
     assert proxy.count("log-batch", "close") == 1
