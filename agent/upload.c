@@ -82,6 +82,7 @@ struct mt_uploader {
     struct axes axstart;
     struct mt_upload_point *batch;
     size_t nbatch, cap;
+    struct mt_upload_point *rowpts; /* one row's points, ROW_POINTS_MAX */
     int frozen;           /* sent once: send again unchanged */
     int eof;              /* both files read to the end last time */
     char *buf;            /* line buffer */
@@ -279,8 +280,9 @@ static void io_event(void *ctx, const char *name, const char *fields)
                        fields ? fields : "");
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
-        if (write(fd, line, (size_t)len) != len)
-            u->stats.points_dropped += 0; /* nothing better to do: the store is full */
+        if (write(fd, line, (size_t)len) != len) {
+            /* the store's disk is full: nothing better to do */
+        }
         close(fd);
     }
     free(line);
@@ -631,7 +633,7 @@ static int read_rows(struct mt_uploader *u, int sys, struct rpos *pos, struct ax
     int result = 0;
     snprintf(path, sizeof(path), "%s/%s", u->dir, sys ? "system.jsonl" : "history.jsonl");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    static __thread struct mt_upload_point rowpts[ROW_POINTS_MAX];
+    struct mt_upload_point *rowpts = u->rowpts;
     if (fd < 0)
         return errno == ENOENT ? 0 : -errno;
     size_t have = 0;
@@ -741,7 +743,6 @@ struct prior_ctx {
     unsigned *prior;
 };
 
-static const struct mt_upload_point *cmp_base;
 static int pt_cmp(const struct mt_upload_point *a, const struct mt_upload_point *b)
 {
     int c = strcmp(a->key, b->key);
@@ -757,9 +758,10 @@ static int pt_cmp(const struct mt_upload_point *a, const struct mt_upload_point 
     return a->value < b->value ? -1 : a->value > b->value;
 }
 
-static int idx_cmp(const void *x, const void *y)
+static int idx_cmp(const void *x, const void *y, void *base)
 {
-    return pt_cmp(&cmp_base[*(const size_t *)x], &cmp_base[*(const size_t *)y]);
+    const struct mt_upload_point *pts = base;
+    return pt_cmp(&pts[*(const size_t *)x], &pts[*(const size_t *)y]);
 }
 
 static int emit_prior(void *ctx, const struct mt_upload_point *p)
@@ -778,8 +780,6 @@ static int emit_prior(void *ctx, const struct mt_upload_point *p)
     return 0;
 }
 
-static pthread_mutex_t cmp_mu = PTHREAD_MUTEX_INITIALIZER;
-
 static int io_count_prior(void *ctx, const struct mt_upload_point *pts, size_t n, unsigned *prior)
 {
     struct mt_uploader *u = ctx;
@@ -791,10 +791,7 @@ static int io_count_prior(void *ctx, const struct mt_upload_point *pts, size_t n
         c.order[i] = i;
         prior[i] = 0;
     }
-    pthread_mutex_lock(&cmp_mu);
-    cmp_base = pts;
-    qsort(c.order, n, sizeof(size_t), idx_cmp);
-    pthread_mutex_unlock(&cmp_mu);
+    qsort_r(c.order, n, sizeof(size_t), idx_cmp, (void *)pts);
     struct rpos h = {0, 0, 0}, s = {0, 0, 0};
     struct axes ax;
     memset(&ax, 0, sizeof(ax));
@@ -1054,6 +1051,7 @@ static void uploader_destroy(struct mt_uploader *u)
     cJSON_Delete(u->run);
     defs_free(u);
     free(u->batch);
+    free(u->rowpts);
     free(u->buf);
     free(u->dir);
     pthread_mutex_destroy(&u->mu);
@@ -1094,9 +1092,10 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
     u->cap = o->batch_max && o->batch_max < u->be_ops->max_points ? o->batch_max
                                                                  : u->be_ops->max_points;
     u->batch = calloc(u->cap, sizeof(*u->batch));
+    u->rowpts = calloc(ROW_POINTS_MAX, sizeof(*u->rowpts));
     u->bufcap = 1 << 16;
     u->buf = malloc(u->bufcap);
-    if (!u->dir || !u->batch || !u->buf) {
+    if (!u->dir || !u->batch || !u->rowpts || !u->buf) {
         snprintf(err, errsz, "upload: out of memory");
         goto out;
     }
@@ -1296,6 +1295,13 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
                        size_t errsz)
 {
     int result = 0;
+    char rj[4200];
+    struct stat st;
+    snprintf(rj, sizeof(rj), "%s/run.json", run_dir);
+    if (stat(rj, &st) != 0) {
+        snprintf(err, errsz, "%s: not a run directory (no run.json)", run_dir);
+        return -ENOENT;
+    }
     struct mt_uploader *u = uploader_create(run_dir, o, err, errsz);
     if (!u)
         return -EINVAL;
