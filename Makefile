@@ -107,7 +107,7 @@ demo: deps
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all unit-bins
 	$(Q)scripts/run-unit.sh $(UNIT_BINS)
-	$(Q).venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_DIRS)
+	$(Q)for d in $(PYTEST_DIRS); do .venv/bin/python -m pytest -q -p no:cacheprovider $$d || exit 1; done
 
 .PHONY: unit-bins
 unit-bins: $(UNIT_BINS)

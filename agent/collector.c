@@ -138,7 +138,9 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
             a->stream_bytes[v->stream] += v->len;
         mt_procstats_add(a, s->pid, s->ring->exe, (int)v->stream, v->aux, v->len);
         a->last_data_unix = ts;
-        mt_parse_bytes(a->parse, s->pid, (int)v->stream, ts, v->data, v->len);
+        mt_parse_bytes(mt_parser_for_ring(a, s->ring), s->pid, (int)v->stream, ts, v->data,
+                       v->len);
+        a->console_label[0] = '\0';
         break;
     case MT_REC_EXIT:
     case MT_REC_SIGNAL:
@@ -237,8 +239,10 @@ static void retire(struct mt_agent *a, size_t i)
     for (size_t j = 0; j < a->nrings; j++)
         if (j != i && a->rings[j].pid == s->pid)
             pid_has_newer = 1;
-    if (!pid_has_newer)
-        mt_parse_close_pid(a->parse, s->pid, mt_now_unix());
+    if (!pid_has_newer) {
+        mt_parse_close_pid(mt_parser_for_ring(a, s->ring), s->pid, mt_now_unix());
+        a->console_label[0] = '\0';
+    }
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", a->channel, s->name);
     unlink(path);

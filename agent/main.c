@@ -68,10 +68,39 @@ static void on_console(void *ctx, uint32_t pid, int stream, const char *line, si
     (void)pid;
     if (stream == MT_PARSE_FILE)
         return; /* watched files are not console output */
+    if (a->console_label[0])
+        fputs(a->console_label, a->store.output);
     if (fwrite(line, 1, len, a->store.output) != len ||
         (newline && putc('\n', a->store.output) == EOF))
         a->store.write_errors++;
     a->store.dirty = 1;
+}
+
+static void drop_row(void *ctx, const char *json, size_t len)
+{
+    (void)ctx, (void)json, (void)len;
+}
+
+/* Which parser sees a ring's output, and the label its lines get in
+ * output.log when the run holds several ranks. */
+mt_parse *mt_parser_for_ring(struct mt_agent *a, const struct mt_ring_header *r)
+{
+    int multi = r->rank >= 0 && r->world_size > 1 && strcmp(a->cfg.ranks, "per-rank") != 0;
+    a->console_label[0] = '\0';
+    if (!multi)
+        return a->parse;
+    snprintf(a->console_label, sizeof a->console_label, "[rank %d] ", r->rank);
+    if (r->rank == 0 || strcmp(a->cfg.ranks, "zero") != 0)
+        return a->parse;
+    if (!a->parse_console) {
+        char err[256];
+        struct mt_parse_opts po = { .cfg = &a->cfg, .program = a->program,
+                                    .start_unix = a->start_unix };
+        struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = drop_row,
+                                      .event = drop_row };
+        a->parse_console = mt_parse_create(&po, &sink, err, sizeof err);
+    }
+    return a->parse_console ? a->parse_console : a->parse;
 }
 
 static void on_row(void *ctx, const char *json, size_t len)
@@ -322,7 +351,11 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
         a->name = mt_xstrdup(a->cfg.name);
     else {
         char name[256];
-        snprintf(name, sizeof name, "%s-%s", a->program ? a->program : "run", a->id);
+        if (strcmp(a->cfg.ranks, "per-rank") == 0 && a->cluster.rank >= 0)
+            snprintf(name, sizeof name, "%s-rank%d-%s", a->program ? a->program : "run",
+                     a->cluster.rank, a->id);
+        else
+            snprintf(name, sizeof name, "%s-%s", a->program ? a->program : "run", a->id);
         a->name = mt_xstrdup(name);
     }
     double prev_runtime = 0;
@@ -609,6 +642,7 @@ int main(int argc, char **argv)
     mt_tail_destroy(a->tail);
     mt_index_close(a->index);
     mt_parse_destroy(a->parse);
+    mt_parse_destroy(a->parse_console);
     mt_procstats_free(a);
     mt_store_close(&a->store);
     mt_config_free(&a->cfg);

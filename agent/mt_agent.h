@@ -49,6 +49,10 @@ struct mt_agent {
     struct mt_store store;
     struct mt_index *index;
     mt_parse *parse;
+    /* Output of ranks other than 0 when only rank 0 is parsed (ranks: zero):
+     * its lines reach output.log, its rows are dropped. */
+    mt_parse *parse_console;
+    char console_label[32]; /* "[rank N] " while a rank's output is fed */
 
     char id[16];
     char *project, *name, *channel;
@@ -101,6 +105,7 @@ struct mt_agent {
 
 /* collector.c */
 int mt_collector_open(struct mt_agent *a, char *err, size_t errsz);
+mt_parse *mt_parser_for_ring(struct mt_agent *a, const struct mt_ring_header *r);
 void mt_collector_scan(struct mt_agent *a);
 size_t mt_collector_drain(struct mt_agent *a);  /* records handled */
 void mt_collector_reap(struct mt_agent *a);     /* notices dead processes */

@@ -298,7 +298,7 @@ int mt_cmd_run(int argc, char **argv)
     struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
     struct mt_ring_header *ring =
         ctl ? mt_channel_create_ring(ans.channel, ring_cap, MT_RING_PRIMARY | MT_RING_LAUNCHER,
-                                     ri.rank)
+                                     ri.rank, ri.world_size)
             : NULL;
     if (!ring)
         fail_open("cannot open the run's capture channel", strict, cmd);

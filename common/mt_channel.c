@@ -31,7 +31,8 @@ struct mt_ctl *mt_channel_map_ctl(const char *dir)
 }
 
 struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity,
-                                              uint32_t flags, int32_t rank)
+                                              uint32_t flags, int32_t rank,
+                                              int32_t world_size)
 {
     char tmp[600], final[600];
     size_t size = MT_RING_HDR_SIZE + capacity;
@@ -56,6 +57,7 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     struct mt_ring_header *r = mem;
     mt_ring_init(r, capacity, pid, flags);
     r->rank = rank;
+    r->world_size = world_size;
     r->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     ssize_t n = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
     r->exe[n > 0 ? n : 0] = '\0';

@@ -46,7 +46,8 @@ struct mt_ctl *mt_channel_map_ctl(const char *dir);
 /* Creates and maps a ring for this process under <dir>, published by rename so
  * the agent never sees half a header.  NULL on failure.  libc only. */
 struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity,
-                                              uint32_t flags, int32_t rank);
+                                              uint32_t flags, int32_t rank,
+                                              int32_t world_size);
 
 /* Wakes the agent if it is asleep.  Async-signal-safe. */
 void mt_ctl_ring_bell(struct mt_ctl *ctl);

@@ -13,6 +13,7 @@ void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags)
     r->flags = flags;
     r->capacity = capacity;
     r->rank = -1;
+    r->world_size = -1;
 }
 
 static inline char *ring_data(const struct mt_ring_header *r)

@@ -62,7 +62,7 @@ struct mt_ring_header {
     uint64_t capacity;           /* bytes of data, a power of two */
     uint64_t created_ns;         /* CLOCK_MONOTONIC when created */
     int32_t rank;                /* rank in a distributed job, -1 if none */
-    uint32_t reserved;
+    int32_t world_size;          /* ranks in the job, -1 if unknown */
     char exe[256];               /* /proc/self/exe of the producer, for labels */
     _Alignas(64) _Atomic uint64_t head;   /* next free position (producers) */
     _Atomic uint64_t tail_seen;           /* producers' copy of tail, refreshed

@@ -76,7 +76,8 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
+                                     rank_info.world_size);
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -183,7 +184,7 @@ static void start_run(void)
     snprintf(channel_dir, sizeof channel_dir, "%s", ans.channel);
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl || !(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity,
-                                                       MT_RING_PRIMARY, rank_info.rank))) {
+                                                       MT_RING_PRIMARY, rank_info.rank, rank_info.world_size))) {
         go_passive("cannot open the run's capture channel");
         return;
     }
@@ -197,7 +198,8 @@ static void join_run(const char *chan)
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl)
         return; /* the run is over or its channel is gone: stay quiet */
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank);
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
+                                     rank_info.world_size);
 }
 
 __attribute__((constructor)) static void mt_shim_init(void)
