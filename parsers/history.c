@@ -3,15 +3,19 @@
 
 #include <ctype.h>
 #include <cjson/cJSON.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/mt_buf.h"
+#include "../config/mt_config.h"
 
 #define MAX_KEYS 10000     /* distinct keys per run; more are dropped and counted */
 #define TEXT_MAX 40        /* numbers longer than this are re-formatted */
 #define ROW_MAX (1u << 20) /* bytes of one row's JSON */
+#define STR_MAX 1024       /* bytes of a text value kept */
+#define UNIT_MAX 16
 
 struct key {
     char *name;
@@ -20,8 +24,17 @@ struct key {
     uint8_t is_axis;
     uint8_t has_value;
     uint8_t text_len;  /* 0: format `value` */
+    uint8_t kind;      /* enum mt_value_kind of the last value */
+    uint8_t unit_len;
+    uint8_t goal;
+    uint16_t summary;  /* MT_SUM_* */
     char text[TEXT_MAX];
+    char unit[UNIT_MAX];
     double value;
+    char *str;         /* the last text value (MT_VAL_TEXT) */
+    const char *step_metric;
+    double first, min, max, sum, best;
+    uint64_t count, nstat;
     uint64_t pending_gen; /* == h->gen: in the row being assembled */
 };
 
@@ -41,7 +54,29 @@ struct mt_history {
     cJSON *restored; /* summary of the run before it was resumed */
     mt_history_row_fn emit;
     void *ctx;
+    const struct mt_metric_spec *user, *defaults;
+    size_t nuser, ndefaults;
 };
+
+void mt_history_set_metrics(struct mt_history *h, const struct mt_metric_spec *user, size_t nuser,
+                            const struct mt_metric_spec *defaults, size_t ndefaults)
+{
+    h->user = user;
+    h->nuser = nuser;
+    h->defaults = defaults;
+    h->ndefaults = ndefaults;
+}
+
+static const struct mt_metric_spec *spec_for(const struct mt_history *h, const char *name)
+{
+    for (size_t i = 0; i < h->nuser; i++)
+        if (fnmatch(h->user[i].name, name, 0) == 0)
+            return &h->user[i];
+    for (size_t i = 0; i < h->ndefaults; i++)
+        if (fnmatch(h->defaults[i].name, name, 0) == 0)
+            return &h->defaults[i];
+    return NULL;
+}
 
 static uint32_t hash_key(const char *s, size_t n, int lower)
 {
@@ -102,6 +137,10 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
             k->len = (uint32_t)n;
             k->hash = hv;
             k->is_axis = (uint8_t)is_axis;
+            const struct mt_metric_spec *spec = spec_for(h, k->name);
+            k->summary = spec && spec->summary ? (uint16_t)spec->summary : MT_SUM_LAST;
+            k->goal = spec ? (uint8_t)spec->goal : 0;
+            k->step_metric = spec ? spec->step_metric : NULL;
             h->slots[i] = ++h->nkeys;
             if (is_axis)
                 h->axes[h->naxes++] = h->nkeys - 1;
@@ -136,8 +175,10 @@ void mt_history_destroy(struct mt_history *h)
 {
     if (!h)
         return;
-    for (uint32_t i = 0; i < h->nkeys; i++)
+    for (uint32_t i = 0; i < h->nkeys; i++) {
         free(h->keys[i].name);
+        free(h->keys[i].str);
+    }
     free(h->keys);
     free(h->slots);
     free(h->pending);
@@ -149,7 +190,9 @@ void mt_history_destroy(struct mt_history *h)
 
 static void put_value(struct mt_buf *b, const struct key *k)
 {
-    if (k->text_len)
+    if (k->kind == MT_VAL_TEXT)
+        mt_buf_json_string(b, k->str ? k->str : "", k->str ? strlen(k->str) : 0);
+    else if (k->text_len)
         mt_buf_add(b, k->text, k->text_len);
     else
         mt_buf_json_number(b, k->value);
@@ -208,17 +251,57 @@ static void set_value(struct key *k, const struct mt_field *f)
     k->value = f->value;
     k->has_value = 1;
     k->text_len = 0;
-    if (f->text_len <= TEXT_MAX && mt_number_is_json(f->text, f->text_len)) {
+    k->kind = f->kind;
+    if (f->kind == MT_VAL_TEXT) {
+        size_t n = f->text_len < STR_MAX ? f->text_len : STR_MAX;
+        char *s = realloc(k->str, n + 1);
+        if (!s)
+            abort();
+        memcpy(s, f->text, n);
+        s[n] = '\0';
+        k->str = s;
+        return;
+    }
+    if (f->kind == MT_VAL_BOOL) {
+        memcpy(k->text, f->value ? "true" : "false", f->value ? 4 : 5);
+        k->text_len = f->value ? 4 : 5;
+    } else if (f->text_len <= TEXT_MAX && isfinite(f->value) &&
+               mt_number_is_json(f->text, f->text_len)) {
+        /* verbatim, as printed; 1e400 is not (it reads back as infinity) */
         memcpy(k->text, f->text, f->text_len);
         k->text_len = (uint8_t)f->text_len;
     }
+    if (f->unit_len && !k->unit_len) {
+        size_t n = f->unit_len < UNIT_MAX ? f->unit_len : UNIT_MAX;
+        memcpy(k->unit, f->unit, n);
+        k->unit_len = (uint8_t)n;
+    }
+    /* summary statistics; NaN takes part only in first/last */
+    double v = f->value;
+    if (k->count++ == 0)
+        k->first = v;
+    if (isnan(v))
+        return;
+    if (k->nstat++ == 0) {
+        k->min = k->max = k->best = v;
+        k->sum = v;
+        return;
+    }
+    k->sum += v;
+    if (v < k->min)
+        k->min = v;
+    if (v > k->max)
+        k->max = v;
+    k->best = k->goal == MT_GOAL_MAX ? k->max : k->min;
 }
 
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
 {
     for (uint32_t i = 0; i < fs->n; i++) {
         const struct mt_field *f = &fs->f[i];
-        if (f->role == MT_ROLE_CONFIG)
+        if (f->role != MT_ROLE_METRIC && f->role != MT_ROLE_AXIS)
+            continue;
+        if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
             continue;
         int axis = f->role == MT_ROLE_AXIS;
         int id = intern(h, f->key, f->key_len, f->lower_key, axis);
@@ -244,6 +327,28 @@ void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_
     }
 }
 
+static void put_stat(struct mt_buf *b, int *first, const struct key *k, const char *suffix,
+                     double v)
+{
+    if (!*first)
+        mt_buf_addc(b, ',');
+    *first = 0;
+    if (suffix) {
+        struct mt_buf name;
+        mt_buf_init(&name, MT_MAX_KEY + 16);
+        mt_buf_add(&name, k->name, k->len);
+        mt_buf_adds(&name, suffix);
+        mt_buf_json_string(b, name.data, name.len);
+        mt_buf_free(&name);
+        mt_buf_addc(b, ':');
+        mt_buf_json_number(b, v);
+    } else {
+        mt_buf_json_string(b, k->name, k->len);
+        mt_buf_addc(b, ':');
+        put_value(b, k);
+    }
+}
+
 char *mt_history_summary_json(const struct mt_history *h)
 {
     struct mt_buf b;
@@ -254,12 +359,22 @@ char *mt_history_summary_json(const struct mt_history *h)
         const struct key *k = &h->keys[i];
         if (!k->has_value)
             continue;
-        if (!first)
-            mt_buf_addc(&b, ',');
-        first = 0;
-        mt_buf_json_string(&b, k->name, k->len);
-        mt_buf_addc(&b, ':');
-        put_value(&b, k);
+        unsigned m = k->is_axis ? MT_SUM_LAST : k->summary;
+        if (m & MT_SUM_NONE)
+            continue;
+        if (m & MT_SUM_LAST)
+            put_stat(&b, &first, k, NULL, 0);
+        int numeric = k->kind != MT_VAL_TEXT && k->count;
+        if (numeric && (m & MT_SUM_FIRST))
+            put_stat(&b, &first, k, ".first", k->first);
+        if (numeric && k->nstat && (m & MT_SUM_MIN))
+            put_stat(&b, &first, k, ".min", k->min);
+        if (numeric && k->nstat && (m & MT_SUM_MAX))
+            put_stat(&b, &first, k, ".max", k->max);
+        if (numeric && k->nstat && (m & MT_SUM_MEAN))
+            put_stat(&b, &first, k, ".mean", k->sum / (double)k->nstat);
+        if (numeric && k->nstat && (m & MT_SUM_BEST))
+            put_stat(&b, &first, k, ".best", k->best);
     }
     for (cJSON *it = h->restored ? h->restored->child : NULL; it; it = it->next) {
         size_t n = strlen(it->string);
@@ -283,6 +398,49 @@ char *mt_history_summary_json(const struct mt_history *h)
     return b.data;
 }
 
+char *mt_history_metrics_json(const struct mt_history *h)
+{
+    static const char *names[] = { "last", "first", "min", "max", "mean", "best", "none" };
+    struct mt_buf b;
+    mt_buf_init(&b, (size_t)64 << 20);
+    mt_buf_addc(&b, '{');
+    int first = 1;
+    for (uint32_t i = 0; i < h->nkeys; i++) {
+        const struct key *k = &h->keys[i];
+        if (!k->has_value || k->is_axis)
+            continue;
+        if (!first)
+            mt_buf_addc(&b, ',');
+        first = 0;
+        mt_buf_json_string(&b, k->name, k->len);
+        mt_buf_adds(&b, ":{");
+        if (k->step_metric) {
+            mt_buf_adds(&b, "\"step_metric\":");
+            mt_buf_json_string(&b, k->step_metric, strlen(k->step_metric));
+            mt_buf_addc(&b, ',');
+        }
+        mt_buf_adds(&b, "\"summary\":[");
+        int n = 0;
+        for (int j = 0; j < 7; j++)
+            if (k->summary & (1u << j))
+                mt_buf_printf(&b, "%s\"%s\"", n++ ? "," : "", names[j]);
+        mt_buf_addc(&b, ']');
+        if (k->goal)
+            mt_buf_printf(&b, ",\"goal\":\"%s\"", k->goal == MT_GOAL_MAX ? "maximize" : "minimize");
+        if (k->unit_len) {
+            mt_buf_adds(&b, ",\"unit\":");
+            mt_buf_json_string(&b, k->unit, k->unit_len);
+        }
+        mt_buf_printf(&b, ",\"type\":\"%s\"",
+                      k->kind == MT_VAL_TEXT ? "text" : k->kind == MT_VAL_BOOL ? "bool" : "number");
+        if (k->count == 1)
+            mt_buf_adds(&b, ",\"summary_only\":true");
+        mt_buf_addc(&b, '}');
+    }
+    mt_buf_addc(&b, '}');
+    return b.data;
+}
+
 /* A resumed run's summary: kept aside and merged under the new values, so an
  * old epoch is not taken as the axis in force for the new rows. */
 int mt_history_restore_summary(struct mt_history *h, const char *json)
@@ -295,6 +453,11 @@ int mt_history_restore_summary(struct mt_history *h, const char *json)
     cJSON_Delete(h->restored);
     h->restored = root;
     return 0;
+}
+
+void mt_history_set_start(struct mt_history *h, double start_unix)
+{
+    h->start_unix = start_unix;
 }
 
 uint64_t mt_history_next_step(const struct mt_history *h) { return h->step; }

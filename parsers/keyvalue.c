@@ -16,9 +16,16 @@ static const unsigned char key_start[256] = {
 #undef L
 };
 
+/* Bytes of UTF-8 sequences count as letters, as Python's \w does for
+ * Guild's patterns: "точность: 0.9" has a key. */
+static inline int is_key_start(unsigned char c)
+{
+    return key_start[c] || c >= 0x80;
+}
+
 static inline int is_key_char(unsigned char c)
 {
-    return key_start[c] || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '/';
+    return is_key_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '/';
 }
 
 /* What may follow a value: the end, blanks, separators, or a unit sign. */
@@ -57,9 +64,12 @@ static void add(struct mt_fields *out, const char *key, size_t klen, int role,
     f->key_len = (uint32_t)(klen > MT_MAX_KEY ? MT_MAX_KEY : klen);
     f->role = (uint8_t)role;
     f->lower_key = 0;
+    f->kind = MT_VAL_NUMBER;
     f->text = text;
     f->text_len = (uint32_t)tlen;
     f->value = v;
+    f->unit = NULL;
+    f->unit_len = 0;
 }
 
 void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
@@ -67,7 +77,7 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
     size_t i = 0;
     while (i < len) {
         unsigned char c = (unsigned char)s[i];
-        if (!key_start[c] || (i > 0 && is_key_char((unsigned char)s[i - 1]))) {
+        if (!is_key_start(c) || (i > 0 && is_key_char((unsigned char)s[i - 1]))) {
             i++;
             continue;
         }
@@ -96,14 +106,23 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
         if (!used || !(ends_value(s, j + used, len) ||
                        (!sep && axis && s[j + used] == '/'))) /* "Epoch 3/10" */
             continue;
+        /* "0,5" is a decimal comma, not the number 0 followed by a list */
+        if (j + used + 1 < len && s[j + used] == ',' && s[j + used + 1] >= '0' &&
+            s[j + used + 1] <= '9')
+            continue;
         size_t t0 = j;
         j += used;
         if (!sep && axis && j < len && s[j] == '/') /* "Epoch 3/10": skip the total */
             while (++j < len && s[j] >= '0' && s[j] <= '9')
                 ;
+        uint32_t before = out->n;
         add(out, s + k0, klen, axis ? MT_ROLE_AXIS : MT_ROLE_METRIC, s + t0, used, v);
-        if (!sep && axis)
-            out->f[out->n ? out->n - 1 : 0].lower_key = 1;
+        if (out->n > before && !sep && axis)
+            out->f[before].lower_key = 1;
+        if (out->n > before && j < len && s[j] == '%') { /* "acc: 75.6%": unit kept */
+            out->f[before].unit = s + j;
+            out->f[before].unit_len = 1;
+        }
         /* Guild's "key: value (step N)" */
         if (j + 7 < len && s[j] == ' ' && strncmp(s + j + 1, "(step ", 6) == 0) {
             size_t st = j + 7;

@@ -120,3 +120,52 @@ int mt_number_is_json(const char *s, size_t len)
     }
     return i == len;
 }
+
+static int is_unit_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '%' || c == '/' ||
+           c >= 0x80; /* µs */
+}
+
+int mt_value_parse(const char *s, size_t len, int allow_text, struct mt_field *f)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    f->unit = NULL;
+    f->unit_len = 0;
+    f->text = s;
+    f->text_len = (uint32_t)len;
+    if (!len)
+        return -1;
+    if ((len == 4 && strncasecmp(s, "true", 4) == 0) ||
+        (len == 5 && strncasecmp(s, "false", 5) == 0)) {
+        f->kind = MT_VAL_BOOL;
+        f->value = len == 4;
+        return 0;
+    }
+    double v;
+    size_t used = mt_number_scan(s, len, &v);
+    if (used) {
+        size_t u = used;
+        while (u < len && u - used < 16 && is_unit_char((unsigned char)s[u]))
+            u++;
+        /* "0,5" and "3x4" are not numbers; "75%" and "3.2s" are, unit kept. */
+        if (u == len && !(used < len && s[used] == '/')) {
+            f->kind = MT_VAL_NUMBER;
+            f->value = v;
+            f->text_len = (uint32_t)used;
+            if (u > used) {
+                f->unit = s + used;
+                f->unit_len = (uint8_t)(u - used);
+            }
+            return 0;
+        }
+    }
+    if (!allow_text)
+        return -1;
+    f->kind = MT_VAL_TEXT;
+    f->value = 0;
+    return 0;
+}
