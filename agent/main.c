@@ -339,6 +339,7 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     struct mt_parse_opts po = {
         .cfg = &a->cfg, .program = a->program, .start_unix = a->start_unix,
         .first_step = a->first_step, .runtime_offset = a->runtime_offset,
+        .argv = a->command, .argc = a->ncommand, /* parse: command-line config */
     };
     struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
                                   .event = on_event };

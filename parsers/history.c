@@ -295,36 +295,43 @@ static void set_value(struct key *k, const struct mt_field *f)
     k->best = k->goal == MT_GOAL_MAX ? k->max : k->min;
 }
 
+static void add_field(struct mt_history *h, const struct mt_field *f, double ts_unix)
+{
+    int axis = f->role == MT_ROLE_AXIS;
+    int id = intern(h, f->key, f->key_len, f->lower_key, axis);
+    if (id < 0)
+        return;
+    struct key *k = &h->keys[id];
+    if (k->is_axis) {
+        /* A new axis value closes the row of the old one. */
+        if (k->has_value && k->value != f->value && h->pending_metrics)
+            mt_history_flush(h, h->last_ts);
+    } else if (k->pending_gen == h->gen) {
+        mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
+    }
+    set_value(k, f);
+    h->values++;
+    if (k->pending_gen != h->gen) {
+        k->pending_gen = h->gen;
+        h->pending[h->npending++] = (uint32_t)id;
+        if (!k->is_axis)
+            h->pending_metrics++;
+    }
+    h->last_ts = ts_unix;
+}
+
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
 {
-    for (uint32_t i = 0; i < fs->n; i++) {
-        const struct mt_field *f = &fs->f[i];
-        if (f->role != MT_ROLE_METRIC && f->role != MT_ROLE_AXIS)
-            continue;
-        if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
-            continue;
-        int axis = f->role == MT_ROLE_AXIS;
-        int id = intern(h, f->key, f->key_len, f->lower_key, axis);
-        if (id < 0)
-            continue;
-        struct key *k = &h->keys[id];
-        if (k->is_axis) {
-            /* A new axis value closes the row of the old one. */
-            if (k->has_value && k->value != f->value && h->pending_metrics)
-                mt_history_flush(h, h->last_ts);
-        } else if (k->pending_gen == h->gen) {
-            mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
+    /* The axes of a line first: they apply to the metrics beside them. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < fs->n; i++) {
+            const struct mt_field *f = &fs->f[i];
+            if (f->role != (pass ? MT_ROLE_METRIC : MT_ROLE_AXIS))
+                continue;
+            if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
+                continue;
+            add_field(h, f, ts_unix);
         }
-        set_value(k, f);
-        h->values++;
-        if (k->pending_gen != h->gen) {
-            k->pending_gen = h->gen;
-            h->pending[h->npending++] = (uint32_t)id;
-            if (!k->is_axis)
-                h->pending_metrics++;
-        }
-        h->last_ts = ts_unix;
-    }
 }
 
 static void put_stat(struct mt_buf *b, int *first, const struct key *k, const char *suffix,

@@ -43,7 +43,7 @@ struct mt_parse_opts {
     char *const *argv;
     int argc;
     /* Rows take the time a rule's `timestamp` group captured (import); the
-     * first such time is the start when start_unix is 0. */
+     * first such time becomes the start. */
     int log_time;
 };
 

@@ -64,7 +64,7 @@ mt_parse *mt_parse_create(const struct mt_parse_opts *opts, const struct mt_pars
                                    emit_row, p);
     mt_buf_init(&p->clean, p->line_max + 1);
     p->log_time = opts->log_time;
-    p->have_start = opts->start_unix > 0;
+    p->have_start = 0; /* with log_time the first captured time is the start */
     char *argv_json = opts->argv ? mt_argv_config_json(opts->argc, opts->argv) : NULL;
     p->config = argv_json ? cJSON_Parse(argv_json) : NULL;
     free(argv_json);

@@ -232,6 +232,12 @@ static unsigned stream_bits(const char *stream, char **glob)
     return (1u << MT_PARSE_STDOUT) | (1u << MT_PARSE_STDERR);
 }
 
+static int by_number(const void *a, const void *b)
+{
+    const struct group *x = a, *y = b;
+    return (x->num > y->num) - (x->num < y->num);
+}
+
 /* Compiles one pattern into rs->rules[rs->n]. */
 static int add_regex(struct mt_rules *rs, const char *pattern, const struct mt_rule_spec *spec,
                      const char *preset_axes, int repeat, const char *stream, char *err,
@@ -302,6 +308,8 @@ static int add_regex(struct mt_rules *rs, const char *pattern, const struct mt_r
             g->role = MT_ROLE_METRIC;
         g->text_ok = spec && in_list(spec->text, name);
     }
+    /* The name table is sorted by name; fields come in pattern order. */
+    qsort(r->groups, r->ngroups, sizeof *r->groups, by_number);
     return 0;
 }
 
