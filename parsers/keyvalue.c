@@ -106,10 +106,6 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
         if (!used || !(ends_value(s, j + used, len) ||
                        (!sep && axis && s[j + used] == '/'))) /* "Epoch 3/10" */
             continue;
-        /* "0,5" is a decimal comma, not the number 0 followed by a list */
-        if (j + used + 1 < len && s[j + used] == ',' && s[j + used + 1] >= '0' &&
-            s[j + used + 1] <= '9')
-            continue;
         size_t t0 = j;
         j += used;
         if (!sep && axis && j < len && s[j] == '/') /* "Epoch 3/10": skip the total */

@@ -241,7 +241,7 @@ MT_TEST(precedence_files_then_wandb_then_metrictap)
     /* a bad home file names itself */
     write_file(home_cfg, "system: {window: forever}\n");
     MT_CHECK(mt_config_load(&c, env1, err, sizeof err) == -1);
-    CHECK_ERR_HAS("config.yaml:1:19: system.window: bad value \"forever\"");
+    CHECK_ERR_HAS("config.yaml:1:18: system.window: bad value \"forever\"");
     mt_config_free(&c);
 }
 
