@@ -334,12 +334,14 @@ static void note(struct mt_rules *rs, const char *name)
     snprintf(rs->describe + n, sizeof rs->describe - n, "%s%s", n ? "," : "", name);
 }
 
+/* `fallback`: one of the generic presets tried when nothing was chosen; its
+ * metric settings (keras: val_* against epoch) would be guesses, so none. */
 static int add_preset(struct mt_rules *rs, const struct preset *p, const struct mt_rule_spec *spec,
-                      char *err, size_t errsz)
+                      int fallback, char *err, size_t errsz)
 {
     const char *stream = spec ? spec->stream : NULL;
     note(rs, p->name);
-    for (const struct preset_metric *m = p->metrics; m && m->glob; m++)
+    for (const struct preset_metric *m = p->metrics; !fallback && m && m->glob; m++)
         if (rs->nmetric_defaults < sizeof rs->metric_defaults / sizeof *rs->metric_defaults) {
             struct mt_metric_spec *ms = &rs->metric_defaults[rs->nmetric_defaults++];
             ms->name = (char *)m->glob;
@@ -401,7 +403,7 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
                          s->preset, mt_preset_list());
                 goto fail;
             }
-            rc = add_preset(rs, p, s, err, errsz);
+            rc = add_preset(rs, p, s, 0, err, errsz);
         } else {
             note(rs, s->name ? s->name : "pattern");
             rc = add_regex(rs, s->pattern ? s->pattern : "", s, NULL, s->repeat, s->stream, err,
@@ -415,11 +417,11 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
          * the generic ones. */
         for (const struct preset *p = presets; program && p->name; p++)
             if (p->programs && program_matches(p->programs, program) &&
-                add_preset(rs, p, NULL, err, errsz) != 0)
+                add_preset(rs, p, NULL, 0, err, errsz) != 0)
                 goto fail;
-        if (add_preset(rs, find_preset("hf"), NULL, err, errsz) != 0 ||
-            add_preset(rs, find_preset("keras"), NULL, err, errsz) != 0 ||
-            add_preset(rs, find_preset("keyvalue"), NULL, err, errsz) != 0)
+        if (add_preset(rs, find_preset("hf"), NULL, 1, err, errsz) != 0 ||
+            add_preset(rs, find_preset("keras"), NULL, 1, err, errsz) != 0 ||
+            add_preset(rs, find_preset("keyvalue"), NULL, 1, err, errsz) != 0)
             goto fail;
     }
     return rs;
