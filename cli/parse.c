@@ -22,6 +22,7 @@
 
 struct out {
     int table;
+    int quiet; /* --stats: rows are made but not printed (benchmarks) */
     cJSON *rows; /* kept for the table */
     size_t nrows;
 };
@@ -29,6 +30,8 @@ struct out {
 static void on_row(void *ctx, const char *json, size_t len)
 {
     struct out *o = ctx;
+    if (o->quiet)
+        return;
     if (!o->table) {
         fputs("{\"row\":", stdout);
         fwrite(json, 1, len, stdout);
@@ -116,7 +119,7 @@ static void print_object(const char *title, const char *json)
 
 static int usage(void)
 {
-    fputs("usage: metrictap parse [-c rules.yaml] [--program NAME] [--json|--table] FILE|-\n",
+    fputs("usage: metrictap parse [-c rules.yaml] [--program NAME] [--json|--table|--stats] FILE|-\n",
           stderr);
     return 2;
 }
@@ -125,6 +128,7 @@ int mt_cmd_parse(int argc, char **argv)
 {
     const char *config = NULL, *program = NULL, *file = NULL;
     int force = -1; /* -1: table on a terminal */
+    int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc)
@@ -139,6 +143,8 @@ int mt_cmd_parse(int argc, char **argv)
             force = 0;
         else if (strcmp(a, "--table") == 0)
             force = 1;
+        else if (strcmp(a, "--stats") == 0)
+            quiet = 1, force = 0;
         else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage();
             return 0;
@@ -164,7 +170,7 @@ int mt_cmd_parse(int argc, char **argv)
     int result = 1;
     mt_parse *p = NULL;
     int fd = -1;
-    struct out o = { .table = force >= 0 ? force : isatty(1) };
+    struct out o = { .table = force >= 0 ? force : isatty(1), .quiet = quiet };
     o.rows = cJSON_CreateArray();
     struct mt_parse_opts opts = { .cfg = &cfg, .program = program, .log_time = 1 };
     struct mt_parse_sink sink = { .ctx = &o, .row = on_row };
@@ -201,8 +207,9 @@ int mt_cmd_parse(int argc, char **argv)
                mt_parse_rules(p), (unsigned long long)st.lines, (unsigned long long)st.rows,
                (unsigned long long)st.lines_truncated);
     } else {
-        printf("{\"config\":%s}\n{\"tags\":%s}\n{\"metrics\":%s}\n{\"summary\":%s}\n", config_json,
-               tags, metrics, summary);
+        if (!quiet)
+            printf("{\"config\":%s}\n{\"tags\":%s}\n{\"metrics\":%s}\n{\"summary\":%s}\n",
+                   config_json, tags, metrics, summary);
         printf("{\"stats\":{\"rules\":\"%s\",\"lines\":%llu,\"rows\":%llu,\"values\":%llu,"
                "\"lines_truncated\":%llu,\"keys_dropped\":%llu,\"limit_hits\":%llu}}\n",
                mt_parse_rules(p), (unsigned long long)st.lines, (unsigned long long)st.rows,

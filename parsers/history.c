@@ -19,6 +19,8 @@
 
 struct key {
     char *name;
+    char *json_name;   /* ,"name": ready to copy into rows */
+    uint32_t json_len;
     uint32_t len;
     uint32_t hash;
     uint8_t is_axis;
@@ -136,6 +138,13 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
                     k->name[j] = (char)tolower((unsigned char)k->name[j]);
             k->len = (uint32_t)n;
             k->hash = hv;
+            struct mt_buf jn;
+            mt_buf_init(&jn, 8 * n + 16);
+            mt_buf_addc(&jn, ',');
+            mt_buf_json_string(&jn, k->name, n);
+            mt_buf_addc(&jn, ':');
+            k->json_name = jn.data;
+            k->json_len = (uint32_t)jn.len;
             k->is_axis = (uint8_t)is_axis;
             const struct mt_metric_spec *spec = spec_for(h, k->name);
             k->summary = spec && spec->summary ? (uint16_t)spec->summary : MT_SUM_LAST;
@@ -177,6 +186,7 @@ void mt_history_destroy(struct mt_history *h)
         return;
     for (uint32_t i = 0; i < h->nkeys; i++) {
         free(h->keys[i].name);
+        free(h->keys[i].json_name);
         free(h->keys[i].str);
     }
     free(h->keys);
@@ -200,9 +210,7 @@ static void put_value(struct mt_buf *b, const struct key *k)
 
 static void put_pair(struct mt_buf *b, const struct key *k)
 {
-    mt_buf_addc(b, ',');
-    mt_buf_json_string(b, k->name, k->len);
-    mt_buf_addc(b, ':');
+    mt_buf_add(b, k->json_name, k->json_len);
     put_value(b, k);
 }
 

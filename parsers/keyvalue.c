@@ -44,13 +44,29 @@ static inline int ends_value(const char *s, size_t i, size_t len)
     }
 }
 
+static inline char lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
 int mt_is_default_axis(const char *key, size_t len)
 {
-    static const char *axes[] = { "epoch", "step", "iter", "iteration", "batch",
-                                  "global_step", NULL };
-    for (int i = 0; axes[i]; i++)
-        if (strlen(axes[i]) == len && strncasecmp(axes[i], key, len) == 0)
+    static const char *axes[] = { "epoch", "step", "iter", "iteration", "batch", "global_step" };
+    static const size_t lens[] = { 5, 4, 4, 9, 5, 11 };
+    if (len < 4 || len > 11)
+        return 0;
+    char c = lower(key[0]);
+    if (c != 'e' && c != 's' && c != 'i' && c != 'b' && c != 'g')
+        return 0;
+    for (size_t i = 0; i < sizeof axes / sizeof *axes; i++) {
+        if (axes[i][0] != c || lens[i] != len)
+            continue;
+        size_t j = 1;
+        while (j < len && lower(key[j]) == axes[i][j])
+            j++;
+        if (j == len)
             return 1;
+    }
     return 0;
 }
 

@@ -61,22 +61,31 @@ size_t mt_number_scan(const char *s, size_t len, double *out)
     }
     if (digits == 0)
         return 0;
+    int exp10 = 0;
     if (i < len && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
+        int eneg = 0;
         if (j < len && (s[j] == '+' || s[j] == '-'))
-            j++;
+            eneg = s[j++] == '-';
         if (j < len && is_digit(s[j])) {
-            while (j < len && is_digit(s[j]))
+            while (j < len && is_digit(s[j])) {
+                if (exp10 < 10000)
+                    exp10 = exp10 * 10 + (s[j] - '0');
                 j++;
+            }
+            if (eneg)
+                exp10 = -exp10;
             i = j;
-            simple = 0;
         }
     }
-    static const double pow10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18 };
-    if (simple && mant < (1ull << 53)) {
-        /* Exact: an integer below 2^53 divided by an exact power of ten. */
-        double v = (double)mant / pow10[frac_digits];
+    static const double pow10[] = { 1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+    int scale = exp10 - frac_digits;
+    if (simple && mant < (1ull << 53) && scale >= -22 && scale <= 22) {
+        /* Exact (Clinger's fast path): an integer below 2^53 times or
+         * divided by an exact power of ten is correctly rounded. */
+        double v = scale < 0 ? (double)mant / pow10[-scale] : (double)mant * pow10[scale];
         *out = neg ? -v : v;
         return i;
     }

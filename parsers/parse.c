@@ -255,39 +255,68 @@ static void end_line(mt_parse *p, struct pending_line *l, double ts, int newline
     mt_buf_reset(&l->text);
 }
 
+static void append(mt_parse *p, struct pending_line *l, const char *s, size_t n)
+{
+    (void)p;
+    if (n && mt_buf_add(&l->text, s, n) != 0)
+        l->truncated += l->text.refused, l->text.refused = 0;
+}
+
+/* A lone '\r': the line so far was one progress update.  Parse it and start
+ * over, as a terminal would overwrite it. */
+static void end_update(mt_parse *p, struct pending_line *l, double ts)
+{
+    parse_line(p, l, l->text.data ? l->text.data : "", l->text.len, ts);
+    if (l->truncated) {
+        p->lines_truncated++;
+        l->truncated = 0;
+    }
+    mt_buf_reset(&l->text);
+}
+
 static void feed(mt_parse *p, struct pending_line *l, double ts, const char *data, size_t len)
 {
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        if (c != '\n' && c != '\r' && !l->cr)
-            continue;
-        if (l->cr && c != '\n') {
-            /* A lone '\r': the line so far was one progress update.  Parse it
-             * and start over, as a terminal would overwrite it. */
+    size_t i = 0;
+    while (i < len) {
+        if (l->cr) {
             l->cr = 0;
-            parse_line(p, l, l->text.data ? l->text.data : "", l->text.len, ts);
-            if (l->truncated) {
-                p->lines_truncated++;
-                l->truncated = 0;
-            }
-            mt_buf_reset(&l->text);
-            start = i;
-            if (c != '\r')
+            if (data[i] == '\n') { /* CRLF */
+                end_line(p, l, ts, 1);
+                i++;
                 continue;
+            }
+            end_update(p, l, ts);
         }
-        if (i > start && mt_buf_add(&l->text, data + start, i - start) != 0)
-            l->truncated += l->text.refused, l->text.refused = 0;
-        start = i + 1;
-        if (c == '\r') {
+        /* the next '\n' or '\r' ('\r' is rare: two memchr beat a byte loop) */
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t j = nl ? (size_t)(nl - data) : len;
+        const char *cr = memchr(data + i, '\r', j - i);
+        if (cr)
+            j = (size_t)(cr - data);
+        if (j == len) {
+            append(p, l, data + i, len - i);
+            return;
+        }
+        if (data[j] == '\n' && l->text.len == 0) {
+            /* The whole line is in this chunk: parse it where it lies. */
+            size_t n = j - i;
+            if (n > p->line_max) {
+                n = p->line_max;
+                p->lines_truncated++;
+            }
+            if (p->sink.console && l->stream != MT_PARSE_FILE)
+                p->sink.console(p->sink.ctx, l->pid, l->stream, data + i, n, 1);
+            parse_line(p, l, data + i, n, ts);
+            i = j + 1;
+            continue;
+        }
+        append(p, l, data + i, j - i);
+        if (data[j] == '\r')
             l->cr = 1;
-        } else {
-            l->cr = 0;
+        else
             end_line(p, l, ts, 1);
-        }
+        i = j + 1;
     }
-    if (start < len && mt_buf_add(&l->text, data + start, len - start) != 0)
-        l->truncated += l->text.refused, l->text.refused = 0;
 }
 
 void mt_parse_bytes(mt_parse *p, uint32_t pid, int stream, double ts, const char *data,
