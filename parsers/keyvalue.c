@@ -109,13 +109,20 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
         while (j < len && s[j] == ' ')
             j++;
         int sep = j < len && (s[j] == ':' || s[j] == '=');
-        int axis = mt_is_default_axis(s + k0, klen);
+        int axis;
         if (sep) {
+            axis = mt_is_default_axis(s + k0, klen);
             j++;
             while (j < len && (s[j] == ' ' || s[j] == '\t'))
                 j++;
-        } else if (!axis || j == k0 + klen) {
-            continue; /* a plain word; an axis word needs a blank: "epoch 3" */
+        } else {
+            /* a plain word; an axis word needs a blank and a number: "epoch 3" */
+            if (j == k0 + klen || j >= len || !((s[j] >= '0' && s[j] <= '9') || s[j] == '.' ||
+                                                s[j] == '-' || s[j] == '+'))
+                continue;
+            axis = mt_is_default_axis(s + k0, klen);
+            if (!axis)
+                continue;
         }
         double v;
         size_t used = mt_number_scan(s + j, len - j, &v);
