@@ -29,10 +29,11 @@ static void on_row(void *ctx, const char *json, size_t len)
     struct imp *im = ctx;
     mt_store_append(im->store, im->store->history, json, len);
     const char *t = strstr(json, "\"_timestamp\":");
-    if (t) {
+    const char *r = strstr(json, "\"_runtime\":");
+    if (t && r) {
         double ts = strtod(t + 13, NULL);
         if (!im->first_ts)
-            im->first_ts = ts;
+            im->first_ts = ts - strtod(r + 11, NULL); /* the run's start */
         im->last_ts = ts;
     }
 }

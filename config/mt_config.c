@@ -285,11 +285,21 @@ void mt_config_free(struct mt_config *cfg)
 void mt_config_print_help(void *file)
 {
     FILE *f = file;
+    static const char *types[] = { "text", "bool", "duration", "size", "one of", "list" };
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++) {
-        char env[128];
+        char env[128], what[256];
         mt_config_env_name(k->key, env, sizeof env);
-        fprintf(f, "  %-22s %s (default: %s)\n  %-22s   variable %s%s%s\n", k->key, k->help,
-                *k->def ? k->def : "none", "", env, k->wandb_env ? ", or " : "",
-                k->wandb_env ? k->wandb_env : "");
+        if (k->type == MT_CFG_ENUM)
+            snprintf(what, sizeof what, "one of %s",
+                     k->choices[0] == '|' ? k->choices + 1 : k->choices);
+        else if (k->type == MT_CFG_DURATION)
+            snprintf(what, sizeof what, "duration, %gs to %gs", k->min, k->max);
+        else if (k->type == MT_CFG_SIZE)
+            snprintf(what, sizeof what, "size, %.0f to %.0f bytes", k->min, k->max);
+        else
+            snprintf(what, sizeof what, "%s", types[k->type]);
+        fprintf(f, "  %-22s %s\n  %-22s   %s; default: %s\n  %-22s   variable %s%s%s\n",
+                k->key, k->help, "", what, *k->def ? k->def : "none", "", env,
+                k->wandb_env ? ", or " : "", k->wandb_env ? k->wandb_env : "");
     }
 }

@@ -374,6 +374,8 @@ void mt_parse_close_pid(mt_parse *p, uint32_t pid, double ts)
 
 void mt_parse_flush(mt_parse *p, double ts)
 {
+    if (p->log_time && p->last_log_ts > 0)
+        ts = p->last_log_ts; /* the log's own time, not the reader's */
     mt_history_flush(p->history, ts);
 }
 
