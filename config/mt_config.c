@@ -57,7 +57,7 @@ const struct mt_config_key mt_config_keys[] = {
       "refuse to run the program when tracking cannot start" },
     { "ranks", MT_CFG_ENUM, OFF(ranks), "zero", NULL, 0, 0, "zero|all|per-rank",
       "which ranks of a distributed job are parsed for metrics" },
-    { "files.watch", MT_CFG_STRING, OFF(files_watch), "", NULL, 0, 0, NULL,
+    { "files.watch", MT_CFG_LIST, OFF(files_watch), "", NULL, 0, 0, NULL,
       "comma-separated globs of files the program writes that are tailed and parsed "
       "(relative to the run's start directory, or absolute; '*' stops at '/')" },
     { NULL, 0, 0, NULL, NULL, 0, 0, NULL, NULL },

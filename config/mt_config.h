@@ -19,7 +19,7 @@
 struct mt_rule_spec {
     char *name;
     char *preset;     /* keyvalue | json | csv | xgboost | ... or NULL: a pattern */
-    char *stream;     /* stdout | stderr | any | file:GLOB (default any) */
+    char *stream;     /* stdout | stderr | any (with watched files) | file:GLOB; default any */
     char *pattern;    /* PCRE2; named groups become fields */
     char **axes;      /* groups that are step axes (besides `step`) */
     char **config;    /* groups that are config values */

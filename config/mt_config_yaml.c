@@ -477,6 +477,20 @@ static int parse_rule_list(struct yctx *c, yaml_node_t *v, int files)
             c->cfg->watch_globs[nglobs++] = xstrdup(r->stream + 5);
         }
     }
+    if (files && nglobs) {
+        /* The tailer follows files.watch: add these globs to it. */
+        const char *old = c->cfg->files_watch ? c->cfg->files_watch : "";
+        size_t len = strlen(old) + 1;
+        for (size_t i = 0; i < nglobs; i++)
+            len += strlen(c->cfg->watch_globs[i]) + 1;
+        char *joined = xcalloc(1, len);
+        size_t n = (size_t)snprintf(joined, len, "%s", old);
+        for (size_t i = 0; i < nglobs; i++)
+            n += (size_t)snprintf(joined + n, len - n, "%s%s", n ? "," : "",
+                                  c->cfg->watch_globs[i]);
+        free(c->cfg->files_watch);
+        c->cfg->files_watch = joined;
+    }
     return 0;
 }
 
@@ -619,8 +633,8 @@ static int walk_mapping(struct yctx *c, yaml_node_t *m, const char *prefix, int 
         int rc;
         if (!*prefix && strcmp(k, "rules") == 0)
             rc = parse_rule_list(c, v, 0);
-        else if (!*prefix && strcmp(k, "files") == 0)
-            rc = parse_rule_list(c, v, 1);
+        else if (!*prefix && strcmp(k, "files") == 0 && v->type == YAML_SEQUENCE_NODE)
+            rc = parse_rule_list(c, v, 1); /* files: [{glob, format}]; files: {watch} below */
         else if (!*prefix && strcmp(k, "metrics") == 0)
             rc = parse_metrics(c, v);
         else if (find_key(full))

@@ -72,7 +72,8 @@ void mt_parse_close_file(mt_parse *p, const char *path, double ts_unix);
 void mt_parse_log_bytes(mt_parse *p, const char *path, double ts_unix, const char *data,
                         size_t len);
 
-/* Emits the row being assembled, if any (end of run, or the output is idle). */
+/* Emits the row being assembled, if any (end of run, or the output is idle).
+ * The row carries the time of its last value; ts_unix is not used. */
 void mt_parse_flush(mt_parse *p, double ts_unix);
 
 /* The summary as a JSON object; caller frees. `restore` seeds it (resume). */

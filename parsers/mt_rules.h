@@ -16,8 +16,10 @@
  * `continue`.
  *
  * With no rules configured, the presets are chosen from the program's name
- * (xgboost -> xgboost, then keyvalue), falling back to json, keras and
- * keyvalue.  Owned by mt_parse; internal to parsers/ except the preset names,
+ * (xgboost -> xgboost), then the generic hf (json), keras and keyvalue.  A
+ * rule's stream `any` (the default) covers stdout, stderr and watched files;
+ * file:GLOB only the files whose path (or a tail of it after a /) matches.
+ * Owned by mt_parse; internal to parsers/ except the preset names,
  * which config/ uses to validate. */
 #ifndef MT_RULES_H
 #define MT_RULES_H

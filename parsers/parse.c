@@ -374,8 +374,10 @@ void mt_parse_close_pid(mt_parse *p, uint32_t pid, double ts)
 
 void mt_parse_flush(mt_parse *p, double ts)
 {
-    if (p->log_time && p->last_log_ts > 0)
-        ts = p->last_log_ts; /* the log's own time, not the reader's */
+    /* A row carries the time of its last value, not of the flush (an idle
+     * flush comes a second later; import reads the log long after). */
+    (void)ts;
+    ts = 0;
     mt_history_flush(p->history, ts);
 }
 

@@ -219,8 +219,8 @@ static int in_csv(const char *csv, const char *name)
 static unsigned stream_bits(const char *stream, char **glob)
 {
     *glob = NULL;
-    if (!stream || strcmp(stream, "any") == 0)
-        return (1u << MT_PARSE_STDOUT) | (1u << MT_PARSE_STDERR);
+    if (!stream || strcmp(stream, "any") == 0) /* any: watched files too */
+        return (1u << MT_PARSE_STDOUT) | (1u << MT_PARSE_STDERR) | (1u << MT_PARSE_FILE);
     if (strcmp(stream, "stdout") == 0)
         return 1u << MT_PARSE_STDOUT;
     if (strcmp(stream, "stderr") == 0)
@@ -229,7 +229,7 @@ static unsigned stream_bits(const char *stream, char **glob)
         *glob = mt_xstrdup(stream + 5);
         return 0;
     }
-    return (1u << MT_PARSE_STDOUT) | (1u << MT_PARSE_STDERR);
+    return (1u << MT_PARSE_STDOUT) | (1u << MT_PARSE_STDERR) | (1u << MT_PARSE_FILE);
 }
 
 static int by_number(const void *a, const void *b)
