@@ -153,7 +153,17 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "group", a->group);
     add_str(o, "job_type", a->cfg.job_type);
     add_str(o, "notes", a->cfg.notes);
-    cJSON_AddItemToObject(o, "tags", tags_array(a->cfg.tags));
+    cJSON *tags = tags_array(a->cfg.tags);
+    if (a->parse) { /* parse: tags captured from the output */
+        char *captured = mt_parse_tags_json(a->parse);
+        cJSON *ct = cJSON_Parse(captured), *it;
+        cJSON_ArrayForEach(it, ct)
+            if (cJSON_IsString(it))
+                cJSON_AddItemToArray(tags, cJSON_CreateString(it->valuestring));
+        cJSON_Delete(ct);
+        free(captured);
+    }
+    cJSON_AddItemToObject(o, "tags", tags);
     cJSON_AddStringToObject(o, "state", a->state ? a->state : "running");
     cJSON_AddNumberToObject(o, "start_time", a->created_unix ? a->created_unix : a->start_unix);
     if (ended) {

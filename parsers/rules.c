@@ -374,6 +374,7 @@ static int program_matches(const char *programs, const char *program)
 struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *program, char *err,
                                  size_t errsz)
 {
+    struct mt_rules *result = NULL;
     struct mt_rules *rs = mt_xcalloc(1, sizeof *rs);
     rs->mctx = pcre2_match_context_create(NULL);
     rs->jit_stack = pcre2_jit_stack_create(32 * 1024, JIT_STACK_MAX, NULL);
@@ -401,7 +402,7 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
             if (!p) {
                 snprintf(err, errsz, "rule %zu: unknown preset \"%s\"; presets: %s", i + 1,
                          s->preset, mt_preset_list());
-                goto fail;
+                goto out;
             }
             rc = add_preset(rs, p, s, 0, err, errsz);
         } else {
@@ -410,7 +411,7 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
                            errsz);
         }
         if (rc != 0)
-            goto fail;
+            goto out;
     }
     if (console_rules == 0) {
         /* No rule configured: the trainer's preset by program name, then
@@ -418,16 +419,17 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
         for (const struct preset *p = presets; program && p->name; p++)
             if (p->programs && program_matches(p->programs, program) &&
                 add_preset(rs, p, NULL, 0, err, errsz) != 0)
-                goto fail;
+                goto out;
         if (add_preset(rs, find_preset("hf"), NULL, 1, err, errsz) != 0 ||
             add_preset(rs, find_preset("keras"), NULL, 1, err, errsz) != 0 ||
             add_preset(rs, find_preset("keyvalue"), NULL, 1, err, errsz) != 0)
-            goto fail;
+            goto out;
     }
-    return rs;
-fail:
-    mt_rules_destroy(rs);
-    return NULL;
+    result = rs;
+out:
+    if (!result)
+        mt_rules_destroy(rs);
+    return result;
 }
 
 void mt_rules_destroy(struct mt_rules *rs)

@@ -1,5 +1,6 @@
 /* mt_parse with rules: file sources, command-line config, captured config
  * and tags, summary modes across a resume, the match limit. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +26,8 @@ static void on_row(void *ctx, const char *json, size_t len)
 static void on_tag(void *ctx, const char *tag)
 {
     struct got *g = ctx;
-    strncat(g->tags, tag, sizeof g->tags - strlen(g->tags) - 2);
-    strcat(g->tags, ";");
+    size_t n = strlen(g->tags);
+    snprintf(g->tags + n, sizeof g->tags - n, "%s;", tag);
 }
 
 static mt_parse *make(struct mt_config *cfg, const char *yaml, struct got *g, const char *program)
