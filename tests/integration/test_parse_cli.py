@@ -59,3 +59,15 @@ def test_parse_rejects_unknown_keys_with_the_valid_ones(tmp_path):
     p = cli(tmp_path, "parse", "-c", str(cfg), "/dev/null", check=False)
     assert p.returncode == 2
     assert "r.yaml:3:1: unknown key \"metrix\"; valid keys: dir, project" in p.stderr
+
+
+def test_run_with_a_bad_regex_runs_untracked_or_refuses_under_strict(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("rules:\n  - pattern: '(?<loss>\\d+'\n")
+    p = cli(tmp_path, "run", "-c", str(cfg), "--", "echo", "hello", check=False)
+    assert p.returncode == 0 and p.stdout == "hello\n"
+    assert "bad.yaml:2:14: rules[0]: pattern: bad regular expression" in p.stderr
+    assert "this run is not tracked" in p.stderr
+    assert not (tmp_path / "store" / "runs").exists()
+    p = cli(tmp_path, "run", "--strict", "-c", str(cfg), "--", "echo", "hello", check=False)
+    assert p.returncode == 125 and p.stdout == ""
