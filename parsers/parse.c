@@ -105,7 +105,7 @@ static struct pending_line *line_for(mt_parse *p, uint32_t pid, int stream, cons
 {
     for (size_t i = 0; i < p->nlines; i++)
         if (p->lines[i].pid == pid && p->lines[i].stream == stream &&
-            (!path || (p->lines[i].path && strcmp(p->lines[i].path, path) == 0)))
+            !path == !p->lines[i].path && (!path || strcmp(p->lines[i].path, path) == 0))
             return &p->lines[i];
     if (p->nlines == MAX_STREAMS) {
         p->streams_dropped++;
