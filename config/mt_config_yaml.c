@@ -457,7 +457,8 @@ static int parse_rule_list(struct yctx *c, yaml_node_t *v, int files)
             free_rule(&c->cfg->rules[i]);
     }
     struct mt_rule_spec *rules = xcalloc(keep + n, sizeof *rules);
-    memcpy(rules, c->cfg->rules, keep * sizeof *rules);
+    if (keep)
+        memcpy(rules, c->cfg->rules, keep * sizeof *rules);
     free(c->cfg->rules);
     c->cfg->rules = rules;
     c->cfg->nrules = keep;
@@ -473,6 +474,12 @@ static int parse_rule_list(struct yctx *c, yaml_node_t *v, int files)
         struct mt_rule_spec *r = &c->cfg->rules[c->cfg->nrules++];
         if (!item || parse_rule(c, item, r, where, files) != 0)
             return -1;
+        int patterns = 0;
+        for (size_t k = 0; k < c->cfg->nrules; k++)
+            patterns += c->cfg->rules[k].preset ? mt_preset_rule_count(c->cfg->rules[k].preset) : 1;
+        if (patterns > MT_RULES_MAX - MT_RULES_RESERVED)
+            return fail(c, item, "%s: too many rules: at most %d patterns in all (a preset counts "
+                        "one per pattern)", where, MT_RULES_MAX - MT_RULES_RESERVED);
         if (files) {
             r->from_files = 1;
             c->cfg->watch_globs[nglobs++] = xstrdup(r->stream + 5);

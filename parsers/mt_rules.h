@@ -36,6 +36,13 @@ struct mt_metric_spec;
 int mt_preset_known(const char *name);
 const char *mt_preset_list(void);
 
+/* At most this many compiled rules (a preset counts one per pattern);
+ * MT_RULES_RESERVED of them are kept for the presets added when no console
+ * rule is configured.  How many one preset takes: */
+#define MT_RULES_MAX 256
+#define MT_RULES_RESERVED 16
+int mt_preset_rule_count(const char *name);
+
 struct mt_rules;
 
 /* Compiles cfg's rules (or the presets for `program` when there are none).
@@ -48,7 +55,7 @@ void mt_rules_destroy(struct mt_rules *rs);
  * the path (matched against file:GLOB streams).  The selection is computed
  * once per source; the set is a bit mask of rule indexes. */
 struct mt_rules_source {
-    uint64_t mask;
+    uint64_t mask[MT_RULES_MAX / 64];
     struct mt_csv *csv; /* per-source csv header, when a csv rule applies */
 };
 void mt_rules_select(const struct mt_rules *rs, int stream, const char *path,

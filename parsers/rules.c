@@ -18,7 +18,7 @@
 #include "../config/mt_config.h"
 #include "mt_parse.h"
 
-#define MAX_RULES 64      /* the source mask is 64 bits */
+#define MAX_RULES MT_RULES_MAX
 #define MATCH_LIMIT 200000
 #define DEPTH_LIMIT 2000
 #define JIT_STACK_MAX (1u << 20)
@@ -146,6 +146,17 @@ static const struct preset *find_preset(const char *name)
         if (strcmp(p->name, name) == 0)
             return p;
     return NULL;
+}
+
+int mt_preset_rule_count(const char *name)
+{
+    const struct preset *p = name ? find_preset(name) : NULL;
+    int n = 0;
+    if (p && p->kind != K_REGEX)
+        return 1;
+    for (const struct preset_rule *r = p ? p->rules : NULL; r && r->pattern; r++)
+        n++;
+    return n;
 }
 
 int mt_preset_known(const char *name)
@@ -472,7 +483,7 @@ void mt_rules_select(const struct mt_rules *rs, int stream, const char *path,
                  (r->file_glob && path && glob_matches(r->file_glob, path));
         if (!on)
             continue;
-        src->mask |= 1ull << i;
+        src->mask[i / 64] |= 1ull << (i % 64);
         if (r->kind == K_CSV && !src->csv)
             src->csv = mt_csv_create();
     }
@@ -626,30 +637,30 @@ static int match_regex(struct mt_rules *rs, struct crule *r, const char *line, s
 void mt_rules_extract(struct mt_rules *rs, struct mt_rules_source *src, const char *line,
                       size_t len, struct mt_fields *out)
 {
-    uint64_t mask = src->mask;
-    while (mask) {
-        int i = __builtin_ctzll(mask);
-        mask &= mask - 1;
-        struct crule *r = &rs->rules[i];
-        uint32_t before = out->n;
-        int matched;
-        switch (r->kind) {
-        case K_KEYVALUE:
-            mt_keyvalue_extract(line, len, out);
-            matched = out->n > before;
-            break;
-        case K_JSON:
-            matched = mt_json_extract(line, len, out);
-            break;
-        case K_CSV:
-            matched = src->csv ? mt_csv_extract(src->csv, line, len, out) : 0;
-            break;
-        default:
-            matched = match_regex(rs, r, line, len, out);
-            break;
-        }
-        if (matched && !r->keep_going)
-            return;
+    for (size_t w = 0; w < MT_RULES_MAX / 64; w++) {
+        for (uint64_t mask = src->mask[w]; mask; mask &= mask - 1) {
+            size_t i = w * 64 + (size_t)__builtin_ctzll(mask);
+            struct crule *r = &rs->rules[i];
+            uint32_t before = out->n;
+            int matched;
+            switch (r->kind) {
+            case K_KEYVALUE:
+                mt_keyvalue_extract(line, len, out);
+                matched = out->n > before;
+                break;
+            case K_JSON:
+                matched = mt_json_extract(line, len, out);
+                break;
+            case K_CSV:
+                matched = src->csv ? mt_csv_extract(src->csv, line, len, out) : 0;
+                break;
+            default:
+                matched = match_regex(rs, r, line, len, out);
+                break;
+            }
+            if (matched && !r->keep_going)
+                return;
+            }
     }
 }
 

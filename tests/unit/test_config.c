@@ -245,6 +245,22 @@ MT_TEST(precedence_files_then_wandb_then_metrictap)
     mt_config_free(&c);
 }
 
+/* Found by fuzz_config: 68 files: entries loaded, then the parser refused
+ * them ("more than 64 rules") with no file:line. */
+MT_TEST(too_many_rules_is_a_config_error)
+{
+    struct mt_config c;
+    static char y[16384];
+    size_t n = (size_t)snprintf(y, sizeof y, "files:\n");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(y + n, sizeof y - n, "  - glob: '*.csv'\n");
+    MT_CHECK(apply(&c, y) == -1);
+    CHECK_ERR_HAS("t.yaml:242:5: files[240]: too many rules: at most 240 patterns");
+    mt_config_free(&c);
+    MT_CHECK(apply(&c, "rules:\n  - preset: svm-train\n  - preset: keyvalue\n") == 0);
+    mt_config_free(&c);
+}
+
 MT_TEST(summary_names)
 {
     char out[64];
