@@ -24,7 +24,7 @@ for src in tests/fuzz/fuzz_*.c; do
                     [ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"; done ;;
     esac
     echo "fuzz: $name for ${SECONDS_EACH}s"
-    (cd $B && ASAN_OPTIONS=detect_leaks=1 "./$name" -max_total_time="$SECONDS_EACH" \
+    (cd $B && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "./$name" -max_total_time="$SECONDS_EACH" \
         -max_len=8192 -timeout=10 -print_final_stats=1 "corpus-$name" 2>&1 | tail -25) \
         || status=1
 done
