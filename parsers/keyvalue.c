@@ -7,25 +7,18 @@
 
 #include "mt_fields.h"
 
-static const unsigned char key_start[256] = {
-    ['_'] = 1,
-#define L(c) [c] = 1, [c - 32] = 1,
-    L('a') L('b') L('c') L('d') L('e') L('f') L('g') L('h') L('i') L('j') L('k') L('l')
-    L('m') L('n') L('o') L('p') L('q') L('r') L('s') L('t') L('u') L('v') L('w') L('x')
-    L('y') L('z')
-#undef L
+/* Byte classes: KS may start a key (letters, '_', and the bytes of UTF-8
+ * sequences, as Python's \w does for Guild's patterns: "точность: 0.9" has
+ * a key); KC may continue one (also digits, '.', '-', '/'). */
+enum { KS = 1, KC = 2 };
+static const unsigned char cls[256] = {
+    ['a' ... 'z'] = KS | KC, ['A' ... 'Z'] = KS | KC, ['_'] = KS | KC,
+    [0x80 ... 0xff] = KS | KC, ['0' ... '9'] = KC, ['.'] = KC, ['-'] = KC, ['/'] = KC,
 };
-
-/* Bytes of UTF-8 sequences count as letters, as Python's \w does for
- * Guild's patterns: "точность: 0.9" has a key. */
-static inline int is_key_start(unsigned char c)
-{
-    return key_start[c] || c >= 0x80;
-}
 
 static inline int is_key_char(unsigned char c)
 {
-    return is_key_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '/';
+    return cls[c] & KC;
 }
 
 /* What may follow a value: the end, blanks, separators, or a unit sign. */
@@ -92,14 +85,17 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
 {
     size_t i = 0;
     while (i < len) {
+        /* i is always at a word boundary: whole words are skipped */
         unsigned char c = (unsigned char)s[i];
-        if (!is_key_start(c) || (i > 0 && is_key_char((unsigned char)s[i - 1]))) {
+        if (!(cls[c] & KC)) {
             i++;
             continue;
         }
         size_t k0 = i;
         while (i < len && is_key_char((unsigned char)s[i]))
             i++;
+        if (!(cls[c] & KS))
+            continue; /* a number or a path, not a key */
         size_t klen = i - k0;
         /* Trailing '.', '-' or '/' belong to the text, not the key. */
         while (klen > 1 && (s[k0 + klen - 1] == '.' || s[k0 + klen - 1] == '-' ||
@@ -143,7 +139,7 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
             out->f[before].unit_len = 1;
         }
         /* Guild's "key: value (step N)" */
-        if (j + 7 < len && s[j] == ' ' && strncmp(s + j + 1, "(step ", 6) == 0) {
+        if (j + 7 < len && s[j] == ' ' && s[j + 1] == '(' && memcmp(s + j + 2, "step ", 5) == 0) {
             size_t st = j + 7;
             size_t su = mt_number_scan(s + st, len - st, &v);
             if (su && st + su < len && s[st + su] == ')') {
