@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,60 @@ static int find_key(const struct mt_history *h, const char *s, size_t n)
     }
 }
 
+static const char *const stat_suffix[] = { ".first", ".min", ".max", ".mean", ".best", NULL };
+
+static int restored_number(const struct mt_history *h, const char *name, const char *suffix,
+                           double *out)
+{
+    char full[MT_MAX_KEY + 16];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(h->restored, full);
+    if (cJSON_IsNumber(v))
+        return *out = v->valuedouble, 1;
+    return 0;
+}
+
+/* A metric of a resumed run goes on from the statistics its summary had
+ * (min, max, best, first; the mean goes on as if from one value). */
+static void seed_stats(const struct mt_history *h, struct key *k)
+{
+    double v;
+    if (restored_number(h, k->name, "", &v))
+        k->count = 1, k->first = v;
+    if (restored_number(h, k->name, ".first", &v))
+        k->count = 1, k->first = v;
+    int any = 0;
+    double mn = 0, mx = 0, mean = 0, best = 0;
+    int has_min = restored_number(h, k->name, ".min", &mn);
+    int has_max = restored_number(h, k->name, ".max", &mx);
+    int has_mean = restored_number(h, k->name, ".mean", &mean);
+    int has_best = restored_number(h, k->name, ".best", &best);
+    any = has_min || has_max || has_mean || has_best;
+    if (!any)
+        return;
+    double base = has_mean ? mean : has_best ? best : has_min ? mn : mx;
+    k->nstat = 1;
+    k->min = has_min ? mn : has_best && k->goal == MT_GOAL_MIN ? best : base;
+    k->max = has_max ? mx : has_best && k->goal == MT_GOAL_MAX ? best : base;
+    k->sum = base;
+    k->best = has_best ? best : k->goal == MT_GOAL_MAX ? k->max : k->min;
+    if (!k->count)
+        k->count = 1;
+}
+
+/* Is a restored summary entry shadowed by a live key ("loss.min" by loss)? */
+static int restored_shadowed(const struct mt_history *h, const char *name, size_t n)
+{
+    if (find_key(h, name, n) >= 0)
+        return 1;
+    for (int s = 0; stat_suffix[s]; s++) {
+        size_t sl = strlen(stat_suffix[s]);
+        if (n > sl && strcmp(name + n - sl, stat_suffix[s]) == 0 && find_key(h, name, n - sl) >= 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Finds or adds a key; returns its index or -1 when the table is full. */
 static int intern(struct mt_history *h, const char *s, size_t n, int lower, int is_axis)
 {
@@ -150,6 +205,8 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
             k->summary = spec && spec->summary ? (uint16_t)spec->summary : MT_SUM_LAST;
             k->goal = spec ? (uint8_t)spec->goal : 0;
             k->step_metric = spec ? spec->step_metric : NULL;
+            if (h->restored && !is_axis)
+                seed_stats(h, k);
             h->slots[i] = ++h->nkeys;
             if (is_axis)
                 h->axes[h->naxes++] = h->nkeys - 1;
@@ -393,7 +450,7 @@ char *mt_history_summary_json(const struct mt_history *h)
     }
     for (cJSON *it = h->restored ? h->restored->child : NULL; it; it = it->next) {
         size_t n = strlen(it->string);
-        if (it->string[0] == '_' || find_key(h, it->string, n) >= 0)
+        if (it->string[0] == '_' || restored_shadowed(h, it->string, n))
             continue;
         char *value = cJSON_PrintUnformatted(it);
         if (!value)
