@@ -18,8 +18,8 @@ for src in tests/fuzz/fuzz_*.c; do
     corpus=$B/corpus-$name
     mkdir -p "$corpus"
     case $name in
-    fuzz_parse) for f in tests/golden/*/input.*; do
-                    [ "$(stat -c %s "$f")" -lt 4096 ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")"; done ;;
+    fuzz_parse) for f in tests/golden/*/input.* tests/fuzz/seeds/*.txt; do
+                    [ "$(stat -c %s "$f")" -lt 4096 ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"; done ;;
     fuzz_config) for f in tests/golden/*/config.yaml tests/fuzz/seeds/*.yaml; do
                     [ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")-$(basename "$f")"; done ;;
     esac
