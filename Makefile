@@ -122,6 +122,15 @@ bench: deps-test
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BINS)
 	$(Q)bench/run.sh
 
+# libFuzzer targets (tests/fuzz) for the line parser and the config loader,
+# built with clang and ASan/UBSan, FUZZ_SECONDS each; not part of make test.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(Q)scripts/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory B=build-fuzz CC=clang WERROR= \
+	    CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-unknown-warning-option" build-fuzz/libmt.a
+	$(Q)scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # Sanitizer build of everything but the shim (which must link libc only).
 asan:
 	$(Q)$(MAKE) --no-print-directory B=build-asan CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
@@ -135,7 +144,7 @@ install: all
 	install -m 0644 $(SHIM) $(DESTDIR)$(PREFIX)/lib/metrictap/libmetrictap.so
 
 clean:
-	rm -rf $(B) build-asan
+	rm -rf $(B) build-asan build-fuzz
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

@@ -372,6 +372,7 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     struct mt_parse_opts po = {
         .cfg = &a->cfg, .program = a->program, .start_unix = a->start_unix,
         .first_step = a->first_step, .runtime_offset = a->runtime_offset,
+        .argv = a->command, .argc = a->ncommand, /* parse: command-line config */
     };
     struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
                                   .event = on_event };
@@ -545,6 +546,16 @@ static void finish(struct mt_agent *a)
              ru.ru_maxrss,
              (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+    { /* parse: the rules in force and what their limits stopped */
+        struct mt_buf pf;
+        mt_buf_init(&pf, 4096);
+        mt_buf_adds(&pf, "\"rules\":");
+        mt_buf_json_string(&pf, mt_parse_rules(a->parse), strlen(mt_parse_rules(a->parse)));
+        mt_buf_printf(&pf, ",\"limit_hits\":%llu,\"streams_dropped\":%llu",
+                      (unsigned long long)st.limit_hits, (unsigned long long)st.streams_dropped);
+        mt_store_event(&a->store, now, "parse", pf.data);
+        mt_buf_free(&pf);
+    }
     /* The finish event comes last: readers take it to mean all is written. */
     mt_store_flush(&a->store);
     mt_run_write_summary(a);

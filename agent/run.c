@@ -122,6 +122,21 @@ static void add_str(cJSON *o, const char *k, const char *v)
         cJSON_AddNullToObject(o, k);
 }
 
+/* parse: the run's config, the values a resumed run had first, then what
+ * the command line and the rules give that it did not have.  Caller frees. */
+static cJSON *run_config(struct mt_agent *a)
+{
+    cJSON *o = a->prev_config ? cJSON_Duplicate(a->prev_config, 1) : cJSON_CreateObject();
+    char *config = a->parse ? mt_parse_config_json(a->parse) : NULL;
+    cJSON *now = config ? cJSON_Parse(config) : NULL, *it;
+    cJSON_ArrayForEach(it, now)
+        if (it->string && !cJSON_GetObjectItemCaseSensitive(o, it->string))
+            cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
+    cJSON_Delete(now);
+    free(config);
+    return o;
+}
+
 /* run.json, rewritten whole and atomically each time. */
 int mt_run_write_json(struct mt_agent *a)
 {
@@ -138,7 +153,17 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "group", a->group);
     add_str(o, "job_type", a->cfg.job_type);
     add_str(o, "notes", a->cfg.notes);
-    cJSON_AddItemToObject(o, "tags", tags_array(a->cfg.tags));
+    cJSON *tags = tags_array(a->cfg.tags);
+    if (a->parse) { /* parse: tags captured from the output */
+        char *captured = mt_parse_tags_json(a->parse);
+        cJSON *ct = cJSON_Parse(captured), *it;
+        cJSON_ArrayForEach(it, ct)
+            if (cJSON_IsString(it))
+                cJSON_AddItemToArray(tags, cJSON_CreateString(it->valuestring));
+        cJSON_Delete(ct);
+        free(captured);
+    }
+    cJSON_AddItemToObject(o, "tags", tags);
     cJSON_AddStringToObject(o, "state", a->state ? a->state : "running");
     cJSON_AddNumberToObject(o, "start_time", a->created_unix ? a->created_unix : a->start_unix);
     if (ended) {
@@ -162,8 +187,14 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "host", host);
     add_str(o, "user", pw ? pw->pw_name : NULL);
     cJSON_AddNumberToObject(o, "resumed", a->resumed);
-    cJSON_AddItemToObject(o, "config", a->prev_config ? cJSON_Duplicate(a->prev_config, 1)
-                                                      : cJSON_CreateObject());
+    /* parse: the command line's options and captured config values (a
+     * resumed run keeps the values it had and adds new keys), and the
+     * per-metric settings (step_metric, summary, goal, unit) */
+    cJSON_AddItemToObject(o, "config", run_config(a));
+    char *metrics = a->parse ? mt_parse_metrics_json(a->parse) : NULL;
+    cJSON *metrics_obj = metrics ? cJSON_Parse(metrics) : NULL;
+    cJSON_AddItemToObject(o, "metrics", metrics_obj ? metrics_obj : cJSON_CreateObject());
+    free(metrics);
     cJSON *meta = a->meta ? cJSON_Duplicate(a->meta, 1) : cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "capture", a->launcher ? "launcher+preload" : "preload");
     cJSON *streams = cJSON_CreateObject();
@@ -212,12 +243,15 @@ void mt_run_update_index(struct mt_agent *a)
     if (!a->index)
         return;
     char *summary = mt_parse_summary_json(a->parse);
+    cJSON *config_obj = run_config(a); /* parse */
+    char *config = cJSON_PrintUnformatted(config_obj);
+    cJSON_Delete(config_obj);
     int ended = a->state && strcmp(a->state, "running") != 0;
     double now = mt_now_unix();
     struct mt_index_run r = {
         .id = a->id, .project = a->project, .name = a->name, .group = a->group,
         .job_type = a->cfg.job_type, .state = a->state ? a->state : "running",
-        .dir = a->store.dir, .tags = a->cfg.tags, .config_json = "{}",
+        .dir = a->store.dir, .tags = a->cfg.tags, .config_json = config,
         .summary_json = summary,
         .start_time = a->created_unix ? a->created_unix : a->start_unix, .end_time = ended ? now : 0,
         .runtime = now - a->start_unix + a->runtime_offset,
@@ -226,4 +260,5 @@ void mt_run_update_index(struct mt_agent *a)
     if (mt_index_put(a->index, &r) != 0)
         mt_store_event(&a->store, now, "index_error", NULL);
     free(summary);
+    free(config);
 }

@@ -247,7 +247,7 @@ static size_t read_new(struct mt_tail *t, struct tail_file *f, size_t budget, do
             continue;
         if (n <= 0)
             break;
-        mt_parse_bytes(t->parse, f->id, MT_PARSE_FILE, now, t->chunk, (size_t)n);
+        mt_parse_file_bytes(t->parse, f->path, now, t->chunk, (size_t)n); /* parse: per-file rules */
         f->offset += (uint64_t)n;
         f->bytes += (uint64_t)n;
         total += (size_t)n;
@@ -267,7 +267,7 @@ static size_t look(struct mt_tail *t, struct tail_file *f, size_t budget, double
     if (stat(f->path, &ps) == 0 && (ps.st_ino != f->ino || ps.st_dev != f->dev)) {
         /* Rotated: finish the old file, then follow the new one from 0. */
         got += read_new(t, f, SIZE_MAX, now);
-        mt_parse_close_pid(t->parse, f->id, now);
+        mt_parse_close_file(t->parse, f->path, now);
         close(f->fd);
         f->fd = -1;
         f->rotations++;
@@ -280,7 +280,7 @@ static size_t look(struct mt_tail *t, struct tail_file *f, size_t budget, double
         char more[96];
         snprintf(more, sizeof more, "\"size\":%llu,\"was_at\":%llu",
                  (unsigned long long)fs.st_size, (unsigned long long)f->offset);
-        mt_parse_close_pid(t->parse, f->id, now);
+        mt_parse_close_file(t->parse, f->path, now);
         f->offset = 0;
         f->truncations++;
         file_event(t, now, "file_truncated", f->path, more);
@@ -314,7 +314,7 @@ void mt_tail_finish(struct mt_tail *t, double now)
     for (size_t i = 0; i < t->nfiles; i++) {
         struct tail_file *f = &t->files[i];
         look(t, f, SIZE_MAX, now);
-        mt_parse_close_pid(t->parse, f->id, now);
+        mt_parse_close_file(t->parse, f->path, now);
         char more[160];
         snprintf(more, sizeof more, "\"bytes\":%llu,\"truncations\":%llu,\"rotations\":%llu",
                  (unsigned long long)f->bytes, (unsigned long long)f->truncations,

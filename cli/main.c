@@ -17,6 +17,9 @@ static const struct command commands[] = {
     { "show", mt_cmd_show, "show one run: metrictap show RUN" },
     { "restore", mt_cmd_restore, "recreate a run's code: metrictap restore RUN [--dir D]" },
     { "sync", mt_cmd_sync, "upload what runs kept: metrictap sync [-j N] RUN... | --all" },
+    { "parse", mt_cmd_parse, "try extraction rules on a log: metrictap parse [-c FILE] LOG" },
+    { "import", mt_cmd_import, "turn a log into a run: metrictap import [-c FILE] LOG" },
+    { "config", mt_cmd_config, "check the config, or list its keys: metrictap config --help" },
     { NULL, NULL, NULL },
 };
 

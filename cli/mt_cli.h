@@ -7,6 +7,9 @@ int mt_cmd_ls(int argc, char **argv);
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_restore(int argc, char **argv);
 int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
+int mt_cmd_parse(int argc, char **argv);
+int mt_cmd_import(int argc, char **argv);
+int mt_cmd_config(int argc, char **argv);
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;

@@ -206,7 +206,7 @@ void mt_buf_json_number(struct mt_buf *b, double v)
         mt_buf_adds(b, "\"NaN\"");
     else if (isinf(v))
         mt_buf_adds(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-    else if (v == (double)(int64_t)v && fabs(v) < 1e15)
+    else if (fabs(v) < 1e15 && v == (double)(int64_t)v) /* range first: no UB cast */
         mt_buf_printf(b, "%lld", (long long)v);
     else {
         /* The shortest of %.15g/%.16g/%.17g that reads back exactly. */

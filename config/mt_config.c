@@ -1,6 +1,7 @@
-/* mt_config: the table and the environment loader.  (YAML files come through
- * the same table: see the issue on extraction rules.) */
+/* mt_config: the table, the environment loader and the order of sources.
+ * YAML files go through the same table (mt_config_yaml.c). */
 #include "mt_config.h"
+#include "mt_config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define OFF(f) offsetof(struct mt_config, f)
 
@@ -29,8 +31,8 @@ const struct mt_config_key mt_config_keys[] = {
       "resume the run given by id" },
     { "mode", MT_CFG_ENUM, OFF(mode), "online", "WANDB_MODE", 0, 0,
       "online|offline|disabled|dryrun", "offline keeps everything local" },
-    { "tags", MT_CFG_STRING, OFF(tags), "", "WANDB_TAGS", 0, 0, NULL,
-      "comma-separated tags" },
+    { "tags", MT_CFG_LIST, OFF(tags), "", "WANDB_TAGS", 0, 0, NULL,
+      "tags of the run (a YAML list, or comma-separated)" },
     { "config", MT_CFG_STRING, OFF(config_file), "", NULL, 0, 0, NULL,
       "YAML config file (default ./metrictap.yaml)" },
     { "system.interval", MT_CFG_DURATION, OFF(system_interval), "2s", NULL, 0, 3600, NULL,
@@ -39,8 +41,8 @@ const struct mt_config_key mt_config_keys[] = {
       "system metrics are averaged over this window" },
     { "code.disabled", MT_CFG_BOOL, OFF(code_disabled), "false", "WANDB_DISABLE_CODE", 0, 0,
       NULL, "record neither git commit nor diff" },
-    { "code.ignore_globs", MT_CFG_STRING, OFF(ignore_globs), "", "WANDB_IGNORE_GLOBS", 0, 0,
-      NULL, "comma-separated globs of files kept out of uploads" },
+    { "code.ignore_globs", MT_CFG_LIST, OFF(ignore_globs), "", "WANDB_IGNORE_GLOBS", 0, 0,
+      NULL, "globs of files kept out of uploads (a YAML list, or comma-separated)" },
     { "upload.backend", MT_CFG_ENUM, OFF(upload_backend), "", NULL, 0, 0, "|mlflow",
       "tracking server to upload to" },
     { "upload.url", MT_CFG_STRING, OFF(upload_url), "", NULL, 0, 0, NULL,
@@ -55,7 +57,7 @@ const struct mt_config_key mt_config_keys[] = {
       "refuse to run the program when tracking cannot start" },
     { "ranks", MT_CFG_ENUM, OFF(ranks), "zero", NULL, 0, 0, "zero|all|per-rank",
       "which ranks of a distributed job are parsed for metrics" },
-    { "files.watch", MT_CFG_STRING, OFF(files_watch), "", NULL, 0, 0, NULL,
+    { "files.watch", MT_CFG_LIST, OFF(files_watch), "", NULL, 0, 0, NULL,
       "comma-separated globs of files the program writes that are tailed and parsed "
       "(relative to the run's start directory, or absolute; '*' stops at '/')" },
     { NULL, 0, 0, NULL, NULL, 0, 0, NULL, NULL },
@@ -144,7 +146,7 @@ static int enum_allows(const char *choices, const char *v)
 }
 
 /* Sets one key from text; `source` names where it came from, for errors. */
-static int set_value(struct mt_config *cfg, const struct mt_config_key *k, const char *v,
+int mt_config__set(struct mt_config *cfg, const struct mt_config_key *k, const char *v,
                      const char *source, char *err, size_t errsz)
 {
     char *base = (char *)cfg + k->offset;
@@ -159,6 +161,7 @@ static int set_value(struct mt_config *cfg, const struct mt_config_key *k, const
             return -1;
         }
         /* fall through */
+    case MT_CFG_LIST:
     case MT_CFG_STRING: {
         char *copy = strdup(v);
         if (!copy)
@@ -210,13 +213,42 @@ static const char *env_get(char *const *envp, const char *name)
     return NULL;
 }
 
-int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t errsz)
+int mt_config_defaults(struct mt_config *cfg, char *err, size_t errsz)
 {
     memset(cfg, 0, sizeof *cfg);
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++)
-        if (set_value(cfg, k, k->def, "built-in default", err, errsz) != 0)
+        if (mt_config__set(cfg, k, k->def, "built-in default", err, errsz) != 0)
             return -1;
-    /* Environment: METRICTAP_* wins over WANDB_*. */
+    return 0;
+}
+
+static int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t errsz)
+{
+    if (mt_config_defaults(cfg, err, errsz) != 0)
+        return -1;
+    /* Files, lowest first: the user's, then the job's. */
+    const char *home = env_get(envp, "HOME");
+    char path[4096];
+    if (home && *home) {
+        snprintf(path, sizeof path, "%s/.config/metrictap/config.yaml", home);
+        if (file_exists(path) && mt_config_apply_file(cfg, path, err, errsz) != 0)
+            return -1;
+    }
+    const char *given = env_get(envp, "METRICTAP_CONFIG");
+    if (given && *given) {
+        if (mt_config_apply_file(cfg, given, err, errsz) != 0)
+            return -1;
+    } else if (file_exists("metrictap.yaml")) {
+        if (mt_config_apply_file(cfg, "metrictap.yaml", err, errsz) != 0)
+            return -1;
+    }
+    /* Environment: METRICTAP_* wins over WANDB_*, both over files. */
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++) {
         char name[128], source[160];
         mt_config_env_name(k->key, name, sizeof name);
@@ -231,7 +263,7 @@ int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t e
         snprintf(source, sizeof source, "environment variable %s", from);
         if (k->offset == OFF(mode) && strcmp(v, "dryrun") == 0)
             v = "offline";
-        if (set_value(cfg, k, v, source, err, errsz) != 0)
+        if (mt_config__set(cfg, k, v, source, err, errsz) != 0)
             return -1;
     }
     return 0;
@@ -242,21 +274,32 @@ void mt_config_free(struct mt_config *cfg)
     if (!cfg)
         return;
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++)
-        if (k->type == MT_CFG_STRING || k->type == MT_CFG_ENUM) {
+        if (k->type == MT_CFG_STRING || k->type == MT_CFG_ENUM || k->type == MT_CFG_LIST) {
             char **p = (char **)((char *)cfg + k->offset);
             free(*p);
             *p = NULL;
         }
+    mt_config__free_sections(cfg);
 }
 
 void mt_config_print_help(void *file)
 {
     FILE *f = file;
+    static const char *types[] = { "text", "bool", "duration", "size", "one of", "list" };
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++) {
-        char env[128];
+        char env[128], what[256];
         mt_config_env_name(k->key, env, sizeof env);
-        fprintf(f, "  %-22s %s (default: %s)\n  %-22s   variable %s%s%s\n", k->key, k->help,
-                *k->def ? k->def : "none", "", env, k->wandb_env ? ", or " : "",
-                k->wandb_env ? k->wandb_env : "");
+        if (k->type == MT_CFG_ENUM)
+            snprintf(what, sizeof what, "one of %s",
+                     k->choices[0] == '|' ? k->choices + 1 : k->choices);
+        else if (k->type == MT_CFG_DURATION)
+            snprintf(what, sizeof what, "duration, %gs to %gs", k->min, k->max);
+        else if (k->type == MT_CFG_SIZE)
+            snprintf(what, sizeof what, "size, %.0f to %.0f bytes", k->min, k->max);
+        else
+            snprintf(what, sizeof what, "%s", types[k->type]);
+        fprintf(f, "  %-22s %s\n  %-22s   %s; default: %s\n  %-22s   variable %s%s%s\n",
+                k->key, k->help, "", what, *k->def ? k->def : "none", "", env,
+                k->wandb_env ? ", or " : "", k->wandb_env ? k->wandb_env : "");
     }
 }

@@ -14,6 +14,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A rule as the config file gives it (rules: and files:); parsers/ compiles
+ * it.  Lists are NULL-terminated.  `line`/`column` locate it for messages. */
+struct mt_rule_spec {
+    char *name;
+    char *preset;     /* keyvalue | json | csv | xgboost | ... or NULL: a pattern */
+    char *stream;     /* stdout | stderr | any (with watched files) | file:GLOB; default any */
+    char *pattern;    /* PCRE2; named groups become fields */
+    char **axes;      /* groups that are step axes (besides `step`) */
+    char **config;    /* groups that are config values */
+    char **tags;      /* groups that are tags */
+    char **text;      /* groups kept as text when not numbers */
+    int repeat;       /* match again after each match (\G continues) */
+    int keep_going;   /* let later rules see a line this rule matched */
+    int from_files;   /* came from a files: entry */
+    int line, column;
+};
+
+/* A metrics: entry.  `name` may be a glob (val_*). */
+enum { MT_SUM_LAST = 1, MT_SUM_FIRST = 2, MT_SUM_MIN = 4, MT_SUM_MAX = 8, MT_SUM_MEAN = 16,
+       MT_SUM_BEST = 32, MT_SUM_NONE = 64 };
+enum { MT_GOAL_NONE = 0, MT_GOAL_MIN = 1, MT_GOAL_MAX = 2 };
+struct mt_metric_spec {
+    char *name;
+    char *step_metric; /* axis to plot against, or NULL */
+    unsigned summary;  /* MT_SUM_* bits; 0: last */
+    int goal;          /* MT_GOAL_* */
+    int line, column;
+};
+
 struct mt_config {
     char *dir;          /* store root, default ./metrictap */
     char *project;
@@ -37,10 +66,18 @@ struct mt_config {
     uint64_t line_max;      /* bytes of a line offered to the parsers */
     int strict;
     char *ranks;            /* zero | all | per-rank */
-    char *files_watch;      /* comma-separated globs of files to tail */
+    char *files_watch;      /* comma-separated globs of files to tail (with files: entries) */
+    /* From the YAML file only. */
+    struct mt_rule_spec *rules;     /* rules: and files: (as file:GLOB rules) */
+    size_t nrules;
+    struct mt_metric_spec *metrics; /* metrics: */
+    size_t nmetrics;
+    char **watch_globs;             /* files: globs the agent tails; NULL-terminated */
+    char *config_origin;            /* the file the rules came from, for messages */
 };
 
-enum mt_config_type { MT_CFG_STRING, MT_CFG_BOOL, MT_CFG_DURATION, MT_CFG_SIZE, MT_CFG_ENUM };
+enum mt_config_type { MT_CFG_STRING, MT_CFG_BOOL, MT_CFG_DURATION, MT_CFG_SIZE, MT_CFG_ENUM,
+                       MT_CFG_LIST /* a string; YAML lists are joined with ',' */ };
 
 struct mt_config_key {
     const char *key;          /* dotted YAML key */
@@ -57,9 +94,28 @@ struct mt_config_key {
 extern const struct mt_config_key mt_config_keys[];
 
 /* Loads defaults, files and the environment `envp` (NULL: the process's).
- * Returns 0, or -1 with a message naming the source, key, value and what is
- * allowed in err. */
+ * Files: $HOME/.config/metrictap/config.yaml, then METRICTAP_CONFIG (which
+ * must exist) or ./metrictap.yaml; the environment wins over both.
+ * Returns 0, or -1 with a message naming the source (file:line:column), key,
+ * value and what is allowed in err.  On error cfg is still safe to free. */
 int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t errsz);
+
+/* Defaults only (no files, no environment). */
+int mt_config_defaults(struct mt_config *cfg, char *err, size_t errsz);
+
+/* Applies one YAML document from memory over cfg; `name` names it in
+ * messages.  Returns 0 or -1 with err set.  (The fuzz target's entry.) */
+int mt_config_apply_yaml(struct mt_config *cfg, const char *text, size_t len, const char *name,
+                         char *err, size_t errsz);
+/* The same for a file; -1 with err when it cannot be read or is bad. */
+int mt_config_apply_file(struct mt_config *cfg, const char *path, char *err, size_t errsz);
+
+/* Checks a PCRE2 pattern; on error writes "what at offset N" followed by the
+ * pattern and a caret line under the offset.  0 or -1. */
+int mt_config_check_pattern(const char *pattern, char *err, size_t errsz);
+
+/* Names the summary bits ("min,max") into out. */
+void mt_config_summary_names(unsigned bits, char *out, size_t size);
 void mt_config_free(struct mt_config *cfg);
 
 /* METRICTAP_SYSTEM_INTERVAL for "system.interval". */

@@ -3,25 +3,41 @@
 
 #include <ctype.h>
 #include <cjson/cJSON.h>
+#include <fnmatch.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/mt_buf.h"
+#include "../config/mt_config.h"
 
 #define MAX_KEYS 10000     /* distinct keys per run; more are dropped and counted */
 #define TEXT_MAX 40        /* numbers longer than this are re-formatted */
 #define ROW_MAX (1u << 20) /* bytes of one row's JSON */
+#define STR_MAX 1024       /* bytes of a text value kept */
+#define UNIT_MAX 16
 
 struct key {
     char *name;
+    char *json_name;   /* ,"name": ready to copy into rows */
+    uint32_t json_len;
     uint32_t len;
     uint32_t hash;
     uint8_t is_axis;
     uint8_t has_value;
     uint8_t text_len;  /* 0: format `value` */
+    uint8_t kind;      /* enum mt_value_kind of the last value */
+    uint8_t unit_len;
+    uint8_t goal;
+    uint16_t summary;  /* MT_SUM_* */
     char text[TEXT_MAX];
+    char unit[UNIT_MAX];
     double value;
+    char *str;         /* the last text value (MT_VAL_TEXT) */
+    const char *step_metric;
+    double first, min, max, sum, best;
+    uint64_t count, nstat;
     uint64_t pending_gen; /* == h->gen: in the row being assembled */
 };
 
@@ -41,7 +57,29 @@ struct mt_history {
     cJSON *restored; /* summary of the run before it was resumed */
     mt_history_row_fn emit;
     void *ctx;
+    const struct mt_metric_spec *user, *defaults;
+    size_t nuser, ndefaults;
 };
+
+void mt_history_set_metrics(struct mt_history *h, const struct mt_metric_spec *user, size_t nuser,
+                            const struct mt_metric_spec *defaults, size_t ndefaults)
+{
+    h->user = user;
+    h->nuser = nuser;
+    h->defaults = defaults;
+    h->ndefaults = ndefaults;
+}
+
+static const struct mt_metric_spec *spec_for(const struct mt_history *h, const char *name)
+{
+    for (size_t i = 0; i < h->nuser; i++)
+        if (fnmatch(h->user[i].name, name, 0) == 0)
+            return &h->user[i];
+    for (size_t i = 0; i < h->ndefaults; i++)
+        if (fnmatch(h->defaults[i].name, name, 0) == 0)
+            return &h->defaults[i];
+    return NULL;
+}
 
 static uint32_t hash_key(const char *s, size_t n, int lower)
 {
@@ -81,6 +119,60 @@ static int find_key(const struct mt_history *h, const char *s, size_t n)
     }
 }
 
+static const char *const stat_suffix[] = { ".first", ".min", ".max", ".mean", ".best", NULL };
+
+static int restored_number(const struct mt_history *h, const char *name, const char *suffix,
+                           double *out)
+{
+    char full[MT_MAX_KEY + 16];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(h->restored, full);
+    if (cJSON_IsNumber(v))
+        return *out = v->valuedouble, 1;
+    return 0;
+}
+
+/* A metric of a resumed run goes on from the statistics its summary had
+ * (min, max, best, first; the mean goes on as if from one value). */
+static void seed_stats(const struct mt_history *h, struct key *k)
+{
+    double v;
+    if (restored_number(h, k->name, "", &v))
+        k->count = 1, k->first = v;
+    if (restored_number(h, k->name, ".first", &v))
+        k->count = 1, k->first = v;
+    int any = 0;
+    double mn = 0, mx = 0, mean = 0, best = 0;
+    int has_min = restored_number(h, k->name, ".min", &mn);
+    int has_max = restored_number(h, k->name, ".max", &mx);
+    int has_mean = restored_number(h, k->name, ".mean", &mean);
+    int has_best = restored_number(h, k->name, ".best", &best);
+    any = has_min || has_max || has_mean || has_best;
+    if (!any)
+        return;
+    double base = has_mean ? mean : has_best ? best : has_min ? mn : mx;
+    k->nstat = 1;
+    k->min = has_min ? mn : has_best && k->goal == MT_GOAL_MIN ? best : base;
+    k->max = has_max ? mx : has_best && k->goal == MT_GOAL_MAX ? best : base;
+    k->sum = base;
+    k->best = has_best ? best : k->goal == MT_GOAL_MAX ? k->max : k->min;
+    if (!k->count)
+        k->count = 1;
+}
+
+/* Is a restored summary entry shadowed by a live key ("loss.min" by loss)? */
+static int restored_shadowed(const struct mt_history *h, const char *name, size_t n)
+{
+    if (find_key(h, name, n) >= 0)
+        return 1;
+    for (int s = 0; stat_suffix[s]; s++) {
+        size_t sl = strlen(stat_suffix[s]);
+        if (n > sl && strcmp(name + n - sl, stat_suffix[s]) == 0 && find_key(h, name, n - sl) >= 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Finds or adds a key; returns its index or -1 when the table is full. */
 static int intern(struct mt_history *h, const char *s, size_t n, int lower, int is_axis)
 {
@@ -101,7 +193,20 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
                     k->name[j] = (char)tolower((unsigned char)k->name[j]);
             k->len = (uint32_t)n;
             k->hash = hv;
+            struct mt_buf jn;
+            mt_buf_init(&jn, 8 * n + 16);
+            mt_buf_addc(&jn, ',');
+            mt_buf_json_string(&jn, k->name, n);
+            mt_buf_addc(&jn, ':');
+            k->json_name = jn.data;
+            k->json_len = (uint32_t)jn.len;
             k->is_axis = (uint8_t)is_axis;
+            const struct mt_metric_spec *spec = spec_for(h, k->name);
+            k->summary = spec && spec->summary ? (uint16_t)spec->summary : MT_SUM_LAST;
+            k->goal = spec ? (uint8_t)spec->goal : 0;
+            k->step_metric = spec ? spec->step_metric : NULL;
+            if (h->restored && !is_axis)
+                seed_stats(h, k);
             h->slots[i] = ++h->nkeys;
             if (is_axis)
                 h->axes[h->naxes++] = h->nkeys - 1;
@@ -136,8 +241,11 @@ void mt_history_destroy(struct mt_history *h)
 {
     if (!h)
         return;
-    for (uint32_t i = 0; i < h->nkeys; i++)
+    for (uint32_t i = 0; i < h->nkeys; i++) {
         free(h->keys[i].name);
+        free(h->keys[i].json_name);
+        free(h->keys[i].str);
+    }
     free(h->keys);
     free(h->slots);
     free(h->pending);
@@ -149,7 +257,9 @@ void mt_history_destroy(struct mt_history *h)
 
 static void put_value(struct mt_buf *b, const struct key *k)
 {
-    if (k->text_len)
+    if (k->kind == MT_VAL_TEXT)
+        mt_buf_json_string(b, k->str ? k->str : "", k->str ? strlen(k->str) : 0);
+    else if (k->text_len)
         mt_buf_add(b, k->text, k->text_len);
     else
         mt_buf_json_number(b, k->value);
@@ -157,9 +267,7 @@ static void put_value(struct mt_buf *b, const struct key *k)
 
 static void put_pair(struct mt_buf *b, const struct key *k)
 {
-    mt_buf_addc(b, ',');
-    mt_buf_json_string(b, k->name, k->len);
-    mt_buf_addc(b, ':');
+    mt_buf_add(b, k->json_name, k->json_len);
     put_value(b, k);
 }
 
@@ -208,39 +316,108 @@ static void set_value(struct key *k, const struct mt_field *f)
     k->value = f->value;
     k->has_value = 1;
     k->text_len = 0;
-    if (f->text_len <= TEXT_MAX && mt_number_is_json(f->text, f->text_len)) {
+    k->kind = f->kind;
+    if (f->kind == MT_VAL_TEXT) {
+        size_t n = f->text_len < STR_MAX ? f->text_len : STR_MAX;
+        char *s = realloc(k->str, n + 1);
+        if (!s)
+            abort();
+        memcpy(s, f->text, n);
+        s[n] = '\0';
+        k->str = s;
+        return;
+    }
+    if (f->kind == MT_VAL_BOOL) {
+        memcpy(k->text, f->value ? "true" : "false", f->value ? 4 : 5);
+        k->text_len = f->value ? 4 : 5;
+    } else if (f->text_len <= TEXT_MAX && isfinite(f->value) &&
+               mt_number_is_json(f->text, f->text_len)) {
+        /* verbatim, as printed; 1e400 is not (it reads back as infinity) */
         memcpy(k->text, f->text, f->text_len);
         k->text_len = (uint8_t)f->text_len;
     }
+    if (f->unit_len && !k->unit_len) {
+        size_t n = f->unit_len < UNIT_MAX ? f->unit_len : UNIT_MAX;
+        memcpy(k->unit, f->unit, n);
+        k->unit_len = (uint8_t)n;
+    }
+    /* summary statistics; NaN takes part only in first/last */
+    double v = f->value;
+    if (k->count++ == 0)
+        k->first = v;
+    if (isnan(v))
+        return;
+    if (k->nstat++ == 0) {
+        k->min = k->max = k->best = v;
+        k->sum = v;
+        return;
+    }
+    k->sum += v;
+    if (v < k->min)
+        k->min = v;
+    if (v > k->max)
+        k->max = v;
+    k->best = k->goal == MT_GOAL_MAX ? k->max : k->min;
+}
+
+static void add_field(struct mt_history *h, const struct mt_field *f, double ts_unix)
+{
+    int axis = f->role == MT_ROLE_AXIS;
+    int id = intern(h, f->key, f->key_len, f->lower_key, axis);
+    if (id < 0)
+        return;
+    struct key *k = &h->keys[id];
+    if (k->is_axis) {
+        /* A new axis value closes the row of the old one. */
+        if (k->has_value && k->value != f->value && h->pending_metrics)
+            mt_history_flush(h, h->last_ts);
+    } else if (k->pending_gen == h->gen) {
+        mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
+    }
+    set_value(k, f);
+    h->values++;
+    if (k->pending_gen != h->gen) {
+        k->pending_gen = h->gen;
+        h->pending[h->npending++] = (uint32_t)id;
+        if (!k->is_axis)
+            h->pending_metrics++;
+    }
+    h->last_ts = ts_unix;
 }
 
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
 {
-    for (uint32_t i = 0; i < fs->n; i++) {
-        const struct mt_field *f = &fs->f[i];
-        if (f->role == MT_ROLE_CONFIG)
-            continue;
-        int axis = f->role == MT_ROLE_AXIS;
-        int id = intern(h, f->key, f->key_len, f->lower_key, axis);
-        if (id < 0)
-            continue;
-        struct key *k = &h->keys[id];
-        if (k->is_axis) {
-            /* A new axis value closes the row of the old one. */
-            if (k->has_value && k->value != f->value && h->pending_metrics)
-                mt_history_flush(h, h->last_ts);
-        } else if (k->pending_gen == h->gen) {
-            mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
+    /* The axes of a line first: they apply to the metrics beside them. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < fs->n; i++) {
+            const struct mt_field *f = &fs->f[i];
+            if (f->role != (pass ? MT_ROLE_METRIC : MT_ROLE_AXIS))
+                continue;
+            if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
+                continue;
+            add_field(h, f, ts_unix);
         }
-        set_value(k, f);
-        h->values++;
-        if (k->pending_gen != h->gen) {
-            k->pending_gen = h->gen;
-            h->pending[h->npending++] = (uint32_t)id;
-            if (!k->is_axis)
-                h->pending_metrics++;
-        }
-        h->last_ts = ts_unix;
+}
+
+static void put_stat(struct mt_buf *b, int *first, const struct key *k, const char *suffix,
+                     double v)
+{
+    if (!*first)
+        mt_buf_addc(b, ',');
+    *first = 0;
+    if (suffix) {
+        struct mt_buf name;
+        mt_buf_init(&name, MT_MAX_KEY + 16);
+        mt_buf_add(&name, k->name, k->len);
+        mt_buf_adds(&name, suffix);
+        mt_buf_json_string(b, name.data, name.len);
+        mt_buf_free(&name);
+        mt_buf_addc(b, ':');
+        mt_buf_json_number(b, v);
+    } else {
+        mt_buf_json_string(b, k->name, k->len);
+        mt_buf_addc(b, ':');
+        put_value(b, k);
     }
 }
 
@@ -254,16 +431,26 @@ char *mt_history_summary_json(const struct mt_history *h)
         const struct key *k = &h->keys[i];
         if (!k->has_value)
             continue;
-        if (!first)
-            mt_buf_addc(&b, ',');
-        first = 0;
-        mt_buf_json_string(&b, k->name, k->len);
-        mt_buf_addc(&b, ':');
-        put_value(&b, k);
+        unsigned m = k->is_axis ? MT_SUM_LAST : k->summary;
+        if (m & MT_SUM_NONE)
+            continue;
+        if (m & MT_SUM_LAST)
+            put_stat(&b, &first, k, NULL, 0);
+        int numeric = k->kind != MT_VAL_TEXT && k->count;
+        if (numeric && (m & MT_SUM_FIRST))
+            put_stat(&b, &first, k, ".first", k->first);
+        if (numeric && k->nstat && (m & MT_SUM_MIN))
+            put_stat(&b, &first, k, ".min", k->min);
+        if (numeric && k->nstat && (m & MT_SUM_MAX))
+            put_stat(&b, &first, k, ".max", k->max);
+        if (numeric && k->nstat && (m & MT_SUM_MEAN))
+            put_stat(&b, &first, k, ".mean", k->sum / (double)k->nstat);
+        if (numeric && k->nstat && (m & MT_SUM_BEST))
+            put_stat(&b, &first, k, ".best", k->best);
     }
     for (cJSON *it = h->restored ? h->restored->child : NULL; it; it = it->next) {
         size_t n = strlen(it->string);
-        if (it->string[0] == '_' || find_key(h, it->string, n) >= 0)
+        if (it->string[0] == '_' || restored_shadowed(h, it->string, n))
             continue;
         char *value = cJSON_PrintUnformatted(it);
         if (!value)
@@ -283,6 +470,49 @@ char *mt_history_summary_json(const struct mt_history *h)
     return b.data;
 }
 
+char *mt_history_metrics_json(const struct mt_history *h)
+{
+    static const char *names[] = { "last", "first", "min", "max", "mean", "best", "none" };
+    struct mt_buf b;
+    mt_buf_init(&b, (size_t)64 << 20);
+    mt_buf_addc(&b, '{');
+    int first = 1;
+    for (uint32_t i = 0; i < h->nkeys; i++) {
+        const struct key *k = &h->keys[i];
+        if (!k->has_value || k->is_axis)
+            continue;
+        if (!first)
+            mt_buf_addc(&b, ',');
+        first = 0;
+        mt_buf_json_string(&b, k->name, k->len);
+        mt_buf_adds(&b, ":{");
+        if (k->step_metric) {
+            mt_buf_adds(&b, "\"step_metric\":");
+            mt_buf_json_string(&b, k->step_metric, strlen(k->step_metric));
+            mt_buf_addc(&b, ',');
+        }
+        mt_buf_adds(&b, "\"summary\":[");
+        int n = 0;
+        for (int j = 0; j < 7; j++)
+            if (k->summary & (1u << j))
+                mt_buf_printf(&b, "%s\"%s\"", n++ ? "," : "", names[j]);
+        mt_buf_addc(&b, ']');
+        if (k->goal)
+            mt_buf_printf(&b, ",\"goal\":\"%s\"", k->goal == MT_GOAL_MAX ? "maximize" : "minimize");
+        if (k->unit_len) {
+            mt_buf_adds(&b, ",\"unit\":");
+            mt_buf_json_string(&b, k->unit, k->unit_len);
+        }
+        mt_buf_printf(&b, ",\"type\":\"%s\"",
+                      k->kind == MT_VAL_TEXT ? "text" : k->kind == MT_VAL_BOOL ? "bool" : "number");
+        if (k->count == 1)
+            mt_buf_adds(&b, ",\"summary_only\":true");
+        mt_buf_addc(&b, '}');
+    }
+    mt_buf_addc(&b, '}');
+    return b.data;
+}
+
 /* A resumed run's summary: kept aside and merged under the new values, so an
  * old epoch is not taken as the axis in force for the new rows. */
 int mt_history_restore_summary(struct mt_history *h, const char *json)
@@ -295,6 +525,11 @@ int mt_history_restore_summary(struct mt_history *h, const char *json)
     cJSON_Delete(h->restored);
     h->restored = root;
     return 0;
+}
+
+void mt_history_set_start(struct mt_history *h, double start_unix)
+{
+    h->start_unix = start_unix;
 }
 
 uint64_t mt_history_next_step(const struct mt_history *h) { return h->step; }

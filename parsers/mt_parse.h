@@ -28,6 +28,8 @@ struct mt_parse_sink {
     void (*config)(void *ctx, const char *key, const char *json_value);
     /* A counter or notice for events.jsonl: a complete JSON object. */
     void (*event)(void *ctx, const char *json, size_t len);
+    /* A tag captured from the output (a rule's `tags:` group); may be NULL. */
+    void (*tag)(void *ctx, const char *tag);
 };
 
 struct mt_parse_opts {
@@ -36,6 +38,13 @@ struct mt_parse_opts {
     double start_unix;           /* the run's start, for _runtime */
     uint64_t first_step;         /* _step of the first row (resume continues) */
     double runtime_offset;       /* added to _runtime (resume continues) */
+    /* The program's command line (argv[0] is the program); its options
+     * become the run's config.  May be NULL. */
+    char *const *argv;
+    int argc;
+    /* Rows take the time a rule's `timestamp` group captured (import); the
+     * first such time becomes the start. */
+    int log_time;
 };
 
 typedef struct mt_parse mt_parse;
@@ -51,17 +60,53 @@ void mt_parse_bytes(mt_parse *p, uint32_t pid, int stream, double ts_unix, const
 /* Ends the partial line of every stream of `pid` (the process is gone). */
 void mt_parse_close_pid(mt_parse *p, uint32_t pid, double ts_unix);
 
-/* Emits the row being assembled, if any (end of run, or the output is idle). */
+/* Bytes appended to a watched file (the tailer): rules whose stream is
+ * file:GLOB matching `path` see its lines (csv headers are per file). */
+void mt_parse_file_bytes(mt_parse *p, const char *path, double ts_unix, const char *data,
+                         size_t len);
+/* Ends a file's partial line (file closed, truncated or rotated). */
+void mt_parse_close_file(mt_parse *p, const char *path, double ts_unix);
+
+/* Bytes of a log read back (`metrictap parse`, `import`): the lines are
+ * offered to stdout rules and to file:GLOB rules matching `path`. */
+void mt_parse_log_bytes(mt_parse *p, const char *path, double ts_unix, const char *data,
+                        size_t len);
+
+/* Emits the row being assembled, if any (end of run, or the output is idle).
+ * The row carries the time of its last value; ts_unix is not used. */
 void mt_parse_flush(mt_parse *p, double ts_unix);
 
 /* The summary as a JSON object; caller frees. `restore` seeds it (resume). */
 char *mt_parse_summary_json(mt_parse *p);
 int mt_parse_restore_summary(mt_parse *p, const char *json);
 
+/* The run's config as a JSON object: the command line's options, then
+ * values rules captured (which win); caller frees.  For run.json "config"
+ * and the index's config_json. */
+char *mt_parse_config_json(mt_parse *p);
+
+/* Per-metric settings as a JSON object, for run.json "metrics":
+ * {"val_acc": {"step_metric": "epoch", "summary": ["max","last"], "goal":
+ * "maximize", "unit": "%", "type": "number", "summary_only": true}};
+ * summary_only marks a value printed once.  Caller frees. */
+char *mt_parse_metrics_json(mt_parse *p);
+
+/* Tags captured from the output, as a JSON array; caller frees. */
+char *mt_parse_tags_json(mt_parse *p);
+
+/* The rules in force, e.g. "xgboost,hf,keras,keyvalue". */
+const char *mt_parse_rules(const mt_parse *p);
+
+/* The command line's options as a JSON object (see parsers/argv.c); caller
+ * frees. */
+char *mt_argv_config_json(int argc, char *const *argv);
+
 /* Counters for the run's record. */
 struct mt_parse_stats {
     uint64_t lines, rows, values, lines_truncated, keys_dropped;
     uint64_t next_step;
+    uint64_t limit_hits;      /* matches stopped by the PCRE2 match limit */
+    uint64_t streams_dropped; /* more processes/files than line buffers */
 };
 void mt_parse_stats(const mt_parse *p, struct mt_parse_stats *out);
 

@@ -61,22 +61,31 @@ size_t mt_number_scan(const char *s, size_t len, double *out)
     }
     if (digits == 0)
         return 0;
+    int exp10 = 0;
     if (i < len && (s[i] == 'e' || s[i] == 'E')) {
         size_t j = i + 1;
+        int eneg = 0;
         if (j < len && (s[j] == '+' || s[j] == '-'))
-            j++;
+            eneg = s[j++] == '-';
         if (j < len && is_digit(s[j])) {
-            while (j < len && is_digit(s[j]))
+            while (j < len && is_digit(s[j])) {
+                if (exp10 < 10000)
+                    exp10 = exp10 * 10 + (s[j] - '0');
                 j++;
+            }
+            if (eneg)
+                exp10 = -exp10;
             i = j;
-            simple = 0;
         }
     }
-    static const double pow10[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
-                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18 };
-    if (simple && mant < (1ull << 53)) {
-        /* Exact: an integer below 2^53 divided by an exact power of ten. */
-        double v = (double)mant / pow10[frac_digits];
+    static const double pow10[] = { 1,    1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+    int scale = exp10 - frac_digits;
+    if (simple && mant < (1ull << 53) && scale >= -22 && scale <= 22) {
+        /* Exact (Clinger's fast path): an integer below 2^53 times or
+         * divided by an exact power of ten is correctly rounded. */
+        double v = scale < 0 ? (double)mant / pow10[-scale] : (double)mant * pow10[scale];
         *out = neg ? -v : v;
         return i;
     }
@@ -119,4 +128,53 @@ int mt_number_is_json(const char *s, size_t len)
             i++;
     }
     return i == len;
+}
+
+static int is_unit_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '%' || c == '/' ||
+           c >= 0x80; /* µs */
+}
+
+int mt_value_parse(const char *s, size_t len, int allow_text, struct mt_field *f)
+{
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    f->unit = NULL;
+    f->unit_len = 0;
+    f->text = s;
+    f->text_len = (uint32_t)len;
+    if (!len)
+        return -1;
+    if ((len == 4 && strncasecmp(s, "true", 4) == 0) ||
+        (len == 5 && strncasecmp(s, "false", 5) == 0)) {
+        f->kind = MT_VAL_BOOL;
+        f->value = len == 4;
+        return 0;
+    }
+    double v;
+    size_t used = mt_number_scan(s, len, &v);
+    if (used) {
+        size_t u = used;
+        while (u < len && u - used < 16 && is_unit_char((unsigned char)s[u]))
+            u++;
+        /* "0,5" and "3x4" are not numbers; "75%" and "3.2s" are, unit kept. */
+        if (u == len && !(used < len && s[used] == '/')) {
+            f->kind = MT_VAL_NUMBER;
+            f->value = v;
+            f->text_len = (uint32_t)used;
+            if (u > used) {
+                f->unit = s + used;
+                f->unit_len = (uint8_t)(u - used);
+            }
+            return 0;
+        }
+    }
+    if (!allow_text)
+        return -1;
+    f->kind = MT_VAL_TEXT;
+    f->value = 0;
+    return 0;
 }

@@ -3,6 +3,7 @@
 #   scripts/deps.sh build   Debian -dev packages and pkg-config
 #   scripts/deps.sh test    the above, compilers and trainers for the tests,
 #                           and .venv with the Python test tools
+#   scripts/deps.sh fuzz    the build packages and clang (libFuzzer), for make fuzz
 # Installs with apt-get only when a package is absent, so a machine that has
 # everything is not touched (and needs no network).
 set -euo pipefail
@@ -16,6 +17,7 @@ TEST_PKGS=(g++ gfortran python3 python3-venv git fasttext xgboost libsvm-tools
 missing=()
 want=("${BUILD_PKGS[@]}")
 [ "${1:-build}" = test ] && want+=("${TEST_PKGS[@]}")
+[ "${1:-build}" = fuzz ] && want+=(clang libclang-rt-dev)
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
