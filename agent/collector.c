@@ -91,10 +91,17 @@ static void add_ring(struct mt_agent *a, const char *name)
     if (s->ring->flags & MT_RING_PRIMARY)
         mt_primary_add(a, (pid_t)s->pid, (s->ring->flags & MT_RING_LAUNCHER) != 0,
                        s->ring->rank);
-    /* An older ring of the same pid belonged to the image before an exec. */
-    for (size_t i = 0; i + 1 < a->nrings; i++)
-        if (a->rings[i].pid == s->pid && !a->rings[i].superseded)
-            a->rings[i].superseded = 1;
+    /* Of two rings of one pid, the older belonged to the image before an
+     * exec.  readdir's order is not creation order: compare their times. */
+    for (size_t i = 0; i + 1 < a->nrings; i++) {
+        struct mt_ring_slot *o = &a->rings[i];
+        if (o->pid != s->pid)
+            continue;
+        if (o->created_ns <= s->created_ns)
+            o->superseded = 1;
+        else
+            s->superseded = 1;
+    }
 }
 
 void mt_collector_scan(struct mt_agent *a)
@@ -109,8 +116,8 @@ void mt_collector_scan(struct mt_agent *a)
     DIR *d = opendir(a->channel);
     if (!d)
         return;
-    /* Rings in creation order, so an exec'ed image's ring follows its
-     * predecessor's. */
+    /* Names first, then rings: add_ring works out which of two rings of
+     * one pid is the newer from their headers. */
     struct dirent *e;
     char (*names)[64] = NULL;
     size_t count = 0, cap = 0;
