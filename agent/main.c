@@ -199,23 +199,8 @@ static int make_channel(struct mt_agent *a, char *err, size_t errsz)
 
 static void remove_channel(struct mt_agent *a)
 {
-    if (!a->channel)
-        return;
-    if (a->ctl)
-        atomic_store(&a->ctl->closed, 1);
-    DIR *d = opendir(a->channel);
-    if (d) {
-        struct dirent *e;
-        char path[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.'))
-                continue;
-            snprintf(path, sizeof path, "%s/%s", a->channel, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(a->channel);
+    if (a->channel)
+        mt_channel_remove(a->channel, a->ctl);
 }
 
 /* The last _step and runtime of a resumed run. */

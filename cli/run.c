@@ -363,11 +363,16 @@ int mt_cmd_run(int argc, char **argv)
      * we return; bounded, since the program's exit must not hang on us. */
     double deadline = now_s() + cfg.upload_flush_timeout + END_WAIT_EXTRA_S;
     /* A rank that joined another's run does not wait for the whole job. */
+    int agent_gone = 0;
     while (leader && !atomic_load(&ctl->finished) && now_s() < deadline) {
-        if (kill((pid_t)ctl->agent_pid, 0) != 0)
+        if (kill((pid_t)ctl->agent_pid, 0) != 0) {
+            agent_gone = 1;
             break;
+        }
         usleep(2000);
     }
+    if (agent_gone) /* it died: nobody else will clear its channel off /dev/shm */
+        mt_channel_remove(ans.channel, ctl);
     if (verbose)
         fprintf(stderr, "metrictap: run %s %s\n", ans.run_id,
                 atomic_load(&ctl->finished) ? "saved" : "still being saved by the agent");

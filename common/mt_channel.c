@@ -1,6 +1,7 @@
 /* mt_channel: the doorbell between producers and the agent. */
 #include "mt_channel.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
@@ -28,6 +29,25 @@ struct mt_ctl *mt_channel_map_ctl(const char *dir)
         return NULL;
     }
     return ctl;
+}
+
+void mt_channel_remove(const char *dir, struct mt_ctl *ctl)
+{
+    if (ctl)
+        atomic_store(&ctl->closed, 1);
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[1024];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.'))
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
 }
 
 struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity,

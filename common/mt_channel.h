@@ -49,6 +49,10 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
                                               uint32_t flags, int32_t rank,
                                               int32_t world_size);
 
+/* Marks the channel closed and removes it with everything in it (the agent at
+ * the end of a run; `metrictap run` when the agent died and left it). */
+void mt_channel_remove(const char *dir, struct mt_ctl *ctl);
+
 /* Wakes the agent if it is asleep.  Async-signal-safe. */
 void mt_ctl_ring_bell(struct mt_ctl *ctl);
 

@@ -284,6 +284,8 @@ def test_agent_killed_mid_run(bin_dir, workdir):
     log = (run_dir / "output.log").read_bytes()
     assert log.startswith(b"started loss: 1.5\ntick 0\n")  # what was captured until then
     assert len(log) < len(want[1])
+    run_id = json.loads((run_dir / "run.json").read_text())["id"]
+    assert not list(Path("/dev/shm").glob(f"metrictap-{run_id}-*"))  # the launcher cleared it
 
 
 def test_garbage_long_lines_and_caps(bin_dir, workdir):
