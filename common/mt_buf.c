@@ -118,28 +118,9 @@ void mt_buf_u64(struct mt_buf *b, uint64_t v)
     mt_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
 }
 
-void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
+void mt_buf_fixed_slow(struct mt_buf *b, double v, int decimals)
 {
-    static const uint64_t scale[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
-                                      100000000, 1000000000 };
-    if (!isfinite(v) || fabs(v) >= 9e9 || decimals < 0 || decimals > 9) {
-        mt_buf_printf(b, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, v);
-        return;
-    }
-    if (v < 0) {
-        mt_buf_addc(b, '-');
-        v = -v;
-    }
-    uint64_t units = (uint64_t)(v * (double)scale[decimals] + 0.5);
-    mt_buf_u64(b, units / scale[decimals]);
-    if (!decimals)
-        return;
-    char frac[10];
-    uint64_t f = units % scale[decimals];
-    for (int i = decimals - 1; i >= 0; i--, f /= 10)
-        frac[i] = (char)('0' + f % 10);
-    mt_buf_addc(b, '.');
-    mt_buf_add(b, frac, (size_t)decimals);
+    mt_buf_printf(b, "%.*f", decimals < 0 ? 0 : decimals > 9 ? 9 : decimals, v);
 }
 
 /* Length of a valid UTF-8 sequence at s, or 0. */

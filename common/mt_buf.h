@@ -48,7 +48,37 @@ int mt_buf_printf(struct mt_buf *b, const char *fmt, ...) __attribute__((format(
 /* Integers and fixed-point numbers without printf (rows are written at
  * millions a second). */
 void mt_buf_u64(struct mt_buf *b, uint64_t v);
-void mt_buf_fixed(struct mt_buf *b, double v, int decimals); /* 0 <= decimals <= 9 */
+void mt_buf_fixed_slow(struct mt_buf *b, double v, int decimals);
+
+/* v with `decimals` digits after the point, rounded (0 <= decimals <= 9).
+ * Inline so that a constant `decimals` makes every division a multiply: rows
+ * carry two such numbers each. */
+static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
+{
+    uint64_t scale = 1;
+    for (int i = 0; i < decimals; i++)
+        scale *= 10;
+    if (!(v > -9e9 && v < 9e9) || decimals < 0 || decimals > 9) {
+        mt_buf_fixed_slow(b, v, decimals);
+        return;
+    }
+    char tmp[32];
+    int p = (int)sizeof tmp, neg = v < 0;
+    if (neg)
+        v = -v;
+    uint64_t units = (uint64_t)(v * (double)scale + 0.5);
+    uint64_t ip = units / scale, f = units % scale;
+    for (int i = 0; i < decimals; i++, f /= 10)
+        tmp[--p] = (char)('0' + f % 10);
+    if (decimals)
+        tmp[--p] = '.';
+    do
+        tmp[--p] = (char)('0' + ip % 10);
+    while (ip /= 10);
+    if (neg)
+        tmp[--p] = '-';
+    mt_buf_add(b, tmp + p, sizeof tmp - (size_t)p);
+}
 
 /* JSON helpers on a buffer. */
 void mt_buf_json_string(struct mt_buf *b, const char *s, size_t n); /* quoted, escaped */
