@@ -2,6 +2,8 @@
 #ifndef MT_CLI_H
 #define MT_CLI_H
 
+#include <stddef.h>
+
 int mt_cmd_run(int argc, char **argv);
 int mt_cmd_ls(int argc, char **argv);
 int mt_cmd_show(int argc, char **argv);
@@ -13,6 +15,8 @@ int mt_cmd_config(int argc, char **argv);
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;
+struct mt_index;
+struct mt_value;
 /* Loads the config (environment + files) or prints the error and exits 2. */
 void mt_cli_load_config(struct mt_config *cfg);
 /* The directory holding this executable, for finding the shim and agent. */
@@ -21,5 +25,18 @@ int mt_cli_self_dir(char *out, unsigned long size);
 int mt_cli_find_beside(const char *name, char *out, unsigned long size);
 /* Formats a duration as 1h02m, 3m05s or 4.2s. */
 void mt_cli_format_duration(double s, char *out, unsigned long size);
+
+/* Columns of the terminal: $COLUMNS when set, else the tty's width; 0 when
+ * stdout is no terminal (nothing is cut then). */
+int mt_cli_term_width(void);
+/* Characters (UTF-8 code points) in s. */
+size_t mt_cli_text_width(const char *s);
+/* A value as text: 6 significant digits, or with `full` the shortest form
+ * that reads back exactly; infinities as JSON's "Infinity". */
+void mt_cli_format_value(const struct mt_value *v, char *out, size_t size, int full);
+/* Prints "metrictap: WHAT: MSG", the text and a caret under byte `pos`. */
+void mt_cli_filter_error(const char *what, const char *text, size_t pos, const char *msg);
+/* Opens the store's index or prints why not (NULL). */
+struct mt_index *mt_cli_open_index(struct mt_config *cfg);
 
 #endif

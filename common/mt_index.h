@@ -1,11 +1,23 @@
 /* mt_index: the runs table, $METRICTAP_DIR/index.sqlite.  Kept in step with the
  * run directories (which stay the source of truth); shared by the agent, which
  * writes a run's row at start, periodically and at the end, and the CLI, which
- * reads it.  WAL mode and a busy timeout let many runs share one store. */
+ * reads it.  WAL mode and a busy timeout let many runs share one store.
+ *
+ * Tables (user_version 2; an older index is dropped and rebuilt from the run
+ * directories on open):
+ *   runs(rid, id UNIQUE, project, name, grp, ..., tags, config, summary, times)
+ *   tags(tag, rid)                  one row per tag, for --tag
+ *   kv(rid, src, key, num, txt)     flattened summary (src 0) and config (src 1),
+ *                                   typed as mt_value_of_json says, indexed by
+ *                                   (src, key, num) for filters
+ *   dirs(path, mtime_ns)            runs/<project> mtimes last seen whole, so
+ *                                   mt_index_sync knows when to look again */
 #ifndef MT_INDEX_H
 #define MT_INDEX_H
 
 #include <stddef.h>
+
+#include "mt_filter.h"
 
 struct mt_index;
 
@@ -24,17 +36,75 @@ struct mt_index_run {
 struct mt_index *mt_index_open(const char *store_dir, char *err, size_t errsz);
 void mt_index_close(struct mt_index *ix);
 
-/* Inserts or replaces the row of run->id. */
+/* Inserts or replaces the row of run->id, with its tags and typed values, in
+ * one transaction.  0, or -1 (the message: mt_index_error). */
 int mt_index_put(struct mt_index *ix, const struct mt_index_run *run);
+/* Removes the row of `id`; 0 also when there was none. */
+int mt_index_delete(struct mt_index *ix, const char *id);
+const char *mt_index_error(struct mt_index *ix);
 
-/* Calls fn for each run matching `project` (NULL: all), newest first, with at
- * most `limit` rows (0: no limit).  Row strings live for the call only. */
+/* Row strings given to callbacks live for the call only; run->dir is always
+ * <store>/runs/<project>/<id>, whatever the row says. */
 typedef int (*mt_index_row_fn)(void *ctx, const struct mt_index_run *run);
-int mt_index_list(struct mt_index *ix, const char *project, size_t limit, mt_index_row_fn fn,
-                  void *ctx);
 
 /* Finds a run by id or unique id prefix; fn is called once. Returns 0 when
  * found, 1 when not found, 2 when ambiguous, -1 on error. */
 int mt_index_find(struct mt_index *ix, const char *id_prefix, mt_index_row_fn fn, void *ctx);
+
+/* The runs table query: every given condition must hold. */
+struct mt_index_query {
+    const char *project;            /* NULL: all */
+    const char *const *tags;        /* the run carries every one */
+    size_t ntags;
+    const char *group;
+    const char *state;              /* one state or a comma-separated list */
+    const struct mt_filter *filter; /* NULL: none */
+    const struct mt_col *sort;      /* NULL: newest first */
+    int sort_desc;                  /* missing values sort last either way */
+    const struct mt_col *cols;      /* extra values fetched per row */
+    size_t ncols;
+    size_t limit;                   /* 0: all */
+};
+/* vals[i] is the run's value of q->cols[i] (text lives for the call). */
+typedef int (*mt_index_query_fn)(void *ctx, const struct mt_index_run *run,
+                                 const struct mt_value *vals);
+/* Calls fn per matching row in order; a non-zero return stops.  0 or -1. */
+int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index_query_fn fn,
+                   void *ctx);
+
+/* ---- keeping the index in step with the run directories ---- */
+
+struct mt_index_sync_stats {
+    size_t projects_checked; /* runs/<project> dirs whose mtime was compared */
+    size_t projects_scanned; /* ... whose entries were listed because it changed */
+    size_t added, removed;   /* rows added from run dirs, rows of vanished dirs */
+    size_t unreadable;       /* run dirs without a readable run.json (yet) */
+};
+
+/* Self-repair: for `project` (NULL: every project), compares runs/<project>'s
+ * mtime with the one last seen whole; when it changed, lists the run dirs,
+ * indexes the ones the index lacks (from their files) and drops rows whose
+ * dir vanished.  Rows the agent wrote are never overwritten here. */
+int mt_index_sync(struct mt_index *ix, const char *project, struct mt_index_sync_stats *st);
+
+/* Rebuilds every row from the run directories in one transaction. */
+int mt_index_reindex(struct mt_index *ix, struct mt_index_sync_stats *st);
+
+/* A run read from its directory: run.json and summary.json. */
+struct mt_index_loaded {
+    struct mt_index_run run;
+    void *json;                 /* the parsed run.json (a cJSON) */
+    void *summary_obj;          /* the parsed summary.json, or NULL */
+    char *tags, *config, *summary, *dir, *id, *project;
+};
+/* Loads <store>/runs/<project>/<id>.  0, or -1 when run.json is missing or
+ * unreadable.  Free with mt_index_loaded_free. */
+int mt_index_load_dir(const char *store_dir, const char *project, const char *id,
+                      struct mt_index_loaded *out);
+void mt_index_loaded_free(struct mt_index_loaded *l);
+
+/* Reads a whole file (NUL-terminated; caller frees), at most `max` bytes; NULL
+ * when it cannot be read. */
+char *mt_index_read_file(const char *path, size_t max, size_t *len);
 
 #endif

@@ -1,0 +1,432 @@
+/* Choosing runs for ls and report: see select.h. */
+#include "select.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/mt_buf.h"
+#include "../common/mt_index.h"
+#include "mt_cli.h"
+
+const char *mt_select_usage(void)
+{
+    return "[--project P] [--tag T]... [--group G] [--state S[,S...]]\n"
+           "    [--filter 'summary.val_acc > 0.9 and config.lr < 0.01'] [--sort [-]COLUMN]\n"
+           "    [--limit N] [--columns summary.X,config.Y,...] [--scan]";
+}
+
+/* "--name value" or "--name=value". */
+static const char *opt_value(const char *name, int argc, char **argv, int *i, int *bad)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return NULL;
+    if (argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "metrictap: %s needs a value\n", name);
+        *bad = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_columns(struct mt_select *s, const char *list)
+{
+    char *copy = mt_xstrdup(list);
+    int rc = -1;
+    for (char *p = copy, *comma; p; p = comma ? comma + 1 : NULL) {
+        comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        if (!*p)
+            continue;
+        char err[1024];
+        s->cols = mt_xrealloc(s->cols, (s->ncols + 1) * sizeof *s->cols);
+        if (mt_col_parse(p, &s->cols[s->ncols], err, sizeof err) != 0) {
+            fprintf(stderr, "metrictap: --columns: %s\n", err);
+            goto out;
+        }
+        s->ncols++;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+int mt_select_arg(struct mt_select *s, int argc, char **argv, int *i)
+{
+    int bad = 0;
+    const char *v;
+    char err[1024];
+    if ((v = opt_value("--project", argc, argv, i, &bad)))
+        s->project = v;
+    else if (!bad && (v = opt_value("--group", argc, argv, i, &bad)))
+        s->group = v;
+    else if (!bad && (v = opt_value("--state", argc, argv, i, &bad)))
+        s->state = v;
+    else if (!bad && (v = opt_value("--tag", argc, argv, i, &bad))) {
+        if (s->ntags == MT_SELECT_MAX_TAGS) {
+            fprintf(stderr, "metrictap: at most %d --tag options\n", MT_SELECT_MAX_TAGS);
+            return -1;
+        }
+        s->tags[s->ntags++] = v;
+    } else if (!bad && (v = opt_value("--filter", argc, argv, i, &bad))) {
+        size_t pos = 0;
+        if (s->filter) {
+            fprintf(stderr, "metrictap: give one --filter; join conditions with \"and\"\n");
+            return -1;
+        }
+        s->filter_text = v;
+        s->filter = mt_filter_create(v, err, sizeof err, &pos);
+        if (!s->filter) {
+            mt_cli_filter_error("--filter", v, pos, err);
+            return -1;
+        }
+    } else if (!bad && (v = opt_value("--sort", argc, argv, i, &bad))) {
+        int desc = v[0] == '-';
+        if (v[0] == '-' || v[0] == '+')
+            v++;
+        if (s->have_sort)
+            mt_col_free(&s->sort);
+        if (mt_col_parse(v, &s->sort, err, sizeof err) != 0) {
+            fprintf(stderr, "metrictap: --sort: %s\n", err);
+            s->have_sort = 0;
+            return -1;
+        }
+        s->have_sort = 1;
+        s->sort_desc = desc;
+    } else if (!bad && (v = opt_value("--limit", argc, argv, i, &bad))) {
+        char *end;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (*end || !*v || v[0] == '-') {
+            fprintf(stderr, "metrictap: --limit takes a count, not \"%s\"\n", v);
+            return -1;
+        }
+        s->limit = (size_t)n;
+    } else if (!bad && (v = opt_value("--columns", argc, argv, i, &bad))) {
+        if (parse_columns(s, v) != 0)
+            return -1;
+    } else if (!bad && strcmp(argv[*i], "--scan") == 0) {
+        s->scan = 1;
+    } else if (!bad && strcmp(argv[*i], "--no-sync") == 0) {
+        s->no_sync = 1;
+    } else
+        return bad ? -1 : 0;
+    return 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? mt_xstrdup(s) : NULL;
+}
+
+static void own_value(struct mt_value *dst, const struct mt_value *src)
+{
+    *dst = *src;
+    if (src->type == MT_V_TEXT)
+        dst->text = mt_xstrdup(src->text);
+}
+
+static struct mt_select_row *add_row(struct mt_select_rows *rows, const struct mt_index_run *r)
+{
+    if (rows->n == rows->cap) {
+        rows->cap = rows->cap ? 2 * rows->cap : 64;
+        rows->v = mt_xrealloc(rows->v, rows->cap * sizeof *rows->v);
+    }
+    struct mt_select_row *row = &rows->v[rows->n++];
+    memset(row, 0, sizeof *row);
+    row->id = dup_or_null(r->id);
+    row->project = dup_or_null(r->project);
+    row->name = dup_or_null(r->name);
+    row->state = dup_or_null(r->state);
+    row->group = dup_or_null(r->group);
+    row->job_type = dup_or_null(r->job_type);
+    row->tags = dup_or_null(r->tags);
+    row->config = dup_or_null(r->config_json);
+    row->summary = dup_or_null(r->summary_json);
+    row->dir = dup_or_null(r->dir);
+    row->start_time = r->start_time;
+    row->end_time = r->end_time;
+    row->runtime = r->runtime;
+    row->exit_code = r->exit_code;
+    row->signal = r->signal;
+    return row;
+}
+
+struct query_ctx {
+    struct mt_select_rows *rows;
+    size_t ncols;
+};
+
+static int on_index_row(void *vctx, const struct mt_index_run *r, const struct mt_value *vals)
+{
+    struct query_ctx *c = vctx;
+    struct mt_select_row *row = add_row(c->rows, r);
+    row->vals = mt_xcalloc(c->ncols + 1, sizeof *row->vals);
+    for (size_t i = 0; i < c->ncols; i++)
+        own_value(&row->vals[i], &vals[i]);
+    return 0;
+}
+
+/* ---- the scan: every run dir's run.json and summary.json ---- */
+
+struct scan_run {
+    const struct mt_index_loaded *l;
+    const cJSON *config, *summary;
+    char *owned[8];
+    size_t nowned;
+};
+
+/* The value of a flattened key ("a.b.c" may be nested objects). */
+static const cJSON *lookup_flat(const cJSON *o, const char *key)
+{
+    for (const cJSON *it = o ? o->child : NULL; it; it = it->next) {
+        if (!it->string)
+            continue;
+        size_t n = strlen(it->string);
+        if (strcmp(it->string, key) == 0 && !cJSON_IsObject(it))
+            return it;
+        if (cJSON_IsObject(it) && strncmp(it->string, key, n) == 0 && key[n] == '.') {
+            const cJSON *v = lookup_flat(it, key + n + 1);
+            if (v)
+                return v;
+        }
+    }
+    return NULL;
+}
+
+static struct mt_value scan_get(void *vctx, const struct mt_col *col)
+{
+    struct scan_run *c = vctx;
+    const struct mt_index_run *r = &c->l->run;
+    struct mt_value v = { MT_V_NONE, 0, NULL };
+    if (col->src != MT_COL_BUILTIN) {
+        const cJSON *j = lookup_flat(col->src == MT_COL_SUMMARY ? c->summary : c->config, col->key);
+        char *owned = NULL;
+        if (j)
+            v = mt_value_of_json(j, &owned);
+        if (owned && c->nowned < sizeof c->owned / sizeof *c->owned)
+            c->owned[c->nowned++] = owned;
+        else
+            free(owned);
+        return v;
+    }
+    const char *text = NULL;
+    switch (col->builtin) {
+    case MT_B_ID: text = r->id; break;
+    case MT_B_NAME: text = r->name; break;
+    case MT_B_PROJECT: text = r->project; break;
+    case MT_B_STATE: text = r->state; break;
+    case MT_B_GROUP: text = r->group; break;
+    case MT_B_JOB_TYPE: text = r->job_type; break;
+    case MT_B_TAGS: text = r->tags; break;
+    case MT_B_CREATED: return (struct mt_value){ MT_V_NUM, r->start_time, NULL };
+    case MT_B_END_TIME: return (struct mt_value){ MT_V_NUM, r->end_time, NULL };
+    case MT_B_RUNTIME: return (struct mt_value){ MT_V_NUM, r->runtime, NULL };
+    case MT_B_EXIT_CODE:
+        if (r->exit_code >= 0)
+            return (struct mt_value){ MT_V_NUM, r->exit_code, NULL };
+        return v;
+    case MT_B_SIGNAL: return (struct mt_value){ MT_V_NUM, r->signal, NULL };
+    default: break;
+    }
+    if (text)
+        v = (struct mt_value){ MT_V_TEXT, 0, text };
+    return v;
+}
+
+static int scan_has_tag(void *vctx, const char *tag, int glob)
+{
+    struct scan_run *c = vctx;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(c->l->json, "tags"))
+        if (cJSON_IsString(t) && t->valuestring[0]) {
+            if (glob ? fnmatch(tag, t->valuestring, FNM_NOESCAPE) == 0
+                     : strcmp(tag, t->valuestring) == 0)
+                return 1;
+        }
+    return 0;
+}
+
+static int in_list(const char *list, const char *s)
+{
+    size_t n = strlen(s ? s : "");
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (s && strncmp(p, s, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+static int scan_matches(const struct mt_select *s, struct scan_run *c)
+{
+    const struct mt_index_run *r = &c->l->run;
+    struct mt_filter_run fr = { c, scan_get, scan_has_tag };
+    for (size_t i = 0; i < s->ntags; i++)
+        if (!scan_has_tag(c, s->tags[i], 0))
+            return 0;
+    if (s->group && (!r->group || strcmp(r->group, s->group) != 0))
+        return 0;
+    if (s->state && !in_list(s->state, r->state))
+        return 0;
+    return !s->filter || mt_filter_eval(s->filter, &fr);
+}
+
+static void scan_project(const struct mt_select *s, const char *store, const char *project,
+                         struct mt_select_rows *rows)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/runs/%s", store, project);
+    DIR *d = opendir(path);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        struct mt_index_loaded l;
+        if (mt_index_load_dir(store, project, e->d_name, &l) != 0)
+            continue;
+        struct scan_run c = { .l = &l };
+        c.config = cJSON_GetObjectItemCaseSensitive(l.json, "config");
+        c.summary = l.summary_obj;
+        if (scan_matches(s, &c)) {
+            struct mt_select_row *row = add_row(rows, &l.run);
+            row->vals = mt_xcalloc(s->ncols + 1, sizeof *row->vals);
+            for (size_t i = 0; i < s->ncols; i++) {
+                struct mt_value v = scan_get(&c, &s->cols[i]);
+                own_value(&row->vals[i], &v);
+            }
+            if (s->have_sort) {
+                struct mt_value v = scan_get(&c, &s->sort);
+                own_value(&row->sortv, &v);
+            }
+        }
+        for (size_t i = 0; i < c.nowned; i++)
+            free(c.owned[i]);
+        mt_index_loaded_free(&l);
+    }
+    closedir(d);
+}
+
+static int sort_desc;
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+    const struct mt_select_row *a = pa, *b = pb;
+    int c = 0;
+    if (a->sortv.type == MT_V_NONE || b->sortv.type == MT_V_NONE)
+        c = mt_value_cmp(&a->sortv, &b->sortv); /* missing last either way */
+    else {
+        c = mt_value_cmp(&a->sortv, &b->sortv);
+        if (sort_desc)
+            c = -c;
+    }
+    if (c == 0)
+        c = a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
+    return c;
+}
+
+static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows)
+{
+    if (s->project)
+        scan_project(s, store, s->project, rows);
+    else {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/runs", store);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (e->d_name[0] != '.')
+                scan_project(s, store, e->d_name, rows);
+        if (d)
+            closedir(d);
+    }
+    if (!s->have_sort)
+        for (size_t i = 0; i < rows->n; i++)
+            rows->v[i].sortv = (struct mt_value){ MT_V_NUM, rows->v[i].start_time, NULL };
+    sort_desc = s->have_sort ? s->sort_desc : 1;
+    qsort(rows->v, rows->n, sizeof *rows->v, cmp_rows);
+    if (s->limit && rows->n > s->limit) {
+        size_t keep = s->limit;
+        struct mt_select_rows tail = { NULL, 0, 0 };
+        tail.v = mt_xcalloc(rows->n - keep, sizeof *tail.v);
+        memcpy(tail.v, rows->v + keep, (rows->n - keep) * sizeof *tail.v);
+        tail.n = tail.cap = rows->n - keep;
+        rows->n = keep;
+        mt_select_rows_free(&tail, s->ncols);
+    }
+    return 0;
+}
+
+int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_rows *rows)
+{
+    memset(rows, 0, sizeof *rows);
+    if (s->scan)
+        return scan(s, store_dir, rows);
+    char err[1024];
+    int rc = -1;
+    struct mt_index *ix = mt_index_open(store_dir, err, sizeof err);
+    if (!ix) {
+        fprintf(stderr, "metrictap: %s\n", err);
+        return -1;
+    }
+    if (!s->no_sync) {
+        struct mt_index_sync_stats st;
+        if (mt_index_sync(ix, s->project, &st) != 0)
+            fprintf(stderr, "metrictap: the index may be stale (%s); try metrictap reindex\n",
+                    mt_index_error(ix));
+    }
+    struct mt_index_query q = {
+        .project = s->project, .tags = s->tags, .ntags = s->ntags, .group = s->group,
+        .state = s->state, .filter = s->filter, .sort = s->have_sort ? &s->sort : NULL,
+        .sort_desc = s->sort_desc, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,
+    };
+    struct query_ctx c = { rows, s->ncols };
+    if (mt_index_query(ix, &q, on_index_row, &c) != 0) {
+        fprintf(stderr, "metrictap: %s\n", mt_index_error(ix));
+        goto out;
+    }
+    rc = 0;
+out:
+    mt_index_close(ix);
+    return rc;
+}
+
+void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        struct mt_select_row *r = &rows->v[i];
+        char *strs[] = { r->id, r->project, r->name, r->state, r->group,
+                         r->job_type, r->tags, r->config, r->summary, r->dir };
+        for (size_t k = 0; k < sizeof strs / sizeof *strs; k++)
+            free(strs[k]);
+        for (size_t k = 0; r->vals && k < ncols; k++)
+            if (r->vals[k].type == MT_V_TEXT)
+                free((char *)r->vals[k].text);
+        free(r->vals);
+        if (r->sortv.type == MT_V_TEXT)
+            free((char *)r->sortv.text);
+    }
+    free(rows->v);
+    memset(rows, 0, sizeof *rows);
+}
+
+void mt_select_free(struct mt_select *s)
+{
+    mt_filter_destroy(s->filter);
+    if (s->have_sort)
+        mt_col_free(&s->sort);
+    for (size_t i = 0; i < s->ncols; i++)
+        mt_col_free(&s->cols[i]);
+    free(s->cols);
+    memset(s, 0, sizeof *s);
+}
