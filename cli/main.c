@@ -16,6 +16,7 @@ static const struct command commands[] = {
     { "ls", mt_cmd_ls, "list runs: metrictap ls [--project P]" },
     { "show", mt_cmd_show, "show one run: metrictap show RUN" },
     { "restore", mt_cmd_restore, "recreate a run's code: metrictap restore RUN [--dir D]" },
+    { "reindex", mt_cmd_reindex, "rebuild the index from the run directories" },
     { "sync", mt_cmd_sync, "upload what runs kept: metrictap sync [-j N] RUN... | --all" },
     { "parse", mt_cmd_parse, "try extraction rules on a log: metrictap parse [-c FILE] LOG" },
     { "import", mt_cmd_import, "turn a log into a run: metrictap import [-c FILE] LOG" },
