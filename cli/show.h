@@ -1,0 +1,37 @@
+/* A run's history as series, shared by `show` (terminal charts) and `report`
+ * (SVG charts): each numeric key of history.jsonl against its step axis
+ * (run.json's "metrics": {"val_acc": {"step_metric": "epoch"}}, else _step;
+ * an axis value seen stays in force for later rows).  Axes themselves
+ * (_step, _runtime, epoch, ...) are kept against _step with is_axis set.
+ * "NaN"/"Infinity"/"-Infinity" become non-finite y values (counted). */
+#ifndef MT_SHOW_H
+#define MT_SHOW_H
+
+#include <stddef.h>
+
+struct cJSON;
+struct mt_index;
+
+struct mt_hist_series {
+    char *key, *axis;
+    double *x, *y;
+    size_t n, cap, nonfinite;
+    int is_axis;
+};
+
+struct mt_hist {
+    struct mt_hist_series *v;
+    size_t n, cap;
+    size_t rows, bad_lines, dropped_keys;
+};
+
+/* Reads <dir>/history.jsonl; `metrics` is run.json's "metrics" (may be NULL). */
+void mt_hist_load(struct mt_hist *h, const char *dir, const struct cJSON *metrics);
+void mt_hist_free(struct mt_hist *h);
+const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *key);
+
+/* Finds a run by id or prefix, syncing the index once if it is unknown.
+ * 0 with *id and *dir (caller frees), or 1 with the message printed. */
+int mt_show_find(struct mt_index *ix, const char *arg, const char *store, char **id, char **dir);
+
+#endif
