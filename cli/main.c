@@ -13,8 +13,13 @@ struct command {
 
 static const struct command commands[] = {
     { "run", mt_cmd_run, "run a program and track it: metrictap run [options] -- CMD ARGS..." },
-    { "ls", mt_cmd_ls, "list runs: metrictap ls [--project P]" },
-    { "show", mt_cmd_show, "show one run: metrictap show RUN" },
+    { "ls", mt_cmd_ls, "the runs table: metrictap ls [--project P] [--tag T] [--filter EXPR]"
+                       " [--sort [-]COL] [--columns C,...] [--json|--csv]" },
+    { "show", mt_cmd_show, "one run with charts: metrictap show RUN [--metric M] [--compare RUN2...]" },
+    { "report", mt_cmd_report, "an HTML report: metrictap report [ls filters] -o report.html" },
+    { "tag", mt_cmd_tag, "add or remove tags: metrictap tag RUN +x -y" },
+    { "rename", mt_cmd_rename, "rename a run: metrictap rename RUN NAME" },
+    { "rm", mt_cmd_rm, "delete runs and their files: metrictap rm RUN... [--yes]" },
     { "restore", mt_cmd_restore, "recreate a run's code: metrictap restore RUN [--dir D]" },
     { "reindex", mt_cmd_reindex, "rebuild the index from the run directories" },
     { "sync", mt_cmd_sync, "upload what runs kept: metrictap sync [-j N] RUN... | --all" },

@@ -9,6 +9,10 @@ int mt_cmd_ls(int argc, char **argv);
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_restore(int argc, char **argv);
 int mt_cmd_reindex(int argc, char **argv);
+int mt_cmd_report(int argc, char **argv);
+int mt_cmd_tag(int argc, char **argv);
+int mt_cmd_rename(int argc, char **argv);
+int mt_cmd_rm(int argc, char **argv);
 int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);

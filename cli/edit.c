@@ -1,0 +1,324 @@
+/* metrictap tag RUN +x -y | rename RUN NAME | rm RUN... [--yes] [--force]:
+ * changes to a finished run.  The run directory is the source of truth, so
+ * run.json is rewritten first (temp file, fsync, rename; 0600) and the index
+ * row is then refreshed from the files. */
+#define _XOPEN_SOURCE 700
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/mt_buf.h"
+#include "../common/mt_index.h"
+#include "../config/mt_config.h"
+#include "mt_cli.h"
+#include "show.h"
+
+/* Replaces <dir>/run.json with `o` atomically. */
+static int write_run_json(const char *dir, const cJSON *o)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    int rc = -1, fd = -1;
+    char *text = cJSON_Print(o);
+    snprintf(tmp, sizeof tmp, "%s/.run.json.%ld.tmp", dir, (long)getpid());
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    if (!text)
+        goto out;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    size_t len = strlen(text);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto out;
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0)
+        goto out;
+    int c = close(fd);
+    fd = -1;
+    if (c != 0 || rename(tmp, path) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        fprintf(stderr, "metrictap: cannot rewrite %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(text);
+    return rc;
+}
+
+/* Reads the run's row back from its files into the index. */
+static int refresh_row(struct mt_index *ix, const char *store, const char *dir)
+{
+    char project[PATH_MAX], id[PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    snprintf(id, sizeof id, "%s", slash + 1);
+    int plen = 0;
+    const char *p = slash;
+    while (p > dir && p[-1] != '/')
+        p--, plen++;
+    snprintf(project, sizeof project, "%.*s", plen, p);
+    struct mt_index_loaded l;
+    if (mt_index_load_dir(store, project, id, &l) != 0)
+        return -1;
+    int rc = mt_index_put(ix, &l.run);
+    if (rc != 0)
+        fprintf(stderr, "metrictap: run.json is changed but the index is not (%s); run"
+                        " metrictap reindex\n", mt_index_error(ix));
+    mt_index_loaded_free(&l);
+    return rc;
+}
+
+struct edit {
+    struct mt_config cfg;
+    struct mt_index *ix;
+    char *id, *dir;
+    cJSON *run;
+};
+
+static void edit_close(struct edit *e)
+{
+    cJSON_Delete(e->run);
+    free(e->id);
+    free(e->dir);
+    mt_index_close(e->ix);
+    mt_config_free(&e->cfg);
+}
+
+static int edit_open(struct edit *e, const char *arg)
+{
+    memset(e, 0, sizeof *e);
+    mt_cli_load_config(&e->cfg);
+    e->ix = mt_cli_open_index(&e->cfg);
+    if (!e->ix || mt_show_find(e->ix, arg, e->cfg.dir, &e->id, &e->dir) != 0)
+        return -1;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/run.json", e->dir);
+    char *text = mt_index_read_file(path, 64 << 20, NULL);
+    e->run = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!cJSON_IsObject(e->run)) {
+        fprintf(stderr, "metrictap: %s is missing or unreadable\n", path);
+        return -1;
+    }
+    const cJSON *state = cJSON_GetObjectItemCaseSensitive(e->run, "state");
+    if (cJSON_IsString(state) && strcmp(state->valuestring, "running") == 0)
+        fprintf(stderr, "metrictap: warning: %s is still running; its agent rewrites run.json"
+                        " when the run ends\n", e->id);
+    return 0;
+}
+
+static int edit_save(struct edit *e)
+{
+    if (write_run_json(e->dir, e->run) != 0)
+        return -1;
+    return refresh_row(e->ix, e->cfg.dir, e->dir);
+}
+
+int mt_cmd_tag(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: metrictap tag RUN +TAG|-TAG...\n");
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *t = argv[i] + (argv[i][0] == '+' || argv[i][0] == '-');
+        if (!*t || strchr(t, ',')) {
+            fprintf(stderr, "metrictap: bad tag \"%s\": tags are non-empty and hold no comma\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    struct edit e;
+    int rc = 1;
+    if (edit_open(&e, argv[1]) != 0)
+        goto out;
+    cJSON *tags = cJSON_GetObjectItemCaseSensitive(e.run, "tags");
+    if (!cJSON_IsArray(tags)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(e.run, "tags");
+        tags = cJSON_AddArrayToObject(e.run, "tags");
+    }
+    for (int i = 2; i < argc; i++) {
+        int remove = argv[i][0] == '-';
+        const char *t = argv[i] + (argv[i][0] == '+' || argv[i][0] == '-');
+        int at = -1, k = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, tags)
+        {
+            if (cJSON_IsString(it) && strcmp(it->valuestring, t) == 0)
+                at = k;
+            k++;
+        }
+        if (remove && at >= 0)
+            cJSON_DeleteItemFromArray(tags, at);
+        else if (!remove && at < 0)
+            cJSON_AddItemToArray(tags, cJSON_CreateString(t));
+    }
+    if (edit_save(&e) != 0)
+        goto out;
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, tags) if (cJSON_IsString(it))
+        mt_buf_printf(&b, "%s%s", b.len ? "," : "", it->valuestring);
+    printf("%s tags: %s\n", e.id, b.data ? b.data : "");
+    mt_buf_free(&b);
+    rc = 0;
+out:
+    edit_close(&e);
+    return rc;
+}
+
+int mt_cmd_rename(int argc, char **argv)
+{
+    if (argc != 3 || !argv[2][0]) {
+        fprintf(stderr, "usage: metrictap rename RUN NAME\n");
+        return 2;
+    }
+    struct edit e;
+    int rc = 1;
+    if (edit_open(&e, argv[1]) != 0)
+        goto out;
+    cJSON_DeleteItemFromObjectCaseSensitive(e.run, "name");
+    cJSON_AddStringToObject(e.run, "name", argv[2]);
+    if (edit_save(&e) != 0)
+        goto out;
+    printf("%s name: %s\n", e.id, argv[2]);
+    rc = 0;
+out:
+    edit_close(&e);
+    return rc;
+}
+
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Asks on the terminal; anything but y/yes is no. */
+static int confirm(const char *question)
+{
+    FILE *tty = fopen("/dev/tty", "r+e");
+    if (!tty)
+        return 0;
+    fprintf(tty, "%s [y/N] ", question);
+    fflush(tty);
+    char answer[16] = "";
+    int yes = fgets(answer, sizeof answer, tty) &&
+              (strcmp(answer, "y\n") == 0 || strcmp(answer, "yes\n") == 0);
+    fclose(tty);
+    return yes;
+}
+
+int mt_cmd_rm(int argc, char **argv)
+{
+    int yes = 0, force = 0, rc = 1;
+    char *ids[1024], *dirs[1024];
+    size_t n = 0;
+    struct mt_config cfg;
+    struct mt_index *ix = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+            yes = 1;
+        else if (strcmp(argv[i], "--force") == 0)
+            force = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: metrictap rm RUN... [--yes] [--force]\n");
+            return 2;
+        }
+    }
+    mt_cli_load_config(&cfg);
+    ix = mt_cli_open_index(&cfg);
+    if (!ix)
+        goto out;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-')
+            continue;
+        if (n == 1024) {
+            fprintf(stderr, "metrictap: at most 1024 runs at once\n");
+            goto out;
+        }
+        if (mt_show_find(ix, argv[i], cfg.dir, &ids[n], &dirs[n]) != 0)
+            goto out;
+        n++;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/run.json", dirs[n - 1]);
+        char *text = mt_index_read_file(path, 64 << 20, NULL);
+        cJSON *o = text ? cJSON_Parse(text) : NULL;
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
+        int running = cJSON_IsString(st) && strcmp(st->valuestring, "running") == 0;
+        cJSON_Delete(o);
+        free(text);
+        if (running && !force) {
+            fprintf(stderr, "metrictap: %s is still running; stop it first or give --force\n",
+                    ids[n - 1]);
+            goto out;
+        }
+    }
+    if (!n) {
+        fprintf(stderr, "usage: metrictap rm RUN... [--yes] [--force]\n");
+        rc = 2;
+        goto out;
+    }
+    if (!yes) {
+        char q[256];
+        snprintf(q, sizeof q, "remove %zu run%s (%s%s) and all their files?", n,
+                 n == 1 ? "" : "s", ids[0], n > 1 ? ", ..." : "");
+        if (!isatty(STDIN_FILENO) && !isatty(STDERR_FILENO)) {
+            fprintf(stderr, "metrictap: not removing without --yes (no terminal to ask on)\n");
+            goto out;
+        }
+        if (!confirm(q)) {
+            fprintf(stderr, "metrictap: nothing removed\n");
+            goto out;
+        }
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Out of sight first (one rename), then out of the index, then gone. */
+        char trash[PATH_MAX];
+        const char *slash = strrchr(dirs[i], '/');
+        snprintf(trash, sizeof trash, "%.*s/.rm-%s-%ld", (int)(slash - dirs[i]), dirs[i], ids[i],
+                 (long)getpid());
+        if (rename(dirs[i], trash) != 0) {
+            fprintf(stderr, "metrictap: cannot remove %s: %s\n", dirs[i], strerror(errno));
+            rc = 1;
+            continue;
+        }
+        if (mt_index_delete(ix, ids[i]) != 0) {
+            fprintf(stderr, "metrictap: %s is gone but still indexed (%s); the next ls"
+                            " repairs it\n", ids[i], mt_index_error(ix));
+            rc = 1;
+        }
+        if (nftw(trash, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+            fprintf(stderr, "metrictap: could not delete all of %s: %s\n", trash, strerror(errno));
+            rc = 1;
+        }
+        printf("removed %s\n", ids[i]);
+    }
+out:
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+        free(dirs[i]);
+    }
+    mt_index_close(ix);
+    mt_config_free(&cfg);
+    return rc;
+}
