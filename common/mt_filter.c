@@ -147,16 +147,17 @@ static size_t flatten(const cJSON *obj, struct mt_buf *key, size_t *left, mt_fla
         mt_buf_adds(key, it->string);
         if (cJSON_IsObject(it) && depth < 8) {
             skipped += flatten(it, key, left, fn, ctx, depth + 1);
-        } else if (*left == 0) {
-            skipped++;
         } else {
             char *owned;
             struct mt_value v = mt_value_of_json(it, &owned);
-            if (v.type != MT_V_NONE && !key->refused) {
+            if (v.type == MT_V_NONE)
+                ;
+            else if (*left == 0 || key->refused)
+                skipped++;
+            else {
                 fn(ctx, key->data, &v);
                 (*left)--;
-            } else if (key->refused)
-                skipped++;
+            }
             free(owned);
         }
         key->len = mark;

@@ -1,0 +1,84 @@
+/* mt_chart: braille line charts with labelled axes. */
+#include <math.h>
+#include <string.h>
+
+#include "../../common/mt_buf.h"
+#include "../../common/mt_chart.h"
+#include "mt_test.h"
+
+/* The n-th line of text (0-based), copied into out. */
+static void nth_line(const char *s, int n, char *out, size_t size)
+{
+    while (n-- > 0 && s && (s = strchr(s, '\n')))
+        s++;
+    size_t len = s ? strcspn(s, "\n") : 0;
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, s ? s : "", len);
+    out[len] = '\0';
+}
+
+MT_TEST(rising_line_goes_from_bottom_left_to_top_right)
+{
+    double x[] = { 0, 10 }, y[] = { 1, 5 };
+    struct mt_chart_series s = { "r", x, y, 2 };
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    mt_chart_render(&b, "acc", "_step", &s, 1, 40, 4, 0);
+    char l[512];
+    nth_line(b.data, 0, l, sizeof l);
+    MT_CHECK_STR(l, "acc");
+    /* Top row: max label, and the line reaches the last cell's top dots. */
+    nth_line(b.data, 1, l, sizeof l);
+    MT_CHECK(strncmp(l, " 5 \xe2\x94\xa4", 6) == 0);
+    MT_CHECK(strcmp(l + strlen(l) - 3, "\xe2\xa0\x80") != 0); /* not blank at the right */
+    /* Bottom row: min label, first cell has the bottom-left dot (0x40). */
+    nth_line(b.data, 4, l, sizeof l);
+    MT_CHECK(strncmp(l, " 1 \xe2\x94\xa4", 6) == 0);
+    MT_CHECK(memcmp(l + 6, "\xe2\xa1\x80", 3) == 0 || memcmp(l + 6, "\xe2\xa3\x80", 3) == 0);
+    /* The x axis labels its min and max. */
+    nth_line(b.data, 6, l, sizeof l);
+    MT_CHECK(strstr(l, "0") && strstr(l, "10") && strstr(l, "_step"));
+    mt_buf_free(&b);
+}
+
+MT_TEST(non_finite_values_break_the_line_and_empty_series_say_so)
+{
+    double x[] = { 0, 1, 2, 3 }, y[] = { 0, NAN, INFINITY, 3 };
+    struct mt_chart_series s = { "r", x, y, 4 };
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    mt_chart_render(&b, "loss", "_step", &s, 1, 30, 3, 0);
+    /* Only the two finite points are drawn: few dots in all. */
+    size_t dots = 0;
+    for (const unsigned char *p = (const unsigned char *)b.data; *p; p++)
+        if (p[0] == 0xE2 && (p[1] & 0xFC) == 0xA0 && !(p[1] == 0xA0 && p[2] == 0x80))
+            dots++;
+    MT_CHECK(dots == 2);
+    mt_buf_reset(&b);
+    double nx[] = { 0 }, ny[] = { NAN };
+    struct mt_chart_series e = { "r", nx, ny, 1 };
+    mt_chart_render(&b, "x", "_step", &e, 1, 30, 3, 0);
+    MT_CHECK(strstr(b.data, "no finite values") != NULL);
+    mt_buf_free(&b);
+}
+
+MT_TEST(overlays_get_colours_and_a_legend)
+{
+    double x[] = { 0, 1 }, a[] = { 0, 1 }, c[] = { 1, 0 };
+    struct mt_chart_series s[2] = { { "run-a", x, a, 2 }, { "run-b", x, c, 2 } };
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    mt_chart_render(&b, "m", "_step", s, 2, 40, 4, 1);
+    char esc_a[16], esc_b[16];
+    snprintf(esc_a, sizeof esc_a, "\x1b[%dm", mt_chart_color(0));
+    snprintf(esc_b, sizeof esc_b, "\x1b[%dm", mt_chart_color(1));
+    MT_CHECK(strstr(b.data, esc_a) && strstr(b.data, esc_b));
+    MT_CHECK(strstr(b.data, "run-a") && strstr(b.data, "run-b"));
+    mt_buf_free(&b);
+}
+
+int main(void)
+{
+    return mt_test_main();
+}
