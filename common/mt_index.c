@@ -259,7 +259,9 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
         return sql_fail(ix, "cannot write the run's row");
     if (!rid) /* only_new and it was there */
         return 0;
-    for (int i = ST_DEL_KV; i <= ST_DEL_TAGS; i++) {
+    /* A row only_new inserted has nothing to clear (and in a reindex the
+     * index that would find it is not there yet). */
+    for (int i = ST_DEL_KV; i <= ST_DEL_TAGS && !only_new; i++) {
         sqlite3_bind_int64(ix->st[i], 1, rid);
         if (step_done(ix, ix->st[i], "cannot clear the run's values") != 0)
             return -1;
