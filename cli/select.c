@@ -322,10 +322,10 @@ static int sort_desc;
 static int cmp_rows(const void *pa, const void *pb)
 {
     const struct mt_select_row *a = pa, *b = pb;
-    int c = 0;
-    if (a->sortv.type == MT_V_NONE || b->sortv.type == MT_V_NONE)
-        c = mt_value_cmp(&a->sortv, &b->sortv); /* missing last either way */
-    else {
+    /* Numbers, then text, then missing values, as the index orders them. */
+    static const int RANK[] = { [MT_V_NUM] = 0, [MT_V_TEXT] = 1, [MT_V_NONE] = 2 };
+    int c = RANK[a->sortv.type] - RANK[b->sortv.type];
+    if (c == 0) {
         c = mt_value_cmp(&a->sortv, &b->sortv);
         if (sort_desc)
             c = -c;

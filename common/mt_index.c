@@ -468,7 +468,8 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
         mt_filter_sql(q->filter, &sql, &params);
     }
     if (q->sort)
-        mt_buf_printf(&sql, " ORDER BY sortv IS NULL, sortv %s, r.start_time DESC",
+        mt_buf_printf(&sql, " ORDER BY sortv IS NULL, typeof(sortv) = 'text', sortv %s,"
+                            " r.start_time DESC",
                       q->sort_desc ? "DESC" : "ASC");
     else
         mt_buf_adds(&sql, " ORDER BY r.start_time DESC");

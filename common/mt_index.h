@@ -60,7 +60,8 @@ struct mt_index_query {
     const char *state;              /* one state or a comma-separated list */
     const struct mt_filter *filter; /* NULL: none */
     const struct mt_col *sort;      /* NULL: newest first */
-    int sort_desc;                  /* missing values sort last either way */
+    int sort_desc;                  /* numbers, then text, then missing values,
+                                       each group in this direction */
     const struct mt_col *cols;      /* extra values fetched per row */
     size_t ncols;
     size_t limit;                   /* 0: all */
