@@ -416,6 +416,18 @@ static void bind_params(sqlite3_stmt *st, const struct mt_sql_params *p)
     }
 }
 
+/* Numbers, then text, then missing values; ties newest first.  `p`
+ * prefixes the inner query's result columns. */
+static void order_by(struct mt_buf *sql, const struct mt_index_query *q, const char *p)
+{
+    if (q->sort)
+        mt_buf_printf(sql, " ORDER BY %ssortv IS NULL, typeof(%ssortv) = 'text', %ssortv %s,"
+                           " %sst DESC",
+                      p, p, p, q->sort_desc ? "DESC" : "ASC", p);
+    else
+        mt_buf_printf(sql, " ORDER BY %sst DESC", p);
+}
+
 int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index_query_fn fn,
                    void *ctx)
 {
@@ -426,11 +438,15 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
     sqlite3_stmt *st = NULL;
     int rc = -1;
     mt_buf_init(&sql, 1 << 20);
+    /* The inner query picks and orders the runs carrying only rid and the
+     * sort key (sorting 100,000 rows with their JSON is several times
+     * slower); the outer one fetches the rows and --columns of those kept. */
     mt_buf_printf(&sql, "SELECT %s", COLUMNS);
     for (size_t i = 0; i < q->ncols; i++) {
         mt_buf_adds(&sql, ", ");
         mt_col_sql(&q->cols[i], &sql, &params);
     }
+    mt_buf_adds(&sql, " FROM (SELECT r.rid AS rid, r.start_time AS st");
     if (q->sort) {
         mt_buf_adds(&sql, ", ");
         mt_col_sql(q->sort, &sql, &params);
@@ -467,14 +483,11 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
         mt_buf_adds(&sql, " AND ");
         mt_filter_sql(q->filter, &sql, &params);
     }
-    if (q->sort)
-        mt_buf_printf(&sql, " ORDER BY sortv IS NULL, typeof(sortv) = 'text', sortv %s,"
-                            " r.start_time DESC",
-                      q->sort_desc ? "DESC" : "ASC");
-    else
-        mt_buf_adds(&sql, " ORDER BY r.start_time DESC");
+    order_by(&sql, q, "");
     mt_buf_adds(&sql, " LIMIT ?");
     mt_sql_params_add_num(&params, q->limit ? (double)q->limit : -1.0);
+    mt_buf_adds(&sql, ") s JOIN runs r ON r.rid = s.rid");
+    order_by(&sql, q, "s.");
     if (sql.refused) {
         snprintf(ix->err, sizeof ix->err, "the query is too long");
         goto out;
