@@ -49,7 +49,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 gen_s=$(echo "$t1 - $t0" | bc -l | xargs printf '%.1f')
 first=$(awk -F'\t' '$1 == "first" {print $2}' "$work/gen.out")
-sync
+
 store_mb=$(du -sm "$METRICTAP_DIR" | cut -f1)
 
 reindex_s=$(once reindex "$cli" reindex)
