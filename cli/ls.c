@@ -303,10 +303,11 @@ int mt_cmd_ls(int argc, char **argv)
     struct mt_select_rows rows = { 0 };
     struct mt_config cfg;
     int json = 0, csv = 0, rc = 2;
+    mt_cli_load_config(&cfg);
     for (int i = 1; i < argc; i++) {
         int taken = mt_select_arg(&sel, argc, argv, &i);
         if (taken < 0)
-            goto out_sel;
+            goto out;
         if (taken)
             continue;
         if (strcmp(argv[i], "--json") == 0)
@@ -317,10 +318,9 @@ int mt_cmd_ls(int argc, char **argv)
             fprintf(stderr, "metrictap ls: unknown option \"%s\"\nusage: metrictap ls %s\n"
                             "    [--json | --csv]\n",
                     argv[i], mt_select_usage());
-            goto out_sel;
+            goto out;
         }
     }
-    mt_cli_load_config(&cfg);
     rc = 1;
     if (mt_select_run(&sel, cfg.dir, &rows) == 0) {
         if (json)
@@ -331,9 +331,9 @@ int mt_cmd_ls(int argc, char **argv)
             print_table(&sel, &rows);
         rc = fflush(stdout) == 0 ? 0 : 1;
     }
+out:
     mt_select_rows_free(&rows, sel.ncols);
     mt_config_free(&cfg);
-out_sel:
     mt_select_free(&sel);
     return rc;
 }

@@ -254,10 +254,11 @@ int mt_cmd_report(int argc, char **argv)
     struct mt_buf b;
     int rc = 2;
     mt_buf_init(&b, (size_t)1 << 31);
+    mt_cli_load_config(&cfg);
     for (int i = 1; i < argc; i++) {
         int taken = mt_select_arg(&sel, argc, argv, &i);
         if (taken < 0)
-            goto out_sel;
+            goto out;
         if (taken)
             continue;
         if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
@@ -269,16 +270,15 @@ int mt_cmd_report(int argc, char **argv)
         else {
             fprintf(stderr, "usage: metrictap report %s\n    [--metric M]... [--title T]"
                             " -o report.html\n", mt_select_usage());
-            goto out_sel;
+            goto out;
         }
     }
     if (!outpath) {
         fprintf(stderr, "metrictap report: give -o FILE.html\n");
-        goto out_sel;
+        goto out;
     }
     if (!sel.limit)
         sel.limit = DEFAULT_LIMIT;
-    mt_cli_load_config(&cfg);
     rc = 1;
     if (mt_select_run(&sel, cfg.dir, &rows) != 0)
         goto out;
@@ -359,7 +359,6 @@ out:
     free(table_keys);
     mt_select_rows_free(&rows, sel.ncols);
     mt_config_free(&cfg);
-out_sel:
     mt_select_free(&sel);
     mt_buf_free(&b);
     return rc;

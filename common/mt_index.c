@@ -54,6 +54,7 @@ static const char *SCHEMA =
     "  job_type TEXT, state TEXT, dir TEXT, tags TEXT, config TEXT, summary TEXT,"
     "  start_time REAL, end_time REAL, runtime REAL, exit_code INTEGER, signal INTEGER);"
     "CREATE INDEX IF NOT EXISTS runs_project_start ON runs(project, start_time);"
+    "CREATE INDEX IF NOT EXISTS runs_state ON runs(state);"
     "CREATE TABLE IF NOT EXISTS tags (tag TEXT NOT NULL, rid INTEGER NOT NULL,"
     "  PRIMARY KEY (tag, rid)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS tags_rid ON tags(rid);"
@@ -892,12 +893,53 @@ static int sync_needed(struct mt_index *ix, const char *project)
     return needed;
 }
 
+/* Rows still "running" whose run.json says the run ended: the agent's last
+ * put was lost (a reindex held the lock past its busy timeout, or it was
+ * killed between the two writes).  Running runs are few; each costs a read. */
+static int refresh_running(struct mt_index *ix, const char *project,
+                           struct mt_index_sync_stats *st)
+{
+    sqlite3_stmt *q = NULL;
+    struct names ids = { 0 }, projects = { 0 };
+    int rc = 0;
+    if (sqlite3_prepare_v2(ix->db, "SELECT id, project FROM runs WHERE state = 'running'"
+                                   " AND (?1 IS NULL OR project = ?1)", -1, &q, NULL) != SQLITE_OK)
+        return sql_fail(ix, "cannot list running runs");
+    bind_text(q, 1, project);
+    while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 1)) {
+        names_add(&ids, (const char *)sqlite3_column_text(q, 0));
+        names_add(&projects, (const char *)sqlite3_column_text(q, 1));
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; i < ids.n && rc == 0; i++) {
+        struct mt_index_loaded l;
+        if (mt_index_load_dir(ix->root, projects.v[i], ids.v[i], &l) != 0)
+            continue;
+        if (l.run.state && strcmp(l.run.state, "running") != 0) {
+            if (exec(ix, "BEGIN IMMEDIATE") != 0)
+                rc = -1;
+            else if (put_locked(ix, &l.run, 0, cJSON_GetObjectItemCaseSensitive(l.json, "config"),
+                                l.summary_obj) < 0 || exec(ix, "COMMIT") != 0) {
+                exec(ix, "ROLLBACK");
+                rc = -1;
+            } else
+                st->refreshed++;
+        }
+        mt_index_loaded_free(&l);
+    }
+    names_free(&ids);
+    names_free(&projects);
+    return rc;
+}
+
 int mt_index_sync(struct mt_index *ix, const char *project, struct mt_index_sync_stats *st)
 {
     struct mt_index_sync_stats dummy;
     if (!st)
         st = &dummy;
     memset(st, 0, sizeof *st);
+    if (refresh_running(ix, project, st) != 0)
+        return -1;
     /* The cheap look first, without the write lock. */
     if (!sync_needed(ix, project))
         return 0;
@@ -923,7 +965,7 @@ int mt_index_reindex(struct mt_index *ix, struct mt_index_sync_stats *st)
      * row by row in random order. */
     int rc = exec(ix, "PRAGMA cache_size=-262144;"
                       " DROP INDEX IF EXISTS kv_key_num; DROP INDEX IF EXISTS tags_rid;"
-                      " DROP INDEX IF EXISTS runs_project_start;"
+                      " DROP INDEX IF EXISTS runs_project_start; DROP INDEX IF EXISTS runs_state;"
                       " DELETE FROM kv; DELETE FROM tags; DELETE FROM runs; DELETE FROM dirs;");
     if (rc == 0)
         rc = sync_all(ix, NULL, 1, st);

@@ -80,12 +80,14 @@ struct mt_index_sync_stats {
     size_t projects_scanned; /* ... whose entries were listed because it changed */
     size_t added, removed;   /* rows added from run dirs, rows of vanished dirs */
     size_t unreadable;       /* run dirs without a readable run.json (yet) */
+    size_t refreshed;        /* "running" rows whose run.json says the run ended */
 };
 
 /* Self-repair: for `project` (NULL: every project), compares runs/<project>'s
  * mtime with the one last seen whole; when it changed, lists the run dirs,
  * indexes the ones the index lacks (from their files) and drops rows whose
- * dir vanished.  Rows the agent wrote are never overwritten here. */
+ * dir vanished.  Rows the agent wrote are not overwritten, except a row still
+ * "running" whose run.json says the run ended (its last put was lost). */
 int mt_index_sync(struct mt_index *ix, const char *project, struct mt_index_sync_stats *st);
 
 /* Rebuilds every row from the run directories in one transaction. */

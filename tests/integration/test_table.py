@@ -147,6 +147,17 @@ def test_self_repair_when_run_dirs_appear_and_vanish(store):
     # A run copied in from elsewhere (its project dir's mtime moves).
     write_run(store, "mnist", "dddd0001", tags=["new"], summary={"val_acc": 0.5})
     assert ids(cli(store, "ls", "--json", "--tag", "new")) == ["dddd0001"]
+    # A row left "running" (the agent's last put was lost) follows run.json.
+    d = write_run(store, "mnist", "dddd0002", state="running", summary={"val_acc": 0.1})
+    assert json.loads(cli(store, "ls", "--json", "--filter", 'id = "dddd0002"').stdout)[0][
+        "state"] == "running"
+    run = json.loads((d / "run.json").read_text())
+    run["state"] = "finished"
+    (d / "run.json").write_text(json.dumps(run))
+    (d / "summary.json").write_text('{"val_acc": 0.7}')
+    row = json.loads(cli(store, "ls", "--json", "--filter", 'id = "dddd0002"').stdout)[0]
+    assert row["state"] == "finished" and row["summary"] == {"val_acc": 0.7}
+    shutil.rmtree(d)
     # A run deleted by hand.
     shutil.rmtree(store / "runs" / "mnist" / "aaaa0003")
     assert "aaaa0003" not in ids(cli(store, "ls", "--json"))
