@@ -448,12 +448,21 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
         mt_col_sql(&q->cols[i], &sql, &params);
     }
     mt_buf_adds(&sql, " FROM (SELECT r.rid AS rid, r.start_time AS st");
-    if (q->sort) {
+    /* A summary/config sort key comes by a join on kv's primary key: half
+     * the time of a correlated subquery per run (measured at 30k runs). */
+    int kv_sort = q->sort && q->sort->src != MT_COL_BUILTIN;
+    if (kv_sort) {
+        mt_buf_printf(&sql, ", coalesce(ks.num, ks.txt) AS sortv FROM runs r LEFT JOIN kv ks"
+                            " ON ks.rid = r.rid AND ks.src = %d AND ks.key = ?",
+                      q->sort->src == MT_COL_SUMMARY ? 0 : 1);
+        mt_sql_params_add_text(&params, q->sort->key);
+    } else if (q->sort) {
         mt_buf_adds(&sql, ", ");
         mt_col_sql(q->sort, &sql, &params);
-        mt_buf_adds(&sql, " AS sortv");
-    }
-    mt_buf_adds(&sql, " FROM runs r WHERE 1");
+        mt_buf_adds(&sql, " AS sortv FROM runs r");
+    } else
+        mt_buf_adds(&sql, " FROM runs r");
+    mt_buf_adds(&sql, " WHERE 1");
     if (q->project) {
         mt_buf_adds(&sql, " AND r.project = ?");
         mt_sql_params_add_text(&params, q->project);
