@@ -31,7 +31,8 @@
 extern char **environ;
 #include "mt_upload.h"
 
-#define END_GRACE_S 3.0     /* how long children may outlive the root */
+#define END_GRACE_S 3.0
+#define SHARED_LINGER_S 2.0 /* how long a run shared by ranks waits for late ones */     /* how long children may outlive the root */
 #define IDLE_ROW_FLUSH_S 1.0
 #define FLUSH_EVERY_S 0.2
 #define SUMMARY_EVERY_S 5.0
@@ -466,9 +467,15 @@ static void run_loop(struct mt_agent *a)
          * launcher's exit record is its end (it then waits for us); a
          * preloaded root may still print from atexit handlers, so for it only
          * its death counts. */
-        if (!root_gone_at && mt_primaries_done(a))
+        if (!mt_primaries_done(a))
+            root_gone_at = 0; /* (another rank may have joined meanwhile) */
+        else if (!root_gone_at)
             root_gone_at = now;
-        if (root_gone_at && (mt_collector_all_done(a) || now - root_gone_at > END_GRACE_S))
+        /* A run shared by ranks stays open a moment for a rank that is still
+         * on its way to the rendezvous. */
+        double linger = a->rendezvous ? SHARED_LINGER_S : 0;
+        if (root_gone_at && now - root_gone_at >= linger &&
+            (mt_collector_all_done(a) || now - root_gone_at > END_GRACE_S + linger))
             break;
         if (handled) {
             last_busy = now;

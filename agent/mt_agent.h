@@ -66,6 +66,8 @@ struct mt_agent {
     struct mt_sys_thread *sys;
     int resumed;          /* how many times this run was resumed */
     double created_unix;  /* first start of the run (earlier when resumed) */
+    double end_unix;      /* set with the final state */
+    char *written_name, *written_tags; /* as last written to run.json */
     struct cJSON *prev_config; /* config recorded before a resume, carried over */
     double runtime_offset;
     uint64_t first_step;

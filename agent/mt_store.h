@@ -37,6 +37,12 @@ int mt_store_replace(struct mt_store *s, const char *name, const char *data, siz
 /* Reads <dir>/<name> whole (NUL-terminated, caller frees); NULL if absent. */
 char *mt_store_read(const struct mt_store *s, const char *name, size_t *len);
 
+/* run.json is written by the agent and edited by `metrictap tag/rename`:
+ * both hold this lock (flock on <run_dir>/.run.lock) around their
+ * read-modify-write.  Returns an fd to pass to mt_store_unlock, or -1. */
+int mt_store_lock(const char *run_dir);
+void mt_store_unlock(int fd);
+
 /* Creates every missing directory of `path` with mode 0700. */
 int mt_mkdirs(const char *path);
 

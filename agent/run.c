@@ -72,6 +72,7 @@ static const char *state_of(int have_end, int code, int sig)
  * several ranks share the run, the worst of their ends. */
 void mt_run_decide_state(struct mt_agent *a)
 {
+    a->end_unix = mt_now_unix(); /* one end time for run.json and the index */
     a->state = state_of(a->have_end, a->exit_code, a->exit_signal);
     for (size_t i = 0; i < a->nprimaries; i++) {
         const struct mt_primary *p = &a->primaries[i];
@@ -137,6 +138,65 @@ static cJSON *run_config(struct mt_agent *a)
     return o;
 }
 
+/* The run's tags: given ones, then those captured from the output, once each. */
+static cJSON *run_tags(struct mt_agent *a)
+{
+    cJSON *tags = tags_array(a->cfg.tags), *it;
+    if (a->parse) { /* parse: tags captured from the output */
+        char *captured = mt_parse_tags_json(a->parse);
+        cJSON *ct = cJSON_Parse(captured);
+        cJSON_ArrayForEach(it, ct) {
+            if (!cJSON_IsString(it))
+                continue;
+            int dup = 0;
+            cJSON *t;
+            cJSON_ArrayForEach(t, tags) dup |= strcmp(t->valuestring, it->valuestring) == 0;
+            if (!dup)
+                cJSON_AddItemToArray(tags, cJSON_CreateString(it->valuestring));
+        }
+        cJSON_Delete(ct);
+        free(captured);
+    }
+    return tags;
+}
+
+static char *join_tags(const cJSON *tags)
+{
+    struct mt_buf b;
+    const cJSON *t;
+    mt_buf_init(&b, 1 << 20);
+    mt_buf_adds(&b, "");
+    cJSON_ArrayForEach(t, tags) {
+        if (b.len)
+            mt_buf_addc(&b, ',');
+        mt_buf_adds(&b, t->valuestring);
+    }
+    return b.data;
+}
+
+/* `metrictap tag` and `rename` may edit run.json while the run goes on: what
+ * differs from what the agent wrote last is theirs, and is kept. */
+static void adopt_cli_edits(struct mt_agent *a)
+{
+    if (!a->written_name)
+        return;
+    char *text = mt_store_read(&a->store, "run.json", NULL);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON *name = cJSON_GetObjectItem(o, "name"), *tags = cJSON_GetObjectItem(o, "tags");
+    if (cJSON_IsString(name) && strcmp(name->valuestring, a->written_name) != 0) {
+        free(a->name);
+        a->name = mt_xstrdup(name->valuestring);
+    }
+    char *now_tags = cJSON_IsArray(tags) ? cJSON_PrintUnformatted(tags) : NULL;
+    if (now_tags && a->written_tags && strcmp(now_tags, a->written_tags) != 0) {
+        free(a->cfg.tags);
+        a->cfg.tags = join_tags(tags);
+    }
+    free(now_tags);
+    cJSON_Delete(o);
+}
+
 /* run.json, rewritten whole and atomically each time. */
 int mt_run_write_json(struct mt_agent *a)
 {
@@ -144,7 +204,9 @@ int mt_run_write_json(struct mt_agent *a)
     gethostname(host, sizeof host - 1);
     struct passwd *pw = getpwuid(getuid());
     int ended = a->state && strcmp(a->state, "running") != 0;
-    double end = ended ? mt_now_unix() : 0;
+    double end = ended ? a->end_unix : 0;
+    int lock = mt_store_lock(a->store.dir);
+    adopt_cli_edits(a);
 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", a->id);
@@ -153,16 +215,11 @@ int mt_run_write_json(struct mt_agent *a)
     add_str(o, "group", a->group);
     add_str(o, "job_type", a->cfg.job_type);
     add_str(o, "notes", a->cfg.notes);
-    cJSON *tags = tags_array(a->cfg.tags);
-    if (a->parse) { /* parse: tags captured from the output */
-        char *captured = mt_parse_tags_json(a->parse);
-        cJSON *ct = cJSON_Parse(captured), *it;
-        cJSON_ArrayForEach(it, ct)
-            if (cJSON_IsString(it))
-                cJSON_AddItemToArray(tags, cJSON_CreateString(it->valuestring));
-        cJSON_Delete(ct);
-        free(captured);
-    }
+    cJSON *tags = run_tags(a);
+    free(a->written_tags);
+    a->written_tags = cJSON_PrintUnformatted(tags);
+    free(a->written_name);
+    a->written_name = mt_xstrdup(a->name ? a->name : "");
     cJSON_AddItemToObject(o, "tags", tags);
     cJSON_AddStringToObject(o, "state", a->state ? a->state : "running");
     cJSON_AddNumberToObject(o, "start_time", a->created_unix ? a->created_unix : a->start_unix);
@@ -227,6 +284,7 @@ int mt_run_write_json(struct mt_agent *a)
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     int rc = mt_store_replace(&a->store, "run.json", text, strlen(text));
+    mt_store_unlock(lock);
     free(text);
     return rc;
 }
@@ -247,11 +305,14 @@ void mt_run_update_index(struct mt_agent *a)
     char *config = cJSON_PrintUnformatted(config_obj);
     cJSON_Delete(config_obj);
     int ended = a->state && strcmp(a->state, "running") != 0;
-    double now = mt_now_unix();
+    double now = ended ? a->end_unix : mt_now_unix();
+    cJSON *tag_list = run_tags(a);
+    char *tags = join_tags(tag_list);
+    cJSON_Delete(tag_list);
     struct mt_index_run r = {
         .id = a->id, .project = a->project, .name = a->name, .group = a->group,
         .job_type = a->cfg.job_type, .state = a->state ? a->state : "running",
-        .dir = a->store.dir, .tags = a->cfg.tags, .config_json = config,
+        .dir = a->store.dir, .tags = tags, .config_json = config,
         .summary_json = summary,
         .start_time = a->created_unix ? a->created_unix : a->start_unix, .end_time = ended ? now : 0,
         .runtime = now - a->start_unix + a->runtime_offset,
@@ -261,4 +322,5 @@ void mt_run_update_index(struct mt_agent *a)
         mt_store_event(&a->store, now, "index_error", NULL);
     free(summary);
     free(config);
+    free(tags);
 }

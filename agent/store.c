@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,23 @@ static FILE *open_append(const char *dir, const char *name)
     }
     setvbuf(f, NULL, _IOFBF, 1 << 16);
     return f;
+}
+
+int mt_store_lock(const char *run_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.run.lock", run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+            ;
+    return fd;
+}
+
+void mt_store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
 }
 
 int mt_store_run_exists(const char *root, const char *project, const char *id)
