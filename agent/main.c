@@ -32,6 +32,7 @@ extern char **environ;
 #include "mt_upload.h"
 
 #define END_GRACE_S 3.0
+#define AGENT_NICE 10
 #define SHARED_LINGER_S 2.0 /* how long a run shared by ranks waits for late ones */     /* how long children may outlive the root */
 #define IDLE_ROW_FLUSH_S 1.0
 #define FLUSH_EVERY_S 0.2
@@ -617,6 +618,10 @@ int main(int argc, char **argv)
     if (pid > 0)
         _exit(0);
     setsid();
+    /* When the CPUs are contended, training wins: the agent catches up later
+     * (its ring absorbs the difference; what it cannot is counted). */
+    if (setpriority(PRIO_PROCESS, 0, AGENT_NICE) != 0)
+        (void)0; /* not fatal: it only shares the CPU less politely */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

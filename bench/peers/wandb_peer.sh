@@ -9,7 +9,7 @@
 # run in a temp dir, and prints "wandb_service_peak_rss <MiB> MiB" from
 # VmHWM of every process below the Python one, read just before finish().
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROWS=${1:-60}
 SECS=${2:-60}
 PY=${PYTHON:-python3}
