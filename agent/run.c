@@ -95,22 +95,12 @@ static cJSON *string_array(char **items, int n)
 static cJSON *tags_array(const char *tags)
 {
     cJSON *arr = cJSON_CreateArray();
-    const char *p = tags ? tags : "";
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n && *p == ' ')
-            p++, n--;
-        while (n && p[n - 1] == ' ')
-            n--;
-        if (n) {
-            char *t = mt_xstrndup(p, n);
-            cJSON_AddItemToArray(arr, cJSON_CreateString(t));
-            free(t);
-        }
-        if (!comma)
-            break;
-        p = comma + 1;
+    const char *item;
+    size_t n;
+    for (const char *p = tags; mt_list_next(&p, &item, &n);) {
+        char *t = mt_xstrndup(item, n);
+        cJSON_AddItemToArray(arr, cJSON_CreateString(t));
+        free(t);
     }
     return arr;
 }

@@ -44,12 +44,7 @@ int mt_cmd_config(int argc, char **argv)
         }
     }
     struct mt_config cfg;
-    char err[4096];
-    if (mt_config_load(&cfg, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "metrictap: %s\n", err);
-        mt_config_free(&cfg);
-        return 2;
-    }
+    mt_cli_load_config(&cfg); /* prints the error and exits 2 */
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++) {
         const void *base = (const char *)&cfg + k->offset;
         switch (k->type) {

@@ -146,12 +146,8 @@ int mt_cmd_import(int argc, char **argv)
     if (!file)
         return usage();
     struct mt_config cfg;
+    mt_cli_load_config(&cfg); /* prints the error and exits 2 */
     char err[4096];
-    if (mt_config_load(&cfg, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "metrictap: %s\n", err);
-        mt_config_free(&cfg);
-        return 2;
-    }
     int result = 1, fd = -1, store_open = 0;
     mt_parse *p = NULL;
     struct mt_index *ix = NULL;

@@ -161,12 +161,8 @@ int mt_cmd_parse(int argc, char **argv)
     if (config)
         setenv("METRICTAP_CONFIG", config, 1);
     struct mt_config cfg;
+    mt_cli_load_config(&cfg); /* prints the error and exits 2 */
     char err[4096];
-    if (mt_config_load(&cfg, NULL, err, sizeof err) != 0) {
-        fprintf(stderr, "metrictap: %s\n", err);
-        mt_config_free(&cfg);
-        return 2;
-    }
     int result = 1;
     mt_parse *p = NULL;
     int fd = -1;

@@ -7,6 +7,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+int mt_list_next(const char **cursor, const char **item, size_t *len)
+{
+    const char *p = *cursor ? *cursor : "";
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        const char *s = p;
+        p = comma ? comma + 1 : p + n;
+        while (n && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+            n--;
+        if (n) {
+            *cursor = p;
+            *item = s;
+            *len = n;
+            return 1;
+        }
+    }
+    *cursor = p;
+    return 0;
+}
+
 void *mt_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

@@ -84,6 +84,10 @@ static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
 void mt_buf_json_string(struct mt_buf *b, const char *s, size_t n); /* quoted, escaped */
 void mt_buf_json_number(struct mt_buf *b, double v); /* NaN/Infinity as strings */
 
+/* Walks a comma-separated list ("a, b,,c"): each call gives the next item,
+ * blanks around it trimmed, empty items skipped.  Returns 0 at the end. */
+int mt_list_next(const char **cursor, const char **item, size_t *len);
+
 /* Abort-on-OOM allocation for the agent and the CLI. */
 void *mt_xmalloc(size_t n);
 void *mt_xcalloc(size_t n, size_t size);

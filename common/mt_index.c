@@ -267,23 +267,13 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
         if (step_done(ix, ix->st[i], "cannot clear the run's values") != 0)
             return -1;
     }
-    const char *p = r->tags ? r->tags : "";
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n && *p == ' ')
-            p++, n--;
-        while (n && p[n - 1] == ' ')
-            n--;
-        if (n) {
-            sqlite3_bind_text(ix->st[ST_ADD_TAG], 1, p, (int)n, SQLITE_STATIC);
-            sqlite3_bind_int64(ix->st[ST_ADD_TAG], 2, rid);
-            if (step_done(ix, ix->st[ST_ADD_TAG], "cannot add a tag") != 0)
-                return -1;
-        }
-        if (!comma)
-            break;
-        p = comma + 1;
+    const char *tag;
+    size_t n;
+    for (const char *p = r->tags; mt_list_next(&p, &tag, &n);) {
+        sqlite3_bind_text(ix->st[ST_ADD_TAG], 1, tag, (int)n, SQLITE_STATIC);
+        sqlite3_bind_int64(ix->st[ST_ADD_TAG], 2, rid);
+        if (step_done(ix, ix->st[ST_ADD_TAG], "cannot add a tag") != 0)
+            return -1;
     }
     if (add_values(ix, rid, 0, r->summary_json, summary) != 0 ||
         add_values(ix, rid, 1, r->config_json, config) != 0)

@@ -56,6 +56,22 @@ MT_TEST(the_cap_refuses_and_counts)
     mt_buf_free(&b);
 }
 
+MT_TEST(comma_lists_trim_and_skip_empty_items)
+{
+    static const struct { const char *in, *want; } cases[] = {
+        { "a,b", "[a][b]" }, { " a , b ", "[a][b]" }, { "a,,b,", "[a][b]" }, { "", "" },
+        { NULL, "" }, { " , ", "" }, { "x y", "[x y]" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char got[64] = "";
+        size_t used = 0, n;
+        const char *item;
+        for (const char *p = cases[i].in; mt_list_next(&p, &item, &n);)
+            used += (size_t)snprintf(got + used, sizeof got - used, "[%.*s]", (int)n, item);
+        MT_CHECK_STR(got, cases[i].want);
+    }
+}
+
 int main(void)
 {
     return mt_test_main();
