@@ -20,6 +20,7 @@
 #include "../common/mt_rank.h"
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
+#include "../agent/mt_meta.h"
 #include "../agent/mt_store.h"
 #include "../config/mt_config.h"
 #include "mt_capture.h"
@@ -151,6 +152,24 @@ static int start_agent(void *p, struct mt_agent_answer *ans)
     return mt_agent_start(c->agent, c->argv, c->env, 10000, ans);
 }
 
+/* A command that cannot run makes no run: say so as a shell would (127 not
+ * found, 126 not executable) before anything is started. */
+static void check_runnable(const char *prog)
+{
+    char path[4096];
+    if (strchr(prog, '/'))
+        snprintf(path, sizeof path, "%s", prog);
+    else if (mt_meta_which(prog, getenv("PATH"), path, sizeof path) != 0) {
+        fprintf(stderr, "metrictap: %s: %s\n", prog, strerror(ENOENT));
+        exit(127);
+    }
+    if (access(path, X_OK) != 0) {
+        int e = errno;
+        fprintf(stderr, "metrictap: %s: %s\n", prog, strerror(e));
+        exit(e == ENOENT ? 127 : 126);
+    }
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -240,6 +259,7 @@ int mt_cmd_run(int argc, char **argv)
     if (strcmp(cfg.mode, "disabled") == 0)
         exit(exec_untracked(cmd));
     check_resume(&cfg);
+    check_runnable(cmd[0]);
 
     char shim[4096], agent[4096];
     if (mt_cli_find_beside("libmetrictap.so", shim, sizeof shim) != 0)

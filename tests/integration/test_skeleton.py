@@ -152,3 +152,12 @@ def test_child_processes_join_the_parents_run(workdir):
     run = read_run(latest_run(workdir / "metrictap"))
     assert run["summary"]["loss"] == 9.5
     assert [r["epoch"] for r in run["history"] if "acc" in r] == [1, 2]
+
+
+def test_a_command_that_cannot_run_makes_no_run(workdir):
+    rc, out, err = run_wrapped(["/nonexistent/prog"], workdir)
+    assert rc == 127 and err == b"metrictap: /nonexistent/prog: No such file or directory\n"
+    (workdir / "noexec").write_text("echo hi\n")
+    rc, out, err = run_wrapped(["./noexec"], workdir)
+    assert rc == 126 and b"Permission denied" in err
+    assert not (workdir / "metrictap").exists()
