@@ -205,6 +205,20 @@ static enum mt_upload_result ensure_experiment(struct mlf *b, const char *name)
 }
 
 /* A run created by an earlier attempt whose answer was lost carries our tag. */
+/* Takes the run id and artifact location from a run's "info" object (older
+ * servers call the id run_uuid).  Returns 1 when it had an id. */
+static int adopt_run(struct mlf *b, const cJSON *info)
+{
+    const char *id = jstr(info, "run_id");
+    if (!id)
+        id = jstr(info, "run_uuid");
+    if (!id)
+        return 0;
+    snprintf(b->run_id, sizeof(b->run_id), "%s", id);
+    set_artifact_path(b, jstr(info, "artifact_uri"));
+    return 1;
+}
+
 static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *found)
 {
     struct mt_mlflow_resp r;
@@ -224,15 +238,8 @@ static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *fou
         return res == MT_UPLOAD_DROP ? MT_UPLOAD_OK : res; /* search refused: create */
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "runs");
-    const cJSON *info = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(runs, 0), "info");
-    const char *id = jstr(info, "run_id");
-    if (!id)
-        id = jstr(info, "run_uuid");
-    if (id) {
-        snprintf(b->run_id, sizeof(b->run_id), "%s", id);
-        set_artifact_path(b, jstr(info, "artifact_uri"));
+    if (adopt_run(b, cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(runs, 0), "info")))
         *found = 1;
-    }
     cJSON_Delete(j);
     return MT_UPLOAD_OK;
 }
@@ -310,15 +317,8 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
         if (res != MT_UPLOAD_OK)
             return res; /* a run may have been created: find_run sees it next time */
         cJSON *j = cJSON_ParseWithLength(r.body, r.len);
-        const cJSON *info = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(j, "run"), "info");
-        const char *id = jstr(info, "run_id");
-        if (!id)
-            id = jstr(info, "run_uuid");
-        if (id) {
-            snprintf(b->run_id, sizeof(b->run_id), "%s", id);
-            set_artifact_path(b, jstr(info, "artifact_uri"));
-        }
+        int id = adopt_run(b, cJSON_GetObjectItemCaseSensitive(
+                                  cJSON_GetObjectItemCaseSensitive(j, "run"), "info"));
         cJSON_Delete(j);
         if (!id)
             return MT_UPLOAD_RETRY;

@@ -262,6 +262,22 @@ static double jnum(const cJSON *o, const char *k, double def)
     return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
+/* A labelled line of a JSON array's strings, or nothing for an empty one. */
+static void print_strings(const char *label, const cJSON *arr, const char *sep)
+{
+    const cJSON *t;
+    if (cJSON_GetArraySize(arr) <= 0)
+        return;
+    printf("%-9s", label);
+    int first = 1;
+    cJSON_ArrayForEach(t, arr) if (cJSON_IsString(t))
+    {
+        printf("%s%s", first ? "" : sep, t->valuestring);
+        first = 0;
+    }
+    putchar('\n');
+}
+
 static void print_time(const char *label, double t)
 {
     char buf[64];
@@ -302,17 +318,7 @@ static void print_identity(const struct shown *s)
         if (v && *v)
             printf("%-9s%s\n", fields[i][1], v);
     }
-    const cJSON *tags = cJSON_GetObjectItemCaseSensitive(r, "tags"), *t;
-    if (cJSON_GetArraySize(tags) > 0) {
-        printf("%-9s", "tags");
-        int first = 1;
-        cJSON_ArrayForEach(t, tags) if (cJSON_IsString(t))
-        {
-            printf("%s%s", first ? "" : ", ", t->valuestring);
-            first = 0;
-        }
-        putchar('\n');
-    }
+    print_strings("tags", cJSON_GetObjectItemCaseSensitive(r, "tags"), ", ");
     printf("%-9s%s", "state", state ? state : "?");
     double code = jnum(r, "exit_code", -1), sig = jnum(r, "signal", 0);
     if (code >= 0 && !(state && strcmp(state, "running") == 0))
@@ -326,17 +332,7 @@ static void print_identity(const struct shown *s)
     char rt[32];
     mt_cli_format_duration(jnum(r, "runtime", 0), rt, sizeof rt);
     printf("%-9s%s\n", "runtime", rt);
-    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(r, "command");
-    if (cJSON_GetArraySize(cmd) > 0) {
-        printf("%-9s", "command");
-        int first = 1;
-        cJSON_ArrayForEach(t, cmd) if (cJSON_IsString(t))
-        {
-            printf("%s%s", first ? "" : " ", t->valuestring);
-            first = 0;
-        }
-        putchar('\n');
-    }
+    print_strings("command", cJSON_GetObjectItemCaseSensitive(r, "command"), " ");
     const char *host = jstr(r, "host"), *user = jstr(r, "user"), *cwd = jstr(r, "cwd");
     if (host || user)
         printf("%-9s%s%s%s\n", "host", user ? user : "", user && host ? "@" : "",

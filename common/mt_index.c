@@ -228,6 +228,19 @@ static int add_values(struct mt_index *ix, sqlite3_int64 rid, int src, const cha
 
 /* The row, its tags and values; inside a transaction.  With only_new an
  * existing row is left alone. */
+/* Steps a statement with `RETURNING rowid`: *rid is the row it touched, 0 for
+ * none.  Leaves the statement reset and unbound; -1 on an error. */
+static int step_returning_id(sqlite3_stmt *st, sqlite3_int64 *rid)
+{
+    int s = sqlite3_step(st);
+    *rid = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (s == SQLITE_ROW)
+        s = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return s == SQLITE_DONE ? 0 : -1;
+}
+
 static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int only_new,
                       const cJSON *config, const cJSON *summary)
 {
@@ -250,13 +263,8 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
     else
         sqlite3_bind_null(st, 14);
     sqlite3_bind_int(st, 15, r->signal);
-    int s = sqlite3_step(st);
-    sqlite3_int64 rid = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    if (s == SQLITE_ROW)
-        s = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (s != SQLITE_DONE)
+    sqlite3_int64 rid;
+    if (step_returning_id(st, &rid) != 0)
         return sql_fail(ix, "cannot write the run's row");
     if (!rid) /* only_new and it was there */
         return 0;
@@ -297,13 +305,8 @@ static int delete_locked(struct mt_index *ix, const char *id)
 {
     sqlite3_stmt *st = ix->st[ST_DELETE];
     bind_text(st, 1, id);
-    int s = sqlite3_step(st);
-    sqlite3_int64 rid = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    if (s == SQLITE_ROW)
-        s = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (s != SQLITE_DONE)
+    sqlite3_int64 rid;
+    if (step_returning_id(st, &rid) != 0)
         return sql_fail(ix, "cannot delete the run's row");
     if (!rid)
         return 0;
