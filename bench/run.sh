@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make bench: runs every bench/*.sh (except this one) and prints one table.
 # Each script prints rows as: ROW<TAB>name<TAB>figure<TAB>baseline<TAB>ratio<TAB>target
-# where the baseline was measured in the same run.
+# where the baseline was measured in the same run.  Lines starting INFO are
+# printed after the table (medians, spreads, counts behind a figure).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rows=$(mktemp)
-trap 'rm -f "$rows"' EXIT
+info=$(mktemp)
+trap 'rm -f "$rows" "$info"' EXIT
 for script in "$here"/*.sh; do
     [ "$(basename "$script")" = run.sh ] && continue
     echo "bench: $(basename "$script") ..." >&2
@@ -14,8 +16,13 @@ for script in "$here"/*.sh; do
         tail -5 "$rows.err" >&2
     fi
     grep '^ROW' "$rows.out" >> "$rows" || true
+    grep '^INFO' "$rows.out" >> "$info" || true
 done
 rm -f "$rows.out" "$rows.err"
 echo
 printf '%-64s %-16s %-16s %-8s %s\n' NAME FIGURE BASELINE RATIO TARGET
 cut -f2- "$rows" | awk -F'\t' '{printf "%-64s %-16s %-16s %-8s %s\n", $1, $2, $3, $4, $5}'
+if [ -s "$info" ]; then
+    echo
+    sed 's/^INFO /  /' "$info"
+fi

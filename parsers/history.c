@@ -97,8 +97,13 @@ static int key_equal(const struct key *k, const char *s, size_t n, int lower)
 {
     if (k->len != n)
         return 0;
-    if (!lower)
-        return memcmp(k->name, s, n) == 0;
+    if (!lower) {
+        /* keys are short: a byte loop beats a call to memcmp */
+        for (size_t i = 0; i < n; i++)
+            if (k->name[i] != s[i])
+                return 0;
+        return 1;
+    }
     for (size_t i = 0; i < n; i++)
         if (k->name[i] != (char)tolower((unsigned char)s[i]))
             return 0;
@@ -330,8 +335,7 @@ static void set_value(struct key *k, const struct mt_field *f)
     if (f->kind == MT_VAL_BOOL) {
         memcpy(k->text, f->value ? "true" : "false", f->value ? 4 : 5);
         k->text_len = f->value ? 4 : 5;
-    } else if (f->text_len <= TEXT_MAX && isfinite(f->value) &&
-               mt_number_is_json(f->text, f->text_len)) {
+    } else if (f->text_is_json && f->text_len <= TEXT_MAX && isfinite(f->value)) {
         /* verbatim, as printed; 1e400 is not (it reads back as infinity) */
         memcpy(k->text, f->text, f->text_len);
         k->text_len = (uint8_t)f->text_len;

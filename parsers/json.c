@@ -56,7 +56,7 @@ static int word(struct jscan *j, const char *w)
     return 0;
 }
 
-static void emit(struct jscan *j, const char *text, size_t tlen, double v, int kind)
+static void emit(struct jscan *j, const char *text, size_t tlen, double v, int kind, int json)
 {
     struct mt_field *f = mt_fields_add(j->out);
     if (!f)
@@ -74,6 +74,7 @@ static void emit(struct jscan *j, const char *text, size_t tlen, double v, int k
     f->kind = (unsigned char)kind;
     f->text = text;
     f->text_len = (uint32_t)tlen;
+    f->text_is_json = (uint8_t)json;
     f->unit = NULL;
     f->unit_len = 0;
     f->value = v;
@@ -170,24 +171,25 @@ static int value(struct jscan *j, int depth)
     }
     if (word(j, "true") || word(j, "True")) {
         if (!j->bad)
-            emit(j, "true", 4, 1, MT_VAL_BOOL);
+            emit(j, "true", 4, 1, MT_VAL_BOOL, 0);
         return 0;
     }
     if (word(j, "false") || word(j, "False")) {
         if (!j->bad)
-            emit(j, "false", 5, 0, MT_VAL_BOOL);
+            emit(j, "false", 5, 0, MT_VAL_BOOL, 0);
         return 0;
     }
     if (word(j, "null") || word(j, "None"))
         return 0;
     double v;
-    size_t used = mt_number_scan(j->s + j->i, j->len - j->i, &v);
+    int json;
+    size_t used = mt_number_scan_json(j->s + j->i, j->len - j->i, &v, &json);
     if (!used)
         return -1;
     const char *text = j->s + j->i;
     j->i += used;
     if (!j->bad)
-        emit(j, text, used, v, MT_VAL_NUMBER);
+        emit(j, text, used, v, MT_VAL_NUMBER, json);
     return 0;
 }
 

@@ -10,10 +10,11 @@
 /* Byte classes: KS may start a key (letters, '_', and the bytes of UTF-8
  * sequences, as Python's \w does for Guild's patterns: "точность: 0.9" has
  * a key); KC may continue one (also digits, '.', '-', '/'). */
-enum { KS = 1, KC = 2 };
+enum { KS = 1, KC = 2, KT = 4 /* trailing: not the key's last byte */ };
 static const unsigned char cls[256] = {
     ['a' ... 'z'] = KS | KC, ['A' ... 'Z'] = KS | KC, ['_'] = KS | KC,
-    [0x80 ... 0xff] = KS | KC, ['0' ... '9'] = KC, ['.'] = KC, ['-'] = KC, ['/'] = KC,
+    [0x80 ... 0xff] = KS | KC, ['0' ... '9'] = KC, ['.'] = KC | KT, ['-'] = KC | KT,
+    ['/'] = KC | KT,
 };
 
 static inline int is_key_char(unsigned char c)
@@ -37,34 +38,46 @@ static inline int ends_value(const char *s, size_t i, size_t len)
     }
 }
 
-static inline char lower(char c)
+/* Loads n (<= 8) bytes as an integer with ASCII letters folded to lower
+ * case: OR-ing 0x20 maps 'A'-'Z' onto 'a'-'z' and no other key byte onto a
+ * letter, so one compare tests a whole word case-insensitively. */
+static inline uint64_t load_folded(const char *s, size_t n)
 {
-    return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    uint64_t v = 0;
+    memcpy(&v, s, n);
+    return v | (0x2020202020202020ull >> (8 * (8 - n)));
+}
+
+static inline uint64_t word(const char *w, size_t n)
+{
+    uint64_t v = 0;
+    memcpy(&v, w, n);
+    return v;
 }
 
 int mt_is_default_axis(const char *key, size_t len)
 {
-    static const char *axes[] = { "epoch", "step", "iter", "iteration", "batch", "global_step" };
-    static const size_t lens[] = { 5, 4, 4, 9, 5, 11 };
-    if (len < 4 || len > 11)
-        return 0;
-    char c = lower(key[0]);
-    if (c != 'e' && c != 's' && c != 'i' && c != 'b' && c != 'g')
-        return 0;
-    for (size_t i = 0; i < sizeof axes / sizeof *axes; i++) {
-        if (axes[i][0] != c || lens[i] != len)
-            continue;
-        size_t j = 1;
-        while (j < len && lower(key[j]) == axes[i][j])
-            j++;
-        if (j == len)
-            return 1;
+    switch (len) {
+    case 4: {
+        uint64_t v = load_folded(key, 4);
+        return v == word("step", 4) || v == word("iter", 4);
     }
-    return 0;
+    case 5: {
+        uint64_t v = load_folded(key, 5);
+        return v == word("epoch", 5) || v == word("batch", 5);
+    }
+    case 9:
+        return load_folded(key, 8) == word("iteratio", 8) && (key[8] | 0x20) == 'n';
+    case 11:
+        return load_folded(key, 8) == word("global_s", 8) &&
+               load_folded(key + 8, 3) == word("tep", 3);
+    default:
+        return 0;
+    }
 }
 
 static void add(struct mt_fields *out, const char *key, size_t klen, int role,
-                const char *text, size_t tlen, double v)
+                const char *text, size_t tlen, double v, int json)
 {
     struct mt_field *f = mt_fields_add(out);
     if (!f)
@@ -76,6 +89,7 @@ static void add(struct mt_fields *out, const char *key, size_t klen, int role,
     f->kind = MT_VAL_NUMBER;
     f->text = text;
     f->text_len = (uint32_t)tlen;
+    f->text_is_json = (uint8_t)json;
     f->value = v;
     f->unit = NULL;
     f->unit_len = 0;
@@ -83,23 +97,23 @@ static void add(struct mt_fields *out, const char *key, size_t klen, int role,
 
 void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
 {
+    const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
-    while (i < len) {
+    for (;;) {
         /* i is always at a word boundary: whole words are skipped */
-        unsigned char c = (unsigned char)s[i];
-        if (!(cls[c] & KC)) {
+        while (i < len && !is_key_char(u[i]))
             i++;
-            continue;
-        }
+        if (i >= len)
+            break;
         size_t k0 = i;
-        while (i < len && is_key_char((unsigned char)s[i]))
+        do
             i++;
-        if (!(cls[c] & KS))
+        while (i < len && is_key_char(u[i]));
+        if (!(cls[u[k0]] & KS))
             continue; /* a number or a path, not a key */
         size_t klen = i - k0;
         /* Trailing '.', '-' or '/' belong to the text, not the key. */
-        while (klen > 1 && (s[k0 + klen - 1] == '.' || s[k0 + klen - 1] == '-' ||
-                            s[k0 + klen - 1] == '/'))
+        while (klen > 1 && (cls[u[k0 + klen - 1]] & KT))
             klen--;
         size_t j = k0 + klen;
         while (j < len && s[j] == ' ')
@@ -121,7 +135,8 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
                 continue;
         }
         double v;
-        size_t used = mt_number_scan(s + j, len - j, &v);
+        int json;
+        size_t used = mt_number_scan_json(s + j, len - j, &v, &json);
         if (!used || !(ends_value(s, j + used, len) ||
                        (!sep && axis && s[j + used] == '/'))) /* "Epoch 3/10" */
             continue;
@@ -131,7 +146,7 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
             while (++j < len && s[j] >= '0' && s[j] <= '9')
                 ;
         uint32_t before = out->n;
-        add(out, s + k0, klen, axis ? MT_ROLE_AXIS : MT_ROLE_METRIC, s + t0, used, v);
+        add(out, s + k0, klen, axis ? MT_ROLE_AXIS : MT_ROLE_METRIC, s + t0, used, v, json);
         if (out->n > before && !sep && axis)
             out->f[before].lower_key = 1;
         if (out->n > before && j < len && s[j] == '%') { /* "acc: 75.6%": unit kept */
@@ -141,9 +156,9 @@ void mt_keyvalue_extract(const char *s, size_t len, struct mt_fields *out)
         /* Guild's "key: value (step N)" */
         if (j + 7 < len && s[j] == ' ' && s[j + 1] == '(' && memcmp(s + j + 2, "step ", 5) == 0) {
             size_t st = j + 7;
-            size_t su = mt_number_scan(s + st, len - st, &v);
+            size_t su = mt_number_scan_json(s + st, len - st, &v, &json);
             if (su && st + su < len && s[st + su] == ')') {
-                add(out, "step", 4, MT_ROLE_AXIS, s + st, su, v);
+                add(out, "step", 4, MT_ROLE_AXIS, s + st, su, v, json);
                 j = st + su + 1;
             }
         }

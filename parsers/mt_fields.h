@@ -34,6 +34,7 @@ struct mt_field {
     uint8_t unit_len;  /* a unit printed after the number ("%", "ms") */
     const char *text;  /* the number as printed */
     uint32_t text_len;
+    uint8_t text_is_json; /* text is a valid JSON number as it stands */
     const char *unit;
     double value;
 };
@@ -80,6 +81,10 @@ static inline struct mt_field *mt_fields_add(struct mt_fields *fs)
 /* Parses a number at s[0..len): [+-]digits[.digits][e[+-]digits], .5, nan,
  * inf, infinity (any case).  Returns the bytes used (0: not a number). */
 size_t mt_number_scan(const char *s, size_t len, double *out);
+
+/* The same, also telling whether s[0..used) is a JSON number as it stands
+ * ("0.5", "-1e-3"; not "+1", ".5", "1.", "01", "nan"). */
+size_t mt_number_scan_json(const char *s, size_t len, double *out, int *json);
 
 /* Reads a value as rules see it: a number (ints, exponents, a leading '+',
  * nan, inf) optionally followed by a unit ("75.625%", "3.2s", "12ms/step"),

@@ -276,6 +276,12 @@ static void end_update(mt_parse *p, struct pending_line *l, double ts)
 
 static void feed(mt_parse *p, struct pending_line *l, double ts, const char *data, size_t len)
 {
+    /* '\r' is rare: one memchr over the chunk finds the next one, instead of
+     * one per line. */
+    const char *end = data + len;
+    const char *next_cr = memchr(data, '\r', len);
+    if (!next_cr)
+        next_cr = end;
     size_t i = 0;
     while (i < len) {
         if (l->cr) {
@@ -287,12 +293,14 @@ static void feed(mt_parse *p, struct pending_line *l, double ts, const char *dat
             }
             end_update(p, l, ts);
         }
-        /* the next '\n' or '\r' ('\r' is rare: two memchr beat a byte loop) */
-        const char *nl = memchr(data + i, '\n', len - i);
-        size_t j = nl ? (size_t)(nl - data) : len;
-        const char *cr = memchr(data + i, '\r', j - i);
-        if (cr)
-            j = (size_t)(cr - data);
+        if (next_cr < data + i) {
+            next_cr = memchr(data + i, '\r', len - i);
+            if (!next_cr)
+                next_cr = end;
+        }
+        /* the next '\n' or '\r' */
+        const char *nl = memchr(data + i, '\n', (size_t)(next_cr - (data + i)));
+        size_t j = (size_t)((nl ? nl : next_cr) - data);
         if (j == len) {
             append(p, l, data + i, len - i);
             return;

@@ -88,6 +88,26 @@ MT_TEST(json_number_text)
     MT_CHECK(!mt_number_is_json("nan", 3));
 }
 
+/* The scanner's JSON verdict is what the history trusts to write a number
+ * verbatim: it must agree with mt_number_is_json on the text it used. */
+MT_TEST(scan_json_agrees_with_is_json)
+{
+    static const char *texts[] = {
+        "0.5", "-1e-3", "+1", ".5", "1.", "01", "-01", "0", "-0", "00.5", "0.0", "10",
+        "1e5", "1E+5", "7e", "1.5e-07", "-.5", "nan", "-inf", "Infinity", "123456789012345678901",
+        "0.32383", "6.51e-04", "5%", "3x4", "0,5", "-", "+", "", "1e400", "+0.5e3",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        double v;
+        int json = -1;
+        size_t used = mt_number_scan_json(texts[i], strlen(texts[i]), &v, &json);
+        int want = used ? mt_number_is_json(texts[i], used) : 0;
+        if (json != want)
+            fprintf(stderr, "    \"%s\": scan says %d, is_json %d\n", texts[i], json, want);
+        MT_CHECK(json == want);
+    }
+}
+
 int main(void)
 {
     return mt_test_main();
