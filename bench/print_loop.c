@@ -1,10 +1,11 @@
 /* The print-bound loop of the capture benchmark: N formatted metric lines
  * with printf, as a legacy trainer's inner loop would print them.  Prints the
- * loop's own wall time on stderr at the end, so the bench can time the
- * program itself, wrapped or not.
+ * loop's own wall time and the process's CPU time on stderr at the end, so
+ * the bench can time the program itself, wrapped or not.
  *   print_loop N */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now(void)
@@ -23,6 +24,11 @@ int main(int argc, char **argv)
         printf("step %ld loss=%.6f acc=%.4f lr=%g\n", i, loss, 1.0 - loss / 3.0, 0.001);
     }
     fflush(stdout);
-    fprintf(stderr, "elapsed_s=%.6f\n", now() - t0);
+    double elapsed = now() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "elapsed_s=%.6f cpu_s=%.6f\n", elapsed,
+            (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
     return 0;
 }

@@ -65,11 +65,21 @@ static int capture_vfprintf(FILE *fp, int flag, const char *fmt, va_list ap)
         flockfile(fp);
     mt_gap_catch_up(fp, stream);
     char *before = fp->_IO_write_ptr, *base = fp->_IO_write_base;
+    char *buf = fp->_IO_buf_base, *end = fp->_IO_buf_end;
     int n = flag < 0 ? mt_real.vfprintf(fp, fmt, ap) : mt_real.vfprintf_chk(fp, flag, fmt, ap);
     char *after = fp->_IO_write_ptr;
     mt_gap_mark(fp, stream);
     if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
         mt_capture(stream, before, (size_t)n, NULL, 0);
+        if (lock)
+            funlockfile(fp);
+    } else if (n > 0 && before && buf && fp->_IO_buf_base == buf && fp->_IO_write_base == buf &&
+               before > buf && before <= end && after <= before &&
+               (end - before) + (after - buf) == n) {
+        /* The buffer filled up once during the call: glibc copied up to its
+         * end, wrote it out and put the rest at its start.  Both parts are
+         * still there (the rest did not reach `before`): no second format. */
+        mt_capture(stream, before, (size_t)(end - before), buf, (size_t)(after - buf));
         if (lock)
             funlockfile(fp);
     } else {

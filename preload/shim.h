@@ -91,6 +91,10 @@ MT_HIDDEN void *mt_resolve(const char *name);
 /* Capture state. */
 extern MT_HIDDEN struct mt_ring_header *volatile mt_ring; /* NULL: passive */
 extern MT_HIDDEN struct mt_ctl *mt_ctl;
+/* This process is one of several in its run: stamp records with the fine
+ * clock (capture.c).  Set by mt_share_run. */
+extern MT_HIDDEN int mt_fine_clock;
+MT_HIDDEN void mt_share_run(void);
 extern MT_HIDDEN MT_TLS int mt_depth; /* >0 inside an interposer: record nothing */
 
 /* Which captured stream an fd is, or 0 when it is not captured. */

@@ -188,6 +188,45 @@ def test_fork_workers_and_posix_spawn(bin_dir, workdir):
     assert run["summary"]["loss"] == 0.125
 
 
+@pytest.mark.parametrize("how", ["spawn", "fork"])
+def test_process_turns_keep_their_order(bin_dir, workdir, how):
+    # Each process writes its own ring; the agent merges them by timestamp.
+    # A program alone stamps with the coarse clock (cheap), and must switch
+    # to the fine one once a child exists, or these turns (well inside one
+    # 4 ms tick) come out of order in output.log.  The agent is held stopped
+    # while they happen, so only the stamps can order the rings.
+    exe = c_victim(bin_dir, "turns.c", "O2")
+    want = subprocess.run([str(exe), how, "60"], capture_output=True, timeout=60).stdout
+    assert want.count(b"\n") == 180
+    gate = workdir / "gate"
+    env = clean_env()
+    p = subprocess.Popen([str(CLI), "run", "--", str(exe), how, "60", str(gate)], cwd=workdir,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    agent = None
+    try:
+        deadline = time.time() + 30
+        while agent is None and time.time() < deadline:
+            found = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
+                                    f"{p.pid} "], capture_output=True, text=True).stdout.split()
+            agent = int(found[0]) if found else None
+            time.sleep(0.01)
+        assert agent, "no agent found"
+        os.kill(agent, signal.SIGSTOP)
+        gate.touch()
+        done = Path(str(gate) + ".done")
+        while not done.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        assert done.exists()
+    finally:
+        if agent:
+            os.kill(agent, signal.SIGCONT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert out == want
+    run = read_run(latest_run(workdir / "metrictap"))
+    assert run["output"] == want
+
+
 def test_eight_threads(bin_dir, workdir):
     exe = c_victim(bin_dir, "tree.c", "O2")
     # Threads race, so two runs interleave differently: compare the lines as
