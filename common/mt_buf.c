@@ -130,15 +130,15 @@ int mt_buf_printf(struct mt_buf *b, const char *fmt, ...)
     return rc;
 }
 
+const char mt_digit_pairs[200] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                 "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                 "8081828384858687888990919293949596979899";
+
 void mt_buf_u64(struct mt_buf *b, uint64_t v)
 {
     char tmp[24];
-    int i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    mt_buf_add(b, tmp + i, sizeof tmp - (size_t)i);
+    char *p = mt_digits_before(tmp + sizeof tmp, v, 1);
+    mt_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void mt_buf_fixed_slow(struct mt_buf *b, double v, int decimals)

@@ -50,6 +50,31 @@ int mt_buf_printf(struct mt_buf *b, const char *fmt, ...) __attribute__((format(
 void mt_buf_u64(struct mt_buf *b, uint64_t v);
 void mt_buf_fixed_slow(struct mt_buf *b, double v, int decimals);
 
+/* "00" "01" ... "99": integers are written two digits per division. */
+extern const char mt_digit_pairs[200];
+
+/* Writes v's decimal digits so that they end at `end`; returns where they
+ * start.  With `width`, pads with leading zeros to that many digits. */
+static inline char *mt_digits_before(char *end, uint64_t v, int width)
+{
+    char *p = end;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        __builtin_memcpy(p, mt_digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        __builtin_memcpy(p, mt_digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    while (end - p < width)
+        *--p = '0';
+    return p;
+}
+
 /* v with `decimals` digits after the point, rounded (0 <= decimals <= 9).
  * Inline so that a constant `decimals` makes every division a multiply: rows
  * carry two such numbers each. */
@@ -63,21 +88,20 @@ static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
         return;
     }
     char tmp[32];
-    int p = (int)sizeof tmp, neg = v < 0;
+    char *end = tmp + sizeof tmp, *p = end;
+    int neg = v < 0;
     if (neg)
         v = -v;
     uint64_t units = (uint64_t)(v * (double)scale + 0.5);
     uint64_t ip = units / scale, f = units % scale;
-    for (int i = 0; i < decimals; i++, f /= 10)
-        tmp[--p] = (char)('0' + f % 10);
-    if (decimals)
-        tmp[--p] = '.';
-    do
-        tmp[--p] = (char)('0' + ip % 10);
-    while (ip /= 10);
+    if (decimals) {
+        p = mt_digits_before(p, f, decimals);
+        *--p = '.';
+    }
+    p = mt_digits_before(p, ip, 1);
     if (neg)
-        tmp[--p] = '-';
-    mt_buf_add(b, tmp + p, sizeof tmp - (size_t)p);
+        *--p = '-';
+    mt_buf_add(b, p, (size_t)(end - p));
 }
 
 /* JSON helpers on a buffer. */

@@ -31,10 +31,12 @@ struct mt_ctl {
      * agent sleeps, so a busy agent costs producers nothing. */
     _Alignas(64) _Atomic uint32_t sleeping;
     _Atomic uint32_t doorbell;
-    /* Set once a second process writes to the run (a child, a fork, another
-     * rank): from then on producers stamp records with the fine clock, which
-     * the agent needs to order several rings (on the line producers read
-     * anyway for `sleeping`). */
+    /* Process images that joined the run as producers, and a flag set once
+     * there is a second one (a child, a fork, an exec, another rank): from
+     * then on producers stamp records with the fine clock, which the agent
+     * needs to order several rings (on the line producers read anyway for
+     * `sleeping`). */
+    _Atomic uint32_t producers;
     _Atomic uint32_t shared;
     /* Set when the run stops taking processes; late ones stay quiet. */
     _Alignas(64) _Atomic uint32_t closed;

@@ -81,13 +81,19 @@ static const struct mt_metric_spec *spec_for(const struct mt_history *h, const c
     return NULL;
 }
 
+/* ASCII only, like the keys' folding elsewhere: no locale lookup per byte. */
+static inline unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
 static uint32_t hash_key(const char *s, size_t n, int lower)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (lower)
-            c = (unsigned char)tolower(c);
+            c = ascii_lower(c);
         h = (h ^ c) * 16777619u;
     }
     return h;
@@ -105,7 +111,7 @@ static int key_equal(const struct key *k, const char *s, size_t n, int lower)
         return 1;
     }
     for (size_t i = 0; i < n; i++)
-        if (k->name[i] != (char)tolower((unsigned char)s[i]))
+        if (k->name[i] != (char)ascii_lower((unsigned char)s[i]))
             return 0;
     return 1;
 }
@@ -195,7 +201,7 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
             k->name = mt_xstrndup(s, n);
             if (lower)
                 for (size_t j = 0; j < n; j++)
-                    k->name[j] = (char)tolower((unsigned char)k->name[j]);
+                    k->name[j] = (char)ascii_lower((unsigned char)k->name[j]);
             k->len = (uint32_t)n;
             k->hash = hv;
             struct mt_buf jn;

@@ -31,7 +31,33 @@ struct preset_rule {
     const char *pattern;
     const char *axes; /* comma-separated groups */
     int repeat;
+    /* A cheap test the line must pass for the pattern to have any chance
+     * (NULL: none).  The generic presets run on every line a program
+     * prints; this keeps their regexes off the lines that cannot match. */
+    int (*may_match)(const char *line, size_t len);
 };
+
+static int is_pcre_space(char c) /* \s without UCP */
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* "^Epoch (?<epoch>..." */
+static int may_be_keras_epoch(const char *line, size_t len)
+{
+    return len >= 6 && memcmp(line, "Epoch ", 6) == 0;
+}
+
+/* "...\s-\s..." must occur: a '-' between two blanks. */
+static int may_be_keras_progress(const char *line, size_t len)
+{
+    for (const char *p = line, *end = line + len; (p = memchr(p, '-', (size_t)(end - p)));) {
+        if (p > line && p + 1 < end && is_pcre_space(p[-1]) && is_pcre_space(p[1]))
+            return 1;
+        p++;
+    }
+    return 0;
+}
 
 struct preset_metric {
     const char *glob, *step_metric;
@@ -48,76 +74,76 @@ struct preset {
 static const struct preset_rule xgboost_rules[] = {
     /* [12:09:10] [3]\ttest-logloss:0.27\ttrain-logloss:0.25 (CLI and Python) */
     { "(?:^(?:\\[[\\d:]+\\]\\s+)?\\[(?<iteration>\\d+)\\]|\\G)\\t(?<key>[^\\s:]+):"
-      "(?<value>[^\\t]+)", "iteration", 1 },
-    { NULL, NULL, 0 },
+      "(?<value>[^\\t]+)", "iteration", 1, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule lightgbm_rules[] = {
     /* [10]\tvalid_0's l2: 0.0451\tvalid_0's auc: 0.9 */
     { "(?:^\\[(?<iteration>\\d+)\\]|\\G)\\t(?<key>[^\\t']+)'s (?<subkey>[^:\\t]+): "
-      "(?<value>[^\\t]+)", "iteration", 1 },
+      "(?<value>[^\\t]+)", "iteration", 1, NULL },
     /* [LightGBM] [Info] Iteration:10, valid_1 l2 : 0.0451 */
     { "^\\[LightGBM\\] \\[Info\\] Iteration:(?<iteration>\\d+), (?<key>\\S+) "
-      "(?<subkey>[^:]+?) : (?<value>\\S+)", "iteration", 0 },
+      "(?<subkey>[^:]+?) : (?<value>\\S+)", "iteration", 0, NULL },
     { "^\\[LightGBM\\] \\[Info\\] (?<elapsed_seconds>[\\d.]+) seconds elapsed, finished "
-      "iteration (?<iteration>\\d+)", "iteration", 0 },
-    { "^\\[LightGBM\\] ", NULL, 0 }, /* its other chatter is not metrics */
-    { NULL, NULL, 0 },
+      "iteration (?<iteration>\\d+)", "iteration", 0, NULL },
+    { "^\\[LightGBM\\] ", NULL, 0, NULL }, /* its other chatter is not metrics */
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule fasttext_rules[] = {
     /* \rProgress:  45.2% words/sec/thread:  82998 lr:  0.0274 avg.loss:  0.0247 ETA: ... */
     { "^Progress:\\s*(?<progress>[-\\d.]+%)|\\G\\s+(?<key>words/sec/thread|lr|avg\\.loss):"
-      "\\s*(?<value>\\S+)", NULL, 1 },
-    { "^Number of (?<key>words|labels|tokens):\\s+(?<value>\\d+)", NULL, 0 },
-    { "^Read \\d+M words", NULL, 0 },
+      "\\s*(?<value>\\S+)", NULL, 1, NULL },
+    { "^Number of (?<key>words|labels|tokens):\\s+(?<value>\\d+)", NULL, 0, NULL },
+    { "^Read \\d+M words", NULL, 0, NULL },
     /* fasttext test: N, P@1, R@1 */
-    { "^(?<key>N|P@\\d+|R@\\d+)\\t(?<value>\\S+)$", NULL, 0 },
-    { NULL, NULL, 0 },
+    { "^(?<key>N|P@\\d+|R@\\d+)\\t(?<value>\\S+)$", NULL, 0, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule keras_rules[] = {
-    { "^Epoch (?<epoch>\\d+)/\\d+\\s*$", "epoch", 0 },
+    { "^Epoch (?<epoch>\\d+)/\\d+\\s*$", "epoch", 0, may_be_keras_epoch },
     /* 1875/1875 [====] - 3s 2ms/step - loss: 0.2300 - accuracy: 0.9100 - val_loss: ... */
     { "(?:^\\s*(?<batch>\\d+)/\\d+\\s.*?|\\G)\\s-\\s(?!ETA\\b)(?<key>[A-Za-z_][\\w.]*):\\s"
-      "(?<value>[-+\\w.]+)", "batch", 1 },
-    { NULL, NULL, 0 },
+      "(?<value>[-+\\w.]+)", "batch", 1, may_be_keras_progress },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule svm_rules[] = {
-    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0 },
-    { "^nu = (?<nu>[^,\\s]+)", NULL, 0 },
-    { "^obj = (?<obj>[^,\\s]+), rho = (?<rho>[^,\\s]+)", NULL, 0 },
-    { "^nSV = (?<nSV>\\d+), nBSV = (?<nBSV>\\d+)", NULL, 0 },
-    { "^Total nSV = (?<total_nSV>\\d+)", NULL, 0 },
-    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0 },
-    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0 },
-    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0 },
-    { "^[.*]+$", NULL, 0 },
-    { NULL, NULL, 0 },
+    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0, NULL },
+    { "^nu = (?<nu>[^,\\s]+)", NULL, 0, NULL },
+    { "^obj = (?<obj>[^,\\s]+), rho = (?<rho>[^,\\s]+)", NULL, 0, NULL },
+    { "^nSV = (?<nSV>\\d+), nBSV = (?<nBSV>\\d+)", NULL, 0, NULL },
+    { "^Total nSV = (?<total_nSV>\\d+)", NULL, 0, NULL },
+    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0, NULL },
+    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0, NULL },
+    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0, NULL },
+    { "^[.*]+$", NULL, 0, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule liblinear_rules[] = {
     { "^iter\\s+(?<iter>\\d+)\\s+act\\s+(?<act>\\S+)\\s+pre\\s+(?<pre>\\S+)\\s+delta\\s+"
       "(?<delta>\\S+)\\s+f\\s+(?<f>\\S+)\\s+\\|g\\|\\s+(?<g_norm>\\S+)\\s+CG\\s+(?<cg>\\d+)",
-      "iter", 0 },
-    { "^init f\\s+(?<f>\\S+)\\s+\\|g\\|\\s+(?<g_norm>\\S+)", NULL, 0 },
-    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0 },
-    { "^Objective value = (?<objective>\\S+)", NULL, 0 },
-    { "^nSV = (?<nSV>\\d+)", NULL, 0 },
-    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0 },
-    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0 },
-    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0 },
-    { "^(?:[.*]+|cg reaches trust region boundary|WARNING: .*)$", NULL, 0 },
-    { NULL, NULL, 0 },
+      "iter", 0, NULL },
+    { "^init f\\s+(?<f>\\S+)\\s+\\|g\\|\\s+(?<g_norm>\\S+)", NULL, 0, NULL },
+    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0, NULL },
+    { "^Objective value = (?<objective>\\S+)", NULL, 0, NULL },
+    { "^nSV = (?<nSV>\\d+)", NULL, 0, NULL },
+    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0, NULL },
+    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0, NULL },
+    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0, NULL },
+    { "^(?:[.*]+|cg reaches trust region boundary|WARNING: .*)$", NULL, 0, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_rule darknet_rules[] = {
     /* 1: 701.565918, 701.565918 avg, 0.000000 rate, 5.236329 seconds, 64 images */
     { "^\\s*(?<batch>\\d+): (?<loss>[^,\\s]+), (?<avg_loss>[^,\\s]+) avg(?: loss)?, "
       "(?<rate>[^,\\s]+) rate, (?<seconds>[^,\\s]+) seconds, (?<images>\\d+) images",
-      "batch", 0 },
-    { NULL, NULL, 0 },
+      "batch", 0, NULL },
+    { NULL, NULL, 0, NULL },
 };
 
 static const struct preset_metric keras_metrics[] = {
@@ -191,6 +217,7 @@ struct crule {
     uint32_t ngroups;
     int key_num, value_num, subkey_num;
     int repeat, keep_going;
+    int (*may_match)(const char *line, size_t len); /* see struct preset_rule */
 };
 
 struct mt_rules {
@@ -360,9 +387,11 @@ static int add_preset(struct mt_rules *rs, const struct preset *p, const struct 
         }
     if (p->kind != K_REGEX)
         return add_builtin(rs, p->kind, spec, stream, err, errsz);
-    for (const struct preset_rule *pr = p->rules; pr->pattern; pr++)
+    for (const struct preset_rule *pr = p->rules; pr->pattern; pr++) {
         if (add_regex(rs, pr->pattern, spec, pr->axes, pr->repeat, stream, err, errsz) != 0)
             return -1;
+        rs->rules[rs->n - 1].may_match = pr->may_match;
+    }
     return 0;
 }
 
@@ -607,6 +636,8 @@ static int match_regex(struct mt_rules *rs, struct crule *r, const char *line, s
 {
     int matched = 0;
     PCRE2_SIZE start = 0;
+    if (r->may_match && !r->may_match(line, len))
+        return 0;
     for (int iter = 0; iter < MT_MAX_FIELDS && start <= len; iter++) {
         int rc = r->jit ? pcre2_jit_match(r->re, (PCRE2_SPTR)line, len, start, 0, r->md, rs->mctx)
                         : pcre2_match(r->re, (PCRE2_SPTR)line, len, start, 0, r->md, rs->mctx);

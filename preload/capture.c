@@ -35,10 +35,11 @@ static inline uint64_t now_ns(void)
 /* A record's timestamp.  The fine clock costs ~33 ns a call on a KVM guest
  * (5% of a print-bound loop), the coarse one ~10 ns.  A process alone in its
  * run needs no order across rings (its own ring is in order), so it uses the
- * coarse clock until a second process joins.  CLOCK_MONOTONIC_COARSE is the
- * fine clock's last tick, never ahead of it: the switch keeps a ring's
- * stamps monotonic, and every record written before the other process
- * existed still sorts before that process's records. */
+ * coarse clock until a second process image joins (mt_count_producer).
+ * CLOCK_MONOTONIC_COARSE is the fine clock's last tick, never ahead of it:
+ * the switch keeps a ring's stamps monotonic, and every record written
+ * before the other process existed still sorts before that process's
+ * records. */
 static inline uint64_t stamp_ns(void)
 {
     if (!mt_fine_clock) {
@@ -52,11 +53,12 @@ static inline uint64_t stamp_ns(void)
     return now_ns();
 }
 
-MT_HIDDEN void mt_share_run(void)
+MT_HIDDEN void mt_count_producer(void)
 {
-    mt_fine_clock = 1;
-    if (mt_ctl)
+    if (mt_ctl && atomic_fetch_add(&mt_ctl->producers, 1) > 0) {
+        mt_fine_clock = 1;
         atomic_store_explicit(&mt_ctl->shared, 1, memory_order_release);
+    }
 }
 
 MT_HIDDEN int mt_stream_of_file(FILE *fp)

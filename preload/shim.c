@@ -76,7 +76,7 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
-    mt_share_run();
+    mt_count_producer();
     mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
                                      rank_info.world_size);
 }
@@ -189,8 +189,7 @@ static void start_run(void)
         go_passive("cannot open the run's capture channel");
         return;
     }
-    if (c.rendezvous)
-        mt_share_run(); /* other ranks write to this run too */
+    mt_count_producer(); /* other ranks of a shared run count too */
     setenv(MT_ENV_CHANNEL, ans.channel, 1);
     setenv(MT_ENV_RUN_ID, ans.run_id, 1);
 }
@@ -201,7 +200,7 @@ static void join_run(const char *chan)
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl)
         return; /* the run is over or its channel is gone: stay quiet */
-    mt_share_run();
+    mt_count_producer();
     mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
                                      rank_info.world_size);
 }

@@ -92,9 +92,11 @@ MT_HIDDEN void *mt_resolve(const char *name);
 extern MT_HIDDEN struct mt_ring_header *volatile mt_ring; /* NULL: passive */
 extern MT_HIDDEN struct mt_ctl *mt_ctl;
 /* This process is one of several in its run: stamp records with the fine
- * clock (capture.c).  Set by mt_share_run. */
+ * clock (capture.c). */
 extern MT_HIDDEN int mt_fine_clock;
-MT_HIDDEN void mt_share_run(void);
+/* Counts this process image among the run's producers (once mt_ctl is
+ * mapped); the second one switches every producer to the fine clock. */
+MT_HIDDEN void mt_count_producer(void);
 extern MT_HIDDEN MT_TLS int mt_depth; /* >0 inside an interposer: record nothing */
 
 /* Which captured stream an fd is, or 0 when it is not captured. */
