@@ -4,11 +4,10 @@
 # extraction line by line in the same run.  Prints
 #   ROW<TAB>name<TAB>figure<TAB>baseline<TAB>ratio<TAB>target
 # Figures are lines/s from CPU time (user+sys of our process; process_time
-# for Python, reading included), the best of RUNS (5) runs for both sides:
-# on a shared 2-core VM the same binary's CPU time varies by 2x from run to
-# run (steal, noisy neighbours), and noise only ever adds time, so the
-# fastest run is the one that measures the code.  The medians are printed
-# too, on an INFO line.  LINES=N changes the log size.
+# for Python, reading included), the median of RUNS (5) runs for both sides
+# (on this shared 2-core VM the same binary's CPU time varies by up to 2x
+# from run to run; the best runs are printed too, on an INFO line).
+# LINES=N changes the log size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLI=${CLI:-build/metrictap}
@@ -40,8 +39,8 @@ for kind in keyvalue rules; do
         o+=("$(ours "$cfg")")
         p+=("$(pin "$PY" bench/parse_bench.py py $kind "$tmp/train.log" | cut -d' ' -f2)")
     done
-    os=$(best "${o[@]}"); ps=$(best "${p[@]}")
-    echo "INFO parse $kind: median lines/s ours $(echo "$LINES / $(median "${o[@]}")" | bc) python $(echo "$LINES / $(median "${p[@]}")" | bc); CPU s ours ${o[*]}; python ${p[*]}"
+    os=$(median "${o[@]}"); ps=$(median "${p[@]}")
+    echo "INFO parse $kind: best lines/s ours $(echo "$LINES / $(best "${o[@]}")" | bc) python $(echo "$LINES / $(best "${p[@]}")" | bc); CPU s ours ${o[*]}; python ${p[*]}"
     ol=$(echo "$LINES / $os" | bc -l); pl=$(echo "$LINES / $ps" | bc -l)
     rows=$(sed 's/.*"rows":\([0-9]*\).*/\1/' "$tmp/stats.json")
     name="parse $kind (lines/s, 1 core, $LINES lines, $rows rows)"

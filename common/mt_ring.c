@@ -85,6 +85,31 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
     return 0;
 }
 
+/* The consumer's position: read_pos, handed to producers through `tail`
+ * every PUBLISH_EVERY bytes.  When a ring runs full, every push looks at
+ * `tail`; were it stored per record, each look would be a cache miss on the
+ * consumer's line (measured: a 1 MiB ring that stays full made the print
+ * loop 1.66x slower, a 64 MiB one that never filled 1.06x). */
+static inline uint64_t publish_every(const struct mt_ring_header *r)
+{
+    uint64_t eighth = r->capacity / 8;
+    return eighth < (64u << 10) ? eighth : (64u << 10);
+}
+
+static inline void advance(struct mt_ring_header *r, uint64_t to)
+{
+    atomic_store_explicit(&r->read_pos, to, memory_order_relaxed);
+    if (to - atomic_load_explicit(&r->tail, memory_order_relaxed) >= publish_every(r))
+        atomic_store_explicit(&r->tail, to, memory_order_release);
+}
+
+void mt_ring_release(struct mt_ring_header *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->read_pos, memory_order_relaxed);
+    if (atomic_load_explicit(&r->tail, memory_order_relaxed) != pos)
+        atomic_store_explicit(&r->tail, pos, memory_order_release);
+}
+
 int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
 {
     uint64_t mask = r->capacity - 1;
@@ -92,24 +117,28 @@ int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
         /* No look at `head` here: reading producers' cache line for every
          * record would slow them down.  A record is there when its seq says
          * so; stale bytes can never match the position. */
-        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint64_t tail = atomic_load_explicit(&r->read_pos, memory_order_relaxed);
         uint64_t room = r->capacity - (tail & mask);
         if (room < MT_REC_HDR) {
-            if (tail == atomic_load_explicit(&r->head, memory_order_acquire))
+            if (tail == atomic_load_explicit(&r->head, memory_order_acquire)) {
+                mt_ring_release(r);
                 return 0;
+            }
             /* Too small for a record or a filler header: the producer that
              * reserved past the end skipped it, and so do we. */
-            atomic_store_explicit(&r->tail, tail + room, memory_order_release);
+            advance(r, tail + room);
             continue;
         }
         struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & mask));
-        if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail + 1)
-            return 0; /* reserved, still being written */
+        if (atomic_load_explicit(&rec->seq, memory_order_acquire) != tail + 1) {
+            mt_ring_release(r); /* caught up: hand back all the room */
+            return 0;           /* (or reserved, still being written) */
+        }
         uint32_t meta = rec->meta;
         if (mt_rec_total(rec->len) > room)
             return -1; /* a record may never cross the end: the ring is corrupt */
         if (MT_REC_KIND(meta) == MT_REC_PAD) {
-            atomic_store_explicit(&r->tail, tail + mt_rec_total(rec->len), memory_order_release);
+            advance(r, tail + mt_rec_total(rec->len));
             continue;
         }
         out->kind = MT_REC_KIND(meta);
@@ -124,15 +153,15 @@ int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out)
 
 void mt_ring_consume(struct mt_ring_header *r)
 {
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->read_pos, memory_order_relaxed);
     struct mt_rec *rec = (struct mt_rec *)(ring_data(r) + (tail & (r->capacity - 1)));
-    atomic_store_explicit(&r->tail, tail + mt_rec_total(rec->len), memory_order_release);
+    advance(r, tail + mt_rec_total(rec->len));
 }
 
 uint64_t mt_ring_pending(const struct mt_ring_header *r)
 {
     return atomic_load_explicit(&r->head, memory_order_acquire) -
-           atomic_load_explicit(&r->tail, memory_order_acquire);
+           atomic_load_explicit(&r->read_pos, memory_order_relaxed);
 }
 
 int mt_ring_validate(const struct mt_ring_header *r, uint64_t mapped_size)

@@ -68,7 +68,12 @@ struct mt_ring_header {
     _Atomic uint64_t tail_seen;           /* producers' copy of tail, refreshed
                                              only when the ring looks full, so
                                              they do not share tail's cache line */
-    _Alignas(64) _Atomic uint64_t tail;   /* next unread position (consumer) */
+    _Alignas(64) _Atomic uint64_t tail;   /* next unread position as producers see
+                                             it: published in batches, so a
+                                             ring that runs full does not make
+                                             every push miss on this line */
+    _Alignas(64) _Atomic uint64_t read_pos; /* the consumer's own position
+                                               (only the consumer touches it) */
     _Alignas(64) _Atomic uint64_t dropped_records;
     _Atomic uint64_t dropped_bytes;
 };
@@ -129,8 +134,13 @@ struct mt_rec_view {
  * ring is corrupt (the consumer should stop reading it). */
 int mt_ring_peek(struct mt_ring_header *r, struct mt_rec_view *out);
 
-/* Consumes the record last returned by mt_ring_peek. */
+/* Consumes the record last returned by mt_ring_peek.  The room it frees is
+ * handed to producers in batches (an eighth of the ring, at most 64 KiB),
+ * when mt_ring_peek finds the ring empty, or by mt_ring_release. */
 void mt_ring_consume(struct mt_ring_header *r);
+
+/* Hands all the room consumed so far back to producers. */
+void mt_ring_release(struct mt_ring_header *r);
 
 /* Bytes reserved but not yet consumed (published or still being written). */
 uint64_t mt_ring_pending(const struct mt_ring_header *r);
