@@ -182,18 +182,26 @@ static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
 {
     uint64_t r = atomic_load(&s->ring->dropped_records);
     uint64_t b = atomic_load(&s->ring->dropped_bytes);
+    uint64_t u = atomic_load(&s->ring->dropped_unbacked);
     if (r == s->seen_drop_records)
         return;
-    char fields[256];
+    /* Records dropped because /dev/shm had no memory for the ring are told
+     * apart: the cure is a bigger /dev/shm (docker --shm-size), not a
+     * bigger ring. */
+    const char *why = u != s->seen_drop_unbacked
+                          ? "no memory for the capture ring: /dev/shm is full"
+                          : "capture ring full";
+    char fields[320];
     snprintf(fields, sizeof fields,
-             "\"pid\":%u,\"records\":%llu,\"bytes\":%llu,\"reason\":\"capture ring full\"",
-             s->pid, (unsigned long long)(r - s->seen_drop_records),
-             (unsigned long long)(b - s->seen_drop_bytes));
+             "\"pid\":%u,\"records\":%llu,\"bytes\":%llu,\"reason\":\"%s\"", s->pid,
+             (unsigned long long)(r - s->seen_drop_records),
+             (unsigned long long)(b - s->seen_drop_bytes), why);
     mt_store_event(&a->store, mt_now_unix(), "dropped", fields);
     a->dropped_records += r - s->seen_drop_records;
     a->dropped_bytes += b - s->seen_drop_bytes;
     s->seen_drop_records = r;
     s->seen_drop_bytes = b;
+    s->seen_drop_unbacked = u;
 }
 
 /* Takes records from all rings in timestamp order, so the output of a process

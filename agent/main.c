@@ -549,6 +549,13 @@ static void finish(struct mt_agent *a)
         mt_store_event(&a->store, now, "parse", pf.data);
         mt_buf_free(&pf);
     }
+    uint32_t untracked = atomic_load(&a->ctl->rings_failed);
+    if (untracked) {
+        char uf[160];
+        snprintf(uf, sizeof uf,
+                 "\"processes\":%u,\"reason\":\"no capture ring: /dev/shm is full\"", untracked);
+        mt_store_event(&a->store, now, "untracked", uf);
+    }
     /* The finish event comes last: readers take it to mean all is written. */
     mt_store_flush(&a->store);
     mt_run_write_summary(a);

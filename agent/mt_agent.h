@@ -29,7 +29,7 @@ struct mt_ring_slot {
     int corrupt;
     int has_view;       /* `view` holds the next record, peeked not consumed */
     struct mt_rec_view view;
-    uint64_t seen_drop_records, seen_drop_bytes;
+    uint64_t seen_drop_records, seen_drop_bytes, seen_drop_unbacked;
     uint64_t created_ns;
 };
 

@@ -12,6 +12,10 @@
 
 #include "mt_ring.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 struct mt_ctl *mt_channel_map_ctl(const char *dir)
 {
     char path[600];
@@ -66,9 +70,24 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return NULL;
+    /* The file is sparse on tmpfs; a store into a page a full tmpfs cannot
+     * back raises SIGBUS.  The header and the first chunk get memory now;
+     * producers populate the rest as they reach it (mt_ring.c), or, where
+     * the kernel predates MADV_POPULATE_WRITE (5.14), all of it now. */
     void *mem = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
+    uint64_t first = capacity < MT_RING_CHUNK ? capacity : MT_RING_CHUNK;
+    uint64_t backed = capacity;
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        posix_fallocate(fd, 0, (off_t)(MT_RING_HDR_SIZE + first)) == 0)
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mem != MAP_FAILED && first < capacity) {
+        if (madvise((char *)mem + MT_RING_HDR_SIZE, first, MADV_POPULATE_WRITE) == 0)
+            backed = first;
+        else if (posix_fallocate(fd, 0, (off_t)size) != 0) {
+            munmap(mem, size);
+            mem = MAP_FAILED;
+        }
+    }
     close(fd);
     if (mem == MAP_FAILED) {
         unlink(tmp);
@@ -76,6 +95,7 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     }
     struct mt_ring_header *r = mem;
     mt_ring_init(r, capacity, pid, flags);
+    r->backed = backed;
     r->rank = rank;
     r->world_size = world_size;
     r->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;

@@ -38,6 +38,9 @@ struct mt_ctl {
      * `sleeping`). */
     _Atomic uint32_t producers;
     _Atomic uint32_t shared;
+    /* Process images that could not make a ring (tmpfs full) and so run
+     * untracked; the agent records the count in the run. */
+    _Atomic uint32_t rings_failed;
     /* Set when the run stops taking processes; late ones stay quiet. */
     _Alignas(64) _Atomic uint32_t closed;
     /* Set once everything of the run is written (`metrictap run` waits). */

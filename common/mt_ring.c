@@ -2,6 +2,11 @@
 #include "mt_ring.h"
 
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags)
 {
@@ -12,6 +17,7 @@ void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags)
     r->pid = pid;
     r->flags = flags;
     r->capacity = capacity;
+    r->backed = capacity;
     r->rank = -1;
     r->world_size = -1;
 }
@@ -40,6 +46,26 @@ static int has_room(struct mt_ring_header *r, uint64_t head, uint64_t need)
     return head + need - tail <= r->capacity;
 }
 
+/* Makes sure the data area up to `end` has memory behind it (the first lap
+ * of a sparse ring only).  0, or -1 when tmpfs cannot back it. */
+static int back_upto(struct mt_ring_header *r, uint64_t end)
+{
+    uint64_t cap = r->capacity;
+    uint64_t want = (end + MT_RING_CHUNK - 1) / MT_RING_CHUNK * MT_RING_CHUNK;
+    if (want > cap)
+        want = cap;
+    uint64_t have = atomic_load_explicit(&r->backed, memory_order_acquire);
+    if (want <= have)
+        return 0;
+    /* Idempotent, so threads racing here do no harm. */
+    if (madvise(ring_data(r) + have, want - have, MADV_POPULATE_WRITE) != 0)
+        return -1;
+    while (have < want && !atomic_compare_exchange_weak_explicit(
+                              &r->backed, &have, want, memory_order_release, memory_order_acquire))
+        ;
+    return 0;
+}
+
 int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
                   const void *a, uint32_t alen, const void *b, uint32_t blen)
 {
@@ -58,6 +84,19 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
         pad = (pos + total > cap) ? cap - pos : 0; /* records never wrap */
         if (!has_room(r, head, pad + total)) {
             count_drop(r, len);
+            return -1;
+        }
+        uint64_t end = head + pad + total;
+        if (end > atomic_load_explicit(&r->backed, memory_order_relaxed) && head < cap &&
+            (ts_ns < atomic_load_explicit(&r->back_retry_ns, memory_order_relaxed) ||
+             back_upto(r, end) != 0)) {
+            /* tmpfs is full: nothing is written, and the next try (a
+             * system call) waits a tenth of a second. */
+            if (ts_ns >= atomic_load_explicit(&r->back_retry_ns, memory_order_relaxed))
+                atomic_store_explicit(&r->back_retry_ns, ts_ns + 100000000u,
+                                      memory_order_relaxed);
+            count_drop(r, len);
+            atomic_fetch_add_explicit(&r->dropped_unbacked, 1, memory_order_relaxed);
             return -1;
         }
         if (atomic_compare_exchange_weak_explicit(&r->head, &head, head + pad + total,

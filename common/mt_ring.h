@@ -12,6 +12,11 @@
  * dropped and counted in the header (dropped_records / dropped_bytes); the
  * agent reports those counts in the run's events.
  *
+ * A ring file on tmpfs is sparse: its pages get memory when first written,
+ * and a store into a page that a full tmpfs cannot back raises SIGBUS.  So
+ * producers populate each MT_RING_CHUNK with MADV_POPULATE_WRITE before they
+ * first reserve space in it, and drop (counted) when that fails.
+ *
  * Stale bytes from an earlier lap can never look published, because `seq` must
  * equal the exact 64-bit position the consumer expects.
  */
@@ -28,6 +33,7 @@
 #define MT_RING_DEFAULT_CAPACITY (16u << 20)
 #define MT_RING_MIN_CAPACITY     (64u << 10)
 #define MT_RING_MAX_CAPACITY     (1u << 30)
+#define MT_RING_CHUNK            (1u << 20) /* populated at a time, first lap */
 
 /* Record kinds. */
 enum mt_rec_kind {
@@ -65,6 +71,12 @@ struct mt_ring_header {
     int32_t world_size;          /* ranks in the job, -1 if unknown */
     char exe[256];               /* /proc/self/exe of the producer, for labels */
     _Alignas(64) _Atomic uint64_t head;   /* next free position (producers) */
+    _Atomic uint64_t backed;              /* bytes of the data area known to
+                                             have memory behind them: a ring
+                                             on a full tmpfs must drop, not
+                                             raise SIGBUS in the program */
+    _Atomic uint64_t back_retry_ns;       /* after a failure, when to try
+                                             backing more again */
     _Atomic uint64_t tail_seen;           /* producers' copy of tail, refreshed
                                              only when the ring looks full, so
                                              they do not share tail's cache line */
@@ -76,6 +88,8 @@ struct mt_ring_header {
                                                (only the consumer touches it) */
     _Alignas(64) _Atomic uint64_t dropped_records;
     _Atomic uint64_t dropped_bytes;
+    _Atomic uint64_t dropped_unbacked;    /* of those, dropped because tmpfs
+                                             had no memory for the ring */
 };
 
 /* A record: 24 bytes of header, then `len` bytes, padded to 8. */
@@ -107,7 +121,9 @@ static inline uint32_t mt_ring_max_payload(uint64_t capacity)
 
 /* ---- producer side: async-signal-safe, no allocation, no lock ---- */
 
-/* Lays out a fresh header over `mem` (size MT_RING_HDR_SIZE + capacity). */
+/* Lays out a fresh header over `mem` (size MT_RING_HDR_SIZE + capacity), all
+ * of it backed by memory; mt_channel_create_ring lowers `backed` for a ring
+ * on tmpfs whose pages producers then populate as they first reach them. */
 void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags);
 
 /* Appends one record made of up to two pieces (a+b, so puts can add its

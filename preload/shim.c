@@ -33,14 +33,19 @@ static uint64_t ring_capacity = MT_RING_DEFAULT_CAPACITY;
 extern char **environ;
 
 /* The one line the shim may print, through the real write. */
-static void say(const char *what)
+static void say_line(const char *what, const char *consequence)
 {
     char line[768];
-    int n = snprintf(line, sizeof line, "metrictap: %s; this run is not tracked\n", what);
+    int n = snprintf(line, sizeof line, "metrictap: %s; %s\n", what, consequence);
     if (n > (int)sizeof line - 1)
         n = (int)sizeof line - 1;
     if (n > 0)
         syscall(SYS_write, 2, line, (size_t)n);
+}
+
+static void say(const char *what)
+{
+    say_line(what, "this run is not tracked");
 }
 
 static int strict_mode(void)
@@ -67,6 +72,7 @@ static uint64_t ring_capacity_from_env(void)
 }
 
 extern MT_HIDDEN void mt_capture_reset_thread(void);
+static void ring_failed(void);
 
 static void atfork_child(void)
 {
@@ -79,6 +85,8 @@ static void atfork_child(void)
     mt_count_producer();
     mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
                                      rank_info.world_size);
+    if (!mt_ring)
+        ring_failed();
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -125,6 +133,15 @@ static void go_passive(const char *why)
     setenv(MT_ENV_OFF, "1", 1); /* children stay quiet instead of repeating this */
     if (strict_mode())
         _exit(125);
+}
+
+/* A process of a live run that got no ring (/dev/shm full, most likely):
+ * counted for the agent to record, and told once per run on stderr. */
+static void ring_failed(void)
+{
+    if (mt_ctl && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0)
+        say_line("cannot create a capture ring (is /dev/shm full?)",
+                 "this process runs untracked, and the run records that");
 }
 
 struct start_ctx {
@@ -184,9 +201,14 @@ static void start_run(void)
     (void)leader; /* a joining rank's root is a primary of the shared run too */
     snprintf(channel_dir, sizeof channel_dir, "%s", ans.channel);
     mt_ctl = mt_channel_map_ctl(channel_dir);
-    if (!mt_ctl || !(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity,
-                                                       MT_RING_PRIMARY, rank_info.rank, rank_info.world_size))) {
+    if (!mt_ctl) {
         go_passive("cannot open the run's capture channel");
+        return;
+    }
+    if (!(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, MT_RING_PRIMARY,
+                                           rank_info.rank, rank_info.world_size))) {
+        atomic_fetch_add(&mt_ctl->rings_failed, 1);
+        go_passive("cannot create a capture ring (is /dev/shm full?)");
         return;
     }
     mt_count_producer(); /* other ranks of a shared run count too */
@@ -203,6 +225,8 @@ static void join_run(const char *chan)
     mt_count_producer();
     mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
                                      rank_info.world_size);
+    if (!mt_ring)
+        ring_failed();
 }
 
 __attribute__((constructor)) static void mt_shim_init(void)

@@ -227,6 +227,48 @@ def test_process_turns_keep_their_order(bin_dir, workdir, how):
     assert run["output"] == want
 
 
+def small_shm_argv(argv, size):
+    """argv in a private mount namespace whose /dev/shm is a tmpfs of `size`."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not available")
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a mount namespace here")
+    script = f'mount -t tmpfs -o size={size} tmpfs /dev/shm && exec "$@"'
+    return ["unshare", "-m", "sh", "-c", script, "sh", *map(str, argv)]
+
+
+@pytest.mark.parametrize("size", ["3m", "1m"])
+def test_full_dev_shm_fails_open(workdir, size):
+    # Rings are sparse files on /dev/shm (docker gives containers 64 MiB of
+    # it).  With 3 MiB the ring gets its first two chunks and then no more
+    # memory; with 1 MiB not even the first.  Either way the program runs to
+    # its end with its output unchanged (a store into an unbacked page would
+    # be a SIGBUS), and the run records what it could not capture, and why.
+    prog = [sys.executable, "-c",
+            "for i in range(300000): print(f'step {i} loss={1 / (i + 1):.6f}')"]
+    env = clean_env()
+    want = subprocess.run(small_shm_argv(prog, size), cwd=workdir, env=env,
+                          capture_output=True, timeout=120)
+    got = subprocess.run(small_shm_argv([CLI, "run", "--", *prog], size), cwd=workdir, env=env,
+                         capture_output=True, timeout=120)
+    assert want.returncode == 0 and got.returncode == 0
+    assert got.stdout == want.stdout and len(want.stdout) > 7_000_000
+    run_dir = latest_run(workdir / "metrictap")
+    events = read_jsonl(run_dir / "events.jsonl")
+    if size == "3m":
+        assert got.stderr == want.stderr
+        drops = [e for e in events if e["event"] == "dropped"]
+        assert drops and all("/dev/shm is full" in e["reason"] for e in drops)
+        captured = read_run(run_dir)["run"]["metadata"]["capture_counts"]["stdout_bytes"]
+        assert 0 < captured < len(want.stdout)
+        assert captured + sum(e["bytes"] for e in drops) == len(want.stdout)
+    else:
+        extra = got.stderr.replace(want.stderr, b"", 1)
+        assert extra.count(b"\n") == 1 and extra.startswith(b"metrictap: cannot create a capture ring")
+        untracked = [e for e in events if e["event"] == "untracked"]
+        assert untracked and untracked[0]["processes"] == 1
+
+
 def test_eight_threads(bin_dir, workdir):
     exe = c_victim(bin_dir, "tree.c", "O2")
     # Threads race, so two runs interleave differently: compare the lines as
