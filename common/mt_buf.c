@@ -86,6 +86,20 @@ void mt_buf_free(struct mt_buf *b)
     b->len = b->cap_alloc = 0;
 }
 
+char *mt_buf_reserve(struct mt_buf *b, size_t n)
+{
+    if (b->len + n > b->max)
+        return NULL;
+    if (b->len + n + 1 > b->cap_alloc) {
+        size_t want = b->cap_alloc ? b->cap_alloc : 64;
+        while (want < b->len + n + 1)
+            want *= 2;
+        b->data = mt_xrealloc(b->data, want);
+        b->cap_alloc = want;
+    }
+    return b->data + b->len;
+}
+
 int mt_buf_add_slow(struct mt_buf *b, const void *p, size_t n)
 {
     int rc = 0;

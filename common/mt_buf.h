@@ -35,6 +35,14 @@ static inline int mt_buf_add(struct mt_buf *b, const void *p, size_t n)
     }
     return mt_buf_add_slow(b, p, n);
 }
+/* Room for n more bytes (and the NUL) written straight at the returned
+ * pointer, then counted with mt_buf_commit; NULL when the cap refuses. */
+char *mt_buf_reserve(struct mt_buf *b, size_t n);
+static inline void mt_buf_commit(struct mt_buf *b, char *end)
+{
+    b->len = (size_t)(end - b->data);
+    b->data[b->len] = '\0';
+}
 static inline int mt_buf_addc(struct mt_buf *b, char c)
 {
     return mt_buf_add(b, &c, 1);
@@ -75,20 +83,16 @@ static inline char *mt_digits_before(char *end, uint64_t v, int width)
     return p;
 }
 
-/* v with `decimals` digits after the point, rounded (0 <= decimals <= 9).
- * Inline so that a constant `decimals` makes every division a multiply: rows
- * carry two such numbers each. */
-static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
+/* Writes v with `decimals` digits after the point (0 <= decimals <= 9, |v|
+ * < 9e9, rounded) so that it ends at `end`; returns where it starts.  Inline
+ * so that a constant `decimals` makes every division a multiply: rows carry
+ * two such numbers each. */
+static inline char *mt_fixed_before(char *end, double v, int decimals)
 {
     uint64_t scale = 1;
     for (int i = 0; i < decimals; i++)
         scale *= 10;
-    if (!(v > -9e9 && v < 9e9) || decimals < 0 || decimals > 9) {
-        mt_buf_fixed_slow(b, v, decimals);
-        return;
-    }
-    char tmp[32];
-    char *end = tmp + sizeof tmp, *p = end;
+    char *p = end;
     int neg = v < 0;
     if (neg)
         v = -v;
@@ -101,7 +105,19 @@ static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
     p = mt_digits_before(p, ip, 1);
     if (neg)
         *--p = '-';
-    mt_buf_add(b, p, (size_t)(end - p));
+    return p;
+}
+
+/* v with `decimals` digits after the point, rounded (0 <= decimals <= 9). */
+static inline void mt_buf_fixed(struct mt_buf *b, double v, int decimals)
+{
+    if (!(v > -9e9 && v < 9e9) || decimals < 0 || decimals > 9) {
+        mt_buf_fixed_slow(b, v, decimals);
+        return;
+    }
+    char tmp[32];
+    char *p = mt_fixed_before(tmp + sizeof tmp, v, decimals);
+    mt_buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* JSON helpers on a buffer. */
