@@ -19,7 +19,6 @@
 #include "mt_symbolize.h"
 #include "mt_tail.h"
 
-#define DRAIN_BUDGET 65536 /* records per pass, so the loop's other duties run */
 
 static int open_pidfd(pid_t pid)
 {
@@ -209,7 +208,7 @@ static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
 size_t mt_collector_drain(struct mt_agent *a)
 {
     size_t handled = 0;
-    while (handled < DRAIN_BUDGET) {
+    while (handled < MT_DRAIN_BUDGET) {
         struct mt_ring_slot *best = NULL;
         for (size_t i = 0; i < a->nrings; i++) {
             struct mt_ring_slot *s = &a->rings[i];

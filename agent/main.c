@@ -443,7 +443,8 @@ static void run_loop(struct mt_agent *a)
     uint64_t rows_at_summary = 0;
     for (;;) {
         mt_collector_scan(a);
-        size_t handled = mt_collector_drain(a) + mt_tail_poll(a->tail, mt_now_unix());
+        size_t drained = mt_collector_drain(a);
+        size_t handled = drained + mt_tail_poll(a->tail, mt_now_unix());
         mt_collector_reap(a);
         double now = mt_now_unix();
         if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
@@ -480,6 +481,15 @@ static void run_loop(struct mt_agent *a)
             break;
         if (handled) {
             last_busy = now;
+            if (drained < MT_DRAIN_BUDGET) {
+                /* Caught up.  Draining again at once would read right behind
+                 * the producers, pulling the cache line they are writing
+                 * over to this core on nearly every record (measured on a
+                 * 16-core host: the print loop 1.29x slower to a file); a
+                 * nap lets a batch build up, for BUSY_NAP_NS of latency. */
+                struct timespec nap = { 0, BUSY_NAP_NS };
+                nanosleep(&nap, NULL);
+            }
             continue;
         }
         if (now - last_busy < BUSY_NAP_WINDOW_S) {

@@ -3,6 +3,10 @@
 #ifndef MT_AGENT_H
 #define MT_AGENT_H
 
+/* Records one mt_collector_drain takes at most, so the loop's other duties
+ * run; a drain that takes fewer has caught up with the producers. */
+#define MT_DRAIN_BUDGET 65536
+
 #include <stdint.h>
 #include <sys/types.h>
 
