@@ -56,6 +56,11 @@ info() { # label plain-file wrapped-file
     local p w; p=$(median < "$2"); w=$(median < "$3")
     echo "INFO capture $1: median $w / $p = $(echo "scale=3; $w / $p" | bc -l), best $(best < "$3") / $(best < "$2"); runs $(tr '\n' ' ' < "$3")/ $(tr '\n' ' ' < "$2")"
 }
+# Each iteration runs plain then wrapped back to back: the median of the
+# per-pair ratios resists the machine's slow drifts better than a ratio of
+# medians.
+pairs() { paste -d' ' "$2" "$1" | awk '{print $1 / $2}' | median; }
+echo "INFO capture per-pair ratio medians: file wall $(pairs plain_file wrapped_file), file CPU $(pairs plain_file_cpu wrapped_file_cpu), pipe wall $(pairs plain_pipe wrapped_pipe), pipe CPU $(pairs plain_pipe_cpu wrapped_pipe_cpu)"
 info "file, loop wall s" plain_file wrapped_file
 info "file, loop CPU s" plain_file_cpu wrapped_file_cpu
 info "pipe, loop wall s" plain_pipe wrapped_pipe
