@@ -86,10 +86,10 @@ void mt_buf_free(struct mt_buf *b)
     b->len = b->cap_alloc = 0;
 }
 
-char *mt_buf_reserve(struct mt_buf *b, size_t n)
+/* Makes room for n more bytes and the NUL (within the cap, checked by the
+ * callers). */
+static void grow(struct mt_buf *b, size_t n)
 {
-    if (b->len + n > b->max)
-        return NULL;
     if (b->len + n + 1 > b->cap_alloc) {
         size_t want = b->cap_alloc ? b->cap_alloc : 64;
         while (want < b->len + n + 1)
@@ -97,6 +97,13 @@ char *mt_buf_reserve(struct mt_buf *b, size_t n)
         b->data = mt_xrealloc(b->data, want);
         b->cap_alloc = want;
     }
+}
+
+char *mt_buf_reserve(struct mt_buf *b, size_t n)
+{
+    if (b->len + n > b->max)
+        return NULL;
+    grow(b, n);
     return b->data + b->len;
 }
 
@@ -109,13 +116,7 @@ int mt_buf_add_slow(struct mt_buf *b, const void *p, size_t n)
         n = fit;
         rc = -1;
     }
-    if (b->len + n + 1 > b->cap_alloc) {
-        size_t want = b->cap_alloc ? b->cap_alloc : 64;
-        while (want < b->len + n + 1)
-            want *= 2;
-        b->data = mt_xrealloc(b->data, want);
-        b->cap_alloc = want;
-    }
+    grow(b, n);
     if (n)
         memcpy(b->data + b->len, p, n);
     b->len += n;
