@@ -12,10 +12,6 @@
 
 #include "mt_ring.h"
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 struct mt_ctl *mt_channel_map_ctl(const char *dir)
 {
     char path[600];
@@ -81,7 +77,7 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
         posix_fallocate(fd, 0, (off_t)(MT_RING_HDR_SIZE + first)) == 0)
         mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (mem != MAP_FAILED && first < capacity) {
-        if (madvise((char *)mem + MT_RING_HDR_SIZE, first, MADV_POPULATE_WRITE) == 0)
+        if (mt_ring_populate((char *)mem + MT_RING_HDR_SIZE, first) == 0)
             backed = first;
         else if (posix_fallocate(fd, 0, (off_t)size) != 0) {
             munmap(mem, size);

@@ -5,8 +5,13 @@
 #include <sys/mman.h>
 
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
+
+int mt_ring_populate(void *addr, size_t len)
+{
+    return madvise(addr, len, MADV_POPULATE_WRITE) == 0 ? 0 : -1;
+}
 
 void mt_ring_init(void *mem, uint64_t capacity, uint32_t pid, uint32_t flags)
 {
@@ -58,7 +63,7 @@ static int back_upto(struct mt_ring_header *r, uint64_t end)
     if (want <= have)
         return 0;
     /* Idempotent, so threads racing here do no harm. */
-    if (madvise(ring_data(r) + have, want - have, MADV_POPULATE_WRITE) != 0)
+    if (mt_ring_populate(ring_data(r) + have, want - have) != 0)
         return -1;
     while (have < want && !atomic_compare_exchange_weak_explicit(
                               &r->backed, &have, want, memory_order_release, memory_order_acquire))

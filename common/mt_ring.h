@@ -121,6 +121,11 @@ static inline uint32_t mt_ring_max_payload(uint64_t capacity)
 
 /* ---- producer side: async-signal-safe, no allocation, no lock ---- */
 
+/* Gives [addr, addr+len) of a shared mapping its memory now
+ * (MADV_POPULATE_WRITE, Linux 5.14): 0, or -1 where tmpfs has none left (a
+ * store there would raise SIGBUS) or the kernel predates it (EINVAL). */
+int mt_ring_populate(void *addr, size_t len);
+
 /* Lays out a fresh header over `mem` (size MT_RING_HDR_SIZE + capacity), all
  * of it backed by memory; mt_channel_create_ring lowers `backed` for a ring
  * on tmpfs whose pages producers then populate as they first reach them. */

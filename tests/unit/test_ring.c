@@ -174,10 +174,7 @@ MT_TEST(a_chunk_without_memory_drops_then_recovers)
     char *mem = mmap(NULL, MT_RING_HDR_SIZE + cap, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     MT_CHECK(mem != MAP_FAILED);
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-    if (madvise(mem, 4096, MADV_POPULATE_WRITE) != 0) {
+    if (mt_ring_populate(mem, 4096) != 0) {
         /* Linux < 5.14: rings are then backed whole at creation, and this
          * path is never taken. */
         fprintf(stderr, "    (no MADV_POPULATE_WRITE here: nothing to check)\n");
