@@ -284,6 +284,24 @@ static void put_pair(struct mt_buf *b, const struct key *k)
 
 static void flush_general(struct mt_history *h, struct mt_buf *b, double runtime, double ts_unix);
 
+/* The keys of the row being closed, in row order: the axes in force first,
+ * then the row's own values in the order seen.  Walk with *i starting at 0;
+ * NULL at the end. */
+static inline const struct key *row_key(const struct mt_history *h, uint32_t *i)
+{
+    for (; *i < h->naxes; (*i)++) {
+        const struct key *k = &h->keys[h->axes[*i]];
+        if (k->has_value)
+            return (*i)++, k;
+    }
+    for (; *i - h->naxes < h->npending; (*i)++) {
+        const struct key *k = &h->keys[h->pending[*i - h->naxes]];
+        if (!k->is_axis)
+            return (*i)++, k;
+    }
+    return NULL;
+}
+
 static inline char *put_bytes(char *p, const void *s, size_t n)
 {
     memcpy(p, s, n);
@@ -299,18 +317,8 @@ static int flush_verbatim(struct mt_history *h, struct mt_buf *b, double runtime
     if (!(runtime < 9e9) || !(ts_unix > -9e9 && ts_unix < 9e9))
         return 0;
     size_t need = 96; /* {"_step":20 digits,"_runtime":...,"_timestamp":...} */
-    for (uint32_t i = 0; i < h->naxes; i++) {
-        const struct key *k = &h->keys[h->axes[i]];
-        if (!k->has_value)
-            continue;
-        if (k->kind == MT_VAL_TEXT || !k->text_len)
-            return 0;
-        need += k->json_len + k->text_len;
-    }
-    for (uint32_t i = 0; i < h->npending; i++) {
-        const struct key *k = &h->keys[h->pending[i]];
-        if (k->is_axis)
-            continue;
+    const struct key *k;
+    for (uint32_t i = 0; (k = row_key(h, &i));) {
         if (k->kind == MT_VAL_TEXT || !k->text_len)
             return 0;
         need += k->json_len + k->text_len;
@@ -328,19 +336,9 @@ static int flush_verbatim(struct mt_history *h, struct mt_buf *b, double runtime
     p = put_bytes(p, ",\"_timestamp\":", 14);
     t = mt_fixed_before(end, ts_unix, 6);
     p = put_bytes(p, t, (size_t)(end - t));
-    for (uint32_t i = 0; i < h->naxes; i++) {
-        const struct key *k = &h->keys[h->axes[i]];
-        if (k->has_value) {
-            p = put_bytes(p, k->json_name, k->json_len);
-            p = put_bytes(p, k->text, k->text_len);
-        }
-    }
-    for (uint32_t i = 0; i < h->npending; i++) {
-        const struct key *k = &h->keys[h->pending[i]];
-        if (!k->is_axis) {
-            p = put_bytes(p, k->json_name, k->json_len);
-            p = put_bytes(p, k->text, k->text_len);
-        }
+    for (uint32_t i = 0; (k = row_key(h, &i));) {
+        p = put_bytes(p, k->json_name, k->json_len);
+        p = put_bytes(p, k->text, k->text_len);
     }
     *p++ = '}';
     mt_buf_commit(b, p);
@@ -382,17 +380,9 @@ static void flush_general(struct mt_history *h, struct mt_buf *b, double runtime
     mt_buf_fixed(b, runtime, 3);
     mt_buf_adds(b, ",\"_timestamp\":");
     mt_buf_fixed(b, ts_unix, 6);
-    /* Axes in force first, then the row's own values in the order seen. */
-    for (uint32_t i = 0; i < h->naxes; i++) {
-        struct key *k = &h->keys[h->axes[i]];
-        if (k->has_value)
-            put_pair(b, k);
-    }
-    for (uint32_t i = 0; i < h->npending; i++) {
-        struct key *k = &h->keys[h->pending[i]];
-        if (!k->is_axis)
-            put_pair(b, k);
-    }
+    const struct key *k;
+    for (uint32_t i = 0; (k = row_key(h, &i));)
+        put_pair(b, k);
     mt_buf_addc(b, '}');
 }
 
