@@ -436,6 +436,12 @@ fail:
 
 /* ---- the loop ---- */
 
+static void busy_nap(void)
+{
+    struct timespec nap = { 0, BUSY_NAP_NS };
+    nanosleep(&nap, NULL);
+}
+
 static void run_loop(struct mt_agent *a)
 {
     double last_flush = 0, last_summary = 0, last_index = mt_now_unix(), root_gone_at = 0;
@@ -487,16 +493,14 @@ static void run_loop(struct mt_agent *a)
                  * over to this core on nearly every record (measured on a
                  * 16-core host: the print loop 1.29x slower to a file); a
                  * nap lets a batch build up, for BUSY_NAP_NS of latency. */
-                struct timespec nap = { 0, BUSY_NAP_NS };
-                nanosleep(&nap, NULL);
+                busy_nap();
             }
             continue;
         }
         if (now - last_busy < BUSY_NAP_WINDOW_S) {
             /* Output is flowing: nap briefly instead of asking producers to
              * ring the bell (a syscall on their side) every time we catch up. */
-            struct timespec nap = { 0, BUSY_NAP_NS };
-            nanosleep(&nap, NULL);
+            busy_nap();
             continue;
         }
         unsigned bell = mt_ctl_sleep_begin(a->ctl);

@@ -25,11 +25,16 @@ MT_HIDDEN int mt_fine_clock;
 /* The fine monotonic clock: the agent merges the rings of a process tree by
  * it, so output from a child that exited and its parent's next line keep
  * their order; the coarse clock's 4 ms ticks did not. */
-static inline uint64_t now_ns(void)
+static inline uint64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 /* A record's timestamp.  The fine clock costs ~33 ns a call on a KVM guest
@@ -43,11 +48,8 @@ static inline uint64_t now_ns(void)
 static inline uint64_t stamp_ns(void)
 {
     if (!mt_fine_clock) {
-        if (!mt_ctl || !atomic_load_explicit(&mt_ctl->shared, memory_order_relaxed)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-            return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        }
+        if (!mt_ctl || !atomic_load_explicit(&mt_ctl->shared, memory_order_relaxed))
+            return clock_ns(CLOCK_MONOTONIC_COARSE);
         mt_fine_clock = 1;
     }
     return now_ns();
