@@ -92,10 +92,6 @@ size_t mt_number_scan_json(const char *s, size_t len, double *out, int *json);
  * are ignored.  Fills kind/value/text/unit of f; 0, or -1: not a value. */
 int mt_value_parse(const char *s, size_t len, int allow_text, struct mt_field *f);
 
-/* Is text[0..len) a valid JSON number as it stands (so it can be written
- * back verbatim)? */
-int mt_number_is_json(const char *s, size_t len);
-
 /* The Guild-compatible keyvalue preset: `key: value`, `key=value`,
  * `key: value (step N)`, and `epoch N` style axis words. */
 void mt_keyvalue_extract(const char *line, size_t len, struct mt_fields *out);

@@ -133,36 +133,6 @@ size_t mt_number_scan_json(const char *s, size_t len, double *out, int *json)
     return scan(s, len, out, json);
 }
 
-int mt_number_is_json(const char *s, size_t len)
-{
-    size_t i = 0;
-    if (i < len && s[i] == '-')
-        i++;
-    if (i >= len || !is_digit(s[i]))
-        return 0;
-    if (s[i] == '0' && i + 1 < len && is_digit(s[i + 1]))
-        return 0; /* leading zeros */
-    while (i < len && is_digit(s[i]))
-        i++;
-    if (i < len && s[i] == '.') {
-        i++;
-        if (i >= len || !is_digit(s[i]))
-            return 0;
-        while (i < len && is_digit(s[i]))
-            i++;
-    }
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            i++;
-        if (i >= len || !is_digit(s[i]))
-            return 0;
-        while (i < len && is_digit(s[i]))
-            i++;
-    }
-    return i == len;
-}
-
 static int is_unit_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '%' || c == '/' ||
