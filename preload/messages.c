@@ -212,18 +212,26 @@ BSD_PAIR(warnx, vwarnx, warnx, 0)
 BSD_EXIT_PAIR(err, verr, err, 1)
 BSD_EXIT_PAIR(errx, verrx, errx, 0)
 
+/* "prog: file:line: function: <lead><text><trail>\n", as glibc composes both
+ * assertion messages before it aborts. */
+static void record_assert(const char *file, unsigned line, const char *function,
+                          const char *lead, const char *text, const char *trail)
+{
+    int stream = stderr_stream();
+    if (!stream)
+        return;
+    struct msg m = { .len = 0 };
+    const char *prog = program_invocation_short_name;
+    msg_add(&m, "%s%s%s:%u: %s%s%s%s%s\n", prog, prog[0] ? ": " : "", file, line,
+            function ? function : "", function ? ": " : "", lead, text, trail);
+    record(stream, &m);
+}
+
 /* "prog: file:line: function: Assertion `expr' failed.\n", then abort. */
 MT_EXPORT void __assert_fail(const char *assertion, const char *file, unsigned line,
                              const char *function)
 {
-    int stream = stderr_stream();
-    if (stream) {
-        struct msg m = { .len = 0 };
-        const char *prog = program_invocation_short_name;
-        msg_add(&m, "%s%s%s:%u: %s%sAssertion `%s' failed.\n", prog, prog[0] ? ": " : "", file,
-                line, function ? function : "", function ? ": " : "", assertion);
-        record(stream, &m);
-    }
+    record_assert(file, line, function, "Assertion `", assertion, "' failed.");
     mt_depth++;
     MT_REAL(assert_fail, "__assert_fail")(assertion, file, line, function);
     __builtin_unreachable();
@@ -232,14 +240,7 @@ MT_EXPORT void __assert_fail(const char *assertion, const char *file, unsigned l
 MT_EXPORT void __assert_perror_fail(int errnum, const char *file, unsigned line,
                                     const char *function)
 {
-    int stream = stderr_stream();
-    if (stream) {
-        struct msg m = { .len = 0 };
-        const char *prog = program_invocation_short_name;
-        msg_add(&m, "%s%s%s:%u: %s%sUnexpected error: %s.\n", prog, prog[0] ? ": " : "", file,
-                line, function ? function : "", function ? ": " : "", strerror(errnum));
-        record(stream, &m);
-    }
+    record_assert(file, line, function, "Unexpected error: ", strerror(errnum), ".");
     mt_depth++;
     MT_REAL(assert_perror_fail, "__assert_perror_fail")(errnum, file, line, function);
     __builtin_unreachable();
