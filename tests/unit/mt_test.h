@@ -9,12 +9,27 @@
 #ifndef MT_TEST_H
 #define MT_TEST_H
 
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Paths from the test binary's own: its folder (build/tests, where the test
+ * libraries such as libstub_nvml.so lie) and the repository root. */
+static inline void mt_test_paths(char tests_dir[PATH_MAX], char repo_root[PATH_MAX])
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0)
+        abort();
+    exe[n] = '\0';
+    snprintf(tests_dir, PATH_MAX, "%s", dirname(exe));
+    snprintf(repo_root, PATH_MAX, "%s", dirname(dirname(exe)));
+}
 
 typedef void (*mt_test_fn)(void);
 struct mt_test_case { const char *name; mt_test_fn fn; };

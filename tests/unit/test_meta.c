@@ -16,13 +16,9 @@ static char repo_root[PATH_MAX], stub[PATH_MAX + 32];
 
 __attribute__((constructor)) static void find_paths(void)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        abort();
-    exe[n] = '\0';
-    snprintf(stub, sizeof stub, "%s/libstub_nvml.so", dirname(exe));
-    snprintf(repo_root, sizeof repo_root, "%s", dirname(dirname(exe)));
+    char tests_dir[PATH_MAX];
+    mt_test_paths(tests_dir, repo_root);
+    snprintf(stub, sizeof stub, "%s/libstub_nvml.so", tests_dir);
 }
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

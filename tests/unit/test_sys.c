@@ -16,13 +16,9 @@ static char repo[PATH_MAX], stub[PATH_MAX + 32];
 
 __attribute__((constructor)) static void find_paths(void)
 {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0)
-        abort();
-    exe[n] = '\0';
-    snprintf(stub, sizeof stub, "%s/libstub_nvml.so", dirname(exe));   /* build/tests */
-    snprintf(repo, sizeof repo, "%s", dirname(dirname(exe)));
+    char tests_dir[PATH_MAX];
+    mt_test_paths(tests_dir, repo);
+    snprintf(stub, sizeof stub, "%s/libstub_nvml.so", tests_dir);
 }
 
 /* A temp dir with a symlink "proc" the test repoints between fixtures. */
