@@ -72,7 +72,25 @@ static uint64_t ring_capacity_from_env(void)
 }
 
 extern MT_HIDDEN void mt_capture_reset_thread(void);
-static void ring_failed(void);
+
+/* This process image's ring in the run (mt_ctl is mapped): counted among
+ * the run's producers, or, when none can be made (/dev/shm full), among the
+ * processes that run untracked, which the agent records.  Returns 1 for the
+ * run's first such failure, so that one line tells of it. */
+static int open_ring(uint32_t flags)
+{
+    mt_count_producer();
+    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, flags, rank_info.rank,
+                                     rank_info.world_size);
+    return !mt_ring && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0;
+}
+
+/* A child or fork of a live run that got no ring. */
+static void say_untracked(void)
+{
+    say_line("cannot create a capture ring (is /dev/shm full?)",
+             "this process runs untracked, and the run records that");
+}
 
 static void atfork_child(void)
 {
@@ -82,11 +100,8 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
-    mt_count_producer();
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
-                                     rank_info.world_size);
-    if (!mt_ring)
-        ring_failed();
+    if (open_ring(0))
+        say_untracked();
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -133,15 +148,6 @@ static void go_passive(const char *why)
     setenv(MT_ENV_OFF, "1", 1); /* children stay quiet instead of repeating this */
     if (strict_mode())
         _exit(125);
-}
-
-/* A process of a live run that got no ring (/dev/shm full, most likely):
- * counted for the agent to record, and told once per run on stderr. */
-static void ring_failed(void)
-{
-    if (mt_ctl && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0)
-        say_line("cannot create a capture ring (is /dev/shm full?)",
-                 "this process runs untracked, and the run records that");
 }
 
 struct start_ctx {
@@ -205,13 +211,11 @@ static void start_run(void)
         go_passive("cannot open the run's capture channel");
         return;
     }
-    if (!(mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, MT_RING_PRIMARY,
-                                           rank_info.rank, rank_info.world_size))) {
-        atomic_fetch_add(&mt_ctl->rings_failed, 1);
+    open_ring(MT_RING_PRIMARY); /* other ranks of a shared run count too */
+    if (!mt_ring) {
         go_passive("cannot create a capture ring (is /dev/shm full?)");
         return;
     }
-    mt_count_producer(); /* other ranks of a shared run count too */
     setenv(MT_ENV_CHANNEL, ans.channel, 1);
     setenv(MT_ENV_RUN_ID, ans.run_id, 1);
 }
@@ -222,11 +226,8 @@ static void join_run(const char *chan)
     mt_ctl = mt_channel_map_ctl(channel_dir);
     if (!mt_ctl)
         return; /* the run is over or its channel is gone: stay quiet */
-    mt_count_producer();
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, 0, rank_info.rank,
-                                     rank_info.world_size);
-    if (!mt_ring)
-        ring_failed();
+    if (open_ring(0))
+        say_untracked();
 }
 
 __attribute__((constructor)) static void mt_shim_init(void)
