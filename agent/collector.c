@@ -19,7 +19,6 @@
 #include "mt_symbolize.h"
 #include "mt_tail.h"
 
-
 static int open_pidfd(pid_t pid)
 {
 #ifdef SYS_pidfd_open
