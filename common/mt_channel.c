@@ -2,6 +2,7 @@
 #include "mt_channel.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <stdio.h>
@@ -105,14 +106,14 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     return r;
 }
 
-void mt_ctl_ring_bell(struct mt_ctl *ctl)
+void mt_ctl_wake(struct mt_ctl *ctl)
 {
-    if (!atomic_load_explicit(&ctl->sleeping, memory_order_relaxed))
-        return;
     unsigned expected = 1;
     if (atomic_compare_exchange_strong(&ctl->sleeping, &expected, 0)) {
+        int saved = errno;
         atomic_fetch_add(&ctl->doorbell, 1);
         syscall(SYS_futex, &ctl->doorbell, FUTEX_WAKE, 1, NULL, NULL, 0);
+        errno = saved;
     }
 }
 

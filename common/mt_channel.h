@@ -63,8 +63,16 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
  * the end of a run; `metrictap run` when the agent died and left it). */
 void mt_channel_remove(const char *dir, struct mt_ctl *ctl);
 
-/* Wakes the agent if it is asleep.  Async-signal-safe. */
-void mt_ctl_ring_bell(struct mt_ctl *ctl);
+/* Wakes the agent if it is asleep.  Async-signal-safe, errno untouched.
+ * Producers call it after every record, so the usual answer (awake) is a
+ * load inline. */
+void mt_ctl_wake(struct mt_ctl *ctl);
+
+static inline void mt_ctl_ring_bell(struct mt_ctl *ctl)
+{
+    if (atomic_load_explicit(&ctl->sleeping, memory_order_relaxed))
+        mt_ctl_wake(ctl);
+}
 
 /* Agent side, in two steps so no push is missed: mt_ctl_sleep_begin marks the
  * agent asleep and returns the bell's value; the agent then looks at its rings

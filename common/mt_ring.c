@@ -1,6 +1,7 @@
 /* mt_ring: see mt_ring.h for the contract. */
 #include "mt_ring.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -62,8 +63,12 @@ static int back_upto(struct mt_ring_header *r, uint64_t end)
     uint64_t have = atomic_load_explicit(&r->backed, memory_order_acquire);
     if (want <= have)
         return 0;
-    /* Idempotent, so threads racing here do no harm. */
-    if (mt_ring_populate(ring_data(r) + have, want - have) != 0)
+    /* Idempotent, so threads racing here do no harm.  The program's errno
+     * is its own: a push never changes it. */
+    int saved = errno;
+    int failed = mt_ring_populate(ring_data(r) + have, want - have) != 0;
+    errno = saved;
+    if (failed)
         return -1;
     while (have < want && !atomic_compare_exchange_weak_explicit(
                               &r->backed, &have, want, memory_order_release, memory_order_acquire))
@@ -71,8 +76,8 @@ static int back_upto(struct mt_ring_header *r, uint64_t end)
     return 0;
 }
 
-int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
-                  const void *a, uint32_t alen, const void *b, uint32_t blen)
+static inline int push(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns, const void *a,
+                       uint32_t alen, const void *b, uint32_t blen, int solo)
 {
     uint32_t len = alen + blen;
     uint64_t total = mt_rec_total(len);
@@ -104,8 +109,7 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
             atomic_fetch_add_explicit(&r->dropped_unbacked, 1, memory_order_relaxed);
             return -1;
         }
-        if (atomic_compare_exchange_weak_explicit(&r->head, &head, head + pad + total,
-                                                  memory_order_relaxed, memory_order_relaxed))
+        if (mt_ring_move_head(r, &head, end, solo))
             break;
     }
     char *data = ring_data(r);
@@ -117,16 +121,20 @@ int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
         atomic_store_explicit(&p->seq, head + 1, memory_order_release);
     }
     rec_pos = head + pad;
-    struct mt_rec *rec = (struct mt_rec *)(data + (rec_pos & mask));
-    rec->ts_ns = ts_ns;
-    rec->len = len;
-    rec->meta = meta;
-    if (alen)
-        memcpy((char *)(rec + 1), a, alen);
-    if (blen)
-        memcpy((char *)(rec + 1) + alen, b, blen);
-    atomic_store_explicit(&rec->seq, rec_pos + 1, memory_order_release);
+    mt_ring_fill(r, rec_pos, meta, ts_ns, a, alen, b, blen);
     return 0;
+}
+
+int mt_ring_push2(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                  const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+    return push(r, meta, ts_ns, a, alen, b, blen, 0);
+}
+
+int mt_ring_push2_solo(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                       const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+    return push(r, meta, ts_ns, a, alen, b, blen, 1);
 }
 
 /* The consumer's position: read_pos, handed to producers through `tail`

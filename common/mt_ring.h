@@ -5,11 +5,12 @@
  * (the single consumer).  The layout is part of the shim/agent contract, so
  * both sides include this header and nothing else of each other.
  *
- * Producers never block, never allocate and take no lock: a record is reserved
- * with a CAS on `head`, filled, then published by storing its absolute position
- * plus one into its `seq` word with release order (plus one, so the zeroed
- * memory of a new ring does not look like a record at position 0).  When the ring is full the record is
- * dropped and counted in the header (dropped_records / dropped_bytes); the
+ * Producers never block, never allocate, take no lock and leave errno alone:
+ * a record is reserved with a CAS on `head`, filled, then published by
+ * storing its absolute position plus one into its `seq` word with release
+ * order (plus one, so the zeroed memory of a new ring does not look like a
+ * record at position 0).  When the ring is full the record is dropped and
+ * counted in the header (dropped_records / dropped_bytes); the
  * agent reports those counts in the run's events.
  *
  * A ring file on tmpfs is sparse: its pages get memory when first written,
@@ -140,6 +141,78 @@ static inline int mt_ring_push(struct mt_ring_header *r, uint32_t meta, uint64_t
                                const void *data, uint32_t len)
 {
     return mt_ring_push2(r, meta, ts_ns, data, len, NULL, 0);
+}
+
+/* mt_ring_push2 for a caller that is the ring's only producer thread (a
+ * process with one thread): the same record, reserved without a locked
+ * instruction.  A signal handler on the same thread may still push. */
+int mt_ring_push2_solo(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                       const void *a, uint32_t alen, const void *b, uint32_t blen);
+
+/* Moves head from *expected to `desired`, or loads the current head into
+ * *expected.  `solo`: the caller's thread is the ring's only producer, so
+ * only a signal handler on this same thread could move head meanwhile, and a
+ * single instruction cannot be interrupted halfway: x86's cmpxchg without the
+ * lock prefix suffices, and it does not wait for the store buffer to drain as
+ * a locked one does on every record. */
+static inline int mt_ring_move_head(struct mt_ring_header *r, uint64_t *expected,
+                                    uint64_t desired, int solo)
+{
+#if defined(__x86_64__)
+    if (solo) {
+        uint64_t prev = *expected;
+        __asm__ volatile("cmpxchgq %2, %1"
+                         : "+a"(prev), "+m"(*(uint64_t *)&r->head)
+                         : "r"(desired)
+                         : "memory", "cc");
+        if (prev == *expected)
+            return 1;
+        *expected = prev;
+        return 0;
+    }
+#else
+    (void)solo;
+#endif
+    return atomic_compare_exchange_weak_explicit(&r->head, expected, desired,
+                                                 memory_order_relaxed, memory_order_relaxed);
+}
+
+/* Writes and publishes the record reserved at absolute position `pos`. */
+static inline void mt_ring_fill(struct mt_ring_header *r, uint64_t pos, uint32_t meta,
+                                uint64_t ts_ns, const void *a, uint32_t alen, const void *b,
+                                uint32_t blen)
+{
+    char *data = (char *)r + MT_RING_HDR_SIZE;
+    struct mt_rec *rec = (struct mt_rec *)(data + (pos & (r->capacity - 1)));
+    rec->ts_ns = ts_ns;
+    rec->len = alen + blen;
+    rec->meta = meta;
+    if (alen)
+        __builtin_memcpy((char *)(rec + 1), a, alen);
+    if (blen)
+        __builtin_memcpy((char *)(rec + 1) + alen, b, blen);
+    atomic_store_explicit(&rec->seq, pos + 1, memory_order_release);
+}
+
+/* mt_ring_push2_solo of one piece, with its common case inline for the
+ * shim's stdio path: the record fits before the end of the data area, in
+ * memory already backed, with room by the producers' copy of tail.
+ * Anything else (wrap, first touch of a chunk, a ring that looks full) takes
+ * the general path. */
+static inline int mt_ring_push_solo(struct mt_ring_header *r, uint32_t meta, uint64_t ts_ns,
+                                    const void *data, uint32_t len)
+{
+    uint64_t cap = r->capacity;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t end = head + mt_rec_total(len);
+    if (len <= mt_ring_max_payload(cap) && (head & (cap - 1)) + (end - head) <= cap &&
+        (head >= cap || end <= atomic_load_explicit(&r->backed, memory_order_relaxed)) &&
+        end - atomic_load_explicit(&r->tail_seen, memory_order_relaxed) <= cap &&
+        mt_ring_move_head(r, &head, end, 1)) {
+        mt_ring_fill(r, head, meta, ts_ns, data, len, NULL, 0);
+        return 0;
+    }
+    return mt_ring_push2_solo(r, meta, ts_ns, data, len, NULL, 0);
 }
 
 /* ---- consumer side: exactly one consumer per ring ---- */

@@ -63,22 +63,24 @@ MT_HIDDEN void mt_count_producer(void)
     }
 }
 
-MT_HIDDEN int mt_stream_of_file(FILE *fp)
-{
-    return mt_stream_of_fd(fp->_fileno);
-}
-
 MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b, size_t blen)
 {
     struct mt_ring_header *r = mt_ring;
     if (!r || (alen + blen) == 0)
         return;
-    int saved = errno;
+    /* Nothing below changes errno (see mt_ring.h and mt_channel.h). */
     uint64_t ts = stamp_ns();
     uint32_t meta = MT_REC_META(MT_REC_DATA, stream, tid());
     size_t max = mt_ring_max_payload(r->capacity);
     if (alen + blen <= max) {
-        mt_ring_push2(r, meta, ts, a, (uint32_t)alen, b, (uint32_t)blen);
+        /* With one thread only a signal handler could push meanwhile, and
+         * the solo reservation is safe against that. */
+        if (__libc_single_threaded && !blen)
+            mt_ring_push_solo(r, meta, ts, a, (uint32_t)alen);
+        else if (__libc_single_threaded)
+            mt_ring_push2_solo(r, meta, ts, a, (uint32_t)alen, b, (uint32_t)blen);
+        else
+            mt_ring_push2(r, meta, ts, a, (uint32_t)alen, b, (uint32_t)blen);
     } else {
         /* Longer than one record may be: split, in order. */
         const char *parts[2] = { a, b };
@@ -91,7 +93,6 @@ MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b,
     }
     if (mt_ctl)
         mt_ctl_ring_bell(mt_ctl);
-    errno = saved;
 }
 
 MT_HIDDEN void mt_capture_end(int kind, int value)

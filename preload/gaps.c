@@ -6,33 +6,15 @@
  * pointer at the next interposed call, __overflow, fflush, fclose or exit was
  * written inline, and is recorded then. */
 #include <stdio.h>
-#include <sys/single_threaded.h>
 
 #include "shim.h"
 
-struct gap {
-    FILE *fp;
-    char *mark; /* write pointer after our last look */
-    char *base; /* the buffer the mark points into */
-};
+MT_HIDDEN struct mt_gap mt_gaps[3];
 
-static struct gap gaps[3]; /* by stream: 1 stdout, 2 stderr */
-
-MT_HIDDEN void mt_gap_mark(FILE *fp, int stream)
+/* The slow side of mt_gap_catch_up: the write pointer moved since the mark. */
+MT_HIDDEN void mt_gap_record(FILE *fp, int stream)
 {
-    if (stream < 1 || stream > 2 || !__libc_single_threaded)
-        return;
-    struct gap *g = &gaps[stream];
-    g->fp = fp;
-    g->mark = fp->_IO_write_ptr;
-    g->base = fp->_IO_write_base;
-}
-
-MT_HIDDEN void mt_gap_catch_up(FILE *fp, int stream)
-{
-    if (stream < 1 || stream > 2 || !__libc_single_threaded)
-        return;
-    struct gap *g = &gaps[stream];
+    struct mt_gap *g = &mt_gaps[stream];
     char *now = fp->_IO_write_ptr;
     if (g->fp == fp && g->mark && g->base == fp->_IO_write_base && now > g->mark &&
         now <= fp->_IO_buf_end)
@@ -45,8 +27,8 @@ MT_HIDDEN void mt_gap_catch_up_all(void)
     if (!mt_ring)
         return;
     for (int s = 1; s <= 2; s++)
-        if (gaps[s].fp && mt_stream_of_file(gaps[s].fp) == s)
-            mt_gap_catch_up(gaps[s].fp, s);
+        if (mt_gaps[s].fp && mt_stream_of_file(mt_gaps[s].fp) == s)
+            mt_gap_catch_up(mt_gaps[s].fp, s);
 }
 
 /* Called by inline putc when the buffer is full: the buffer holds inline
@@ -97,7 +79,7 @@ MT_EXPORT int fclose(FILE *fp)
         int stream = mt_stream_of_file(fp);
         if (stream) {
             mt_gap_catch_up(fp, stream);
-            gaps[stream].fp = NULL;
+            mt_gaps[stream].fp = NULL;
         }
     }
     return MT_REAL(fclose, "fclose")(fp);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/single_threaded.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -105,14 +106,49 @@ static inline int mt_stream_of_fd(int fd)
     return (fd == 1 || fd == 2) ? fd : 0;
 }
 
-MT_HIDDEN int mt_stream_of_file(FILE *fp);
+static inline int mt_stream_of_file(FILE *fp)
+{
+    return mt_stream_of_fd(fp->_fileno);
+}
 
 /* Bytes that glibc's inline putc_unlocked & co. put straight into the buffer of
  * stdout or stderr, between interposed calls (gaps.c).  catch_up records
  * what appeared since the last mark; mark notes where the buffer is now.
- * Single-threaded programs only: with threads the FILE lock would be needed. */
-MT_HIDDEN void mt_gap_catch_up(FILE *fp, int stream);
-MT_HIDDEN void mt_gap_mark(FILE *fp, int stream);
+ * Single-threaded programs only: with threads the FILE lock would be needed.
+ * Every stdio wrapper does both, so the usual case (nothing new) is inline. */
+struct mt_gap {
+    FILE *fp;
+    char *mark; /* write pointer after our last look */
+    char *base; /* the buffer the mark points into */
+};
+extern MT_HIDDEN struct mt_gap mt_gaps[3]; /* by stream: 1 stdout, 2 stderr */
+
+MT_HIDDEN void mt_gap_record(FILE *fp, int stream);
+
+static inline int mt_gap_tracked(int stream)
+{
+    return stream >= 1 && stream <= 2 && __libc_single_threaded;
+}
+
+static inline void mt_gap_mark(FILE *fp, int stream)
+{
+    if (!mt_gap_tracked(stream))
+        return;
+    struct mt_gap *g = &mt_gaps[stream];
+    g->fp = fp;
+    g->mark = fp->_IO_write_ptr;
+    g->base = fp->_IO_write_base;
+}
+
+static inline void mt_gap_catch_up(FILE *fp, int stream)
+{
+    if (!mt_gap_tracked(stream))
+        return;
+    struct mt_gap *g = &mt_gaps[stream];
+    if (g->fp != fp || g->mark != fp->_IO_write_ptr || g->base != fp->_IO_write_base)
+        mt_gap_record(fp, stream);
+}
+
 MT_HIDDEN void mt_gap_catch_up_all(void);
 
 /* Records bytes the program wrote to `stream`.  Splits what one record cannot

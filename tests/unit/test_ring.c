@@ -212,6 +212,51 @@ MT_TEST(a_chunk_without_memory_drops_then_recovers)
     munmap(mem, MT_RING_HDR_SIZE + cap);
 }
 
+/* The shim's single-threaded path (mt_ring_push_solo, inline, falling back
+ * to mt_ring_push2_solo) must lay out byte for byte what the locked path
+ * does: across laps and wrap padding, when the ring is full, and when a new
+ * chunk of a sparse ring needs memory first. */
+MT_TEST(solo_pushes_lay_out_what_locked_pushes_do)
+{
+    uint64_t cap = 2 * MT_RING_CHUNK, size = MT_RING_HDR_SIZE + cap;
+    struct mt_ring_header *ring[2];
+    for (int k = 0; k < 2; k++) {
+        ring[k] = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        MT_CHECK(ring[k] != MAP_FAILED);
+        mt_ring_init(ring[k], cap, 42, 0);
+        if (mt_ring_populate(ring[k], 4096) == 0)
+            ring[k]->backed = MT_RING_CHUNK; /* the second chunk on first reach */
+    }
+    char buf[5000];
+    uint64_t pushed[2] = { 0, 0 }, consumed[2] = { 0, 0 };
+    for (uint32_t i = 0; i < 20000; i++) {
+        uint32_t len = (i * 2654435761u) % 4000u; /* 0..3999, some fit, some wrap */
+        memset(buf, (char)('a' + i % 26), len);
+        uint32_t meta = MT_REC_META(MT_REC_DATA, 1 + i % 2, i & 0xffffff);
+        if (mt_ring_push(ring[0], meta, i, buf, len) == 0)
+            pushed[0]++;
+        if (mt_ring_push_solo(ring[1], meta, i, buf, len) == 0)
+            pushed[1]++;
+        if (i % 1000 < 700) /* the consumer keeps up, then falls behind */
+            continue;
+        for (int k = 0; k < 2; k++) {
+            struct mt_rec_view v;
+            for (int n = 0; n < 3 && mt_ring_peek(ring[k], &v) == 1; n++) {
+                mt_ring_consume(ring[k]);
+                consumed[k]++;
+            }
+        }
+    }
+    MT_CHECK(pushed[0] == pushed[1] && consumed[0] == consumed[1]);
+    MT_CHECK(ring[0]->dropped_records > 0);
+    MT_CHECK(ring[0]->dropped_records == ring[1]->dropped_records);
+    MT_CHECK(atomic_load(&ring[0]->head) == atomic_load(&ring[1]->head));
+    MT_CHECK(atomic_load(&ring[0]->head) > 2 * cap);
+    MT_CHECK(memcmp((char *)ring[0] + MT_RING_HDR_SIZE, (char *)ring[1] + MT_RING_HDR_SIZE, cap) == 0);
+    for (int k = 0; k < 2; k++)
+        munmap(ring[k], size);
+}
+
 int main(void)
 {
     return mt_test_main();
