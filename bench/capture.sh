@@ -9,6 +9,13 @@
 # gives the whole `metrictap run` command's time, which includes the agent
 # finishing its backlog after the program exited.
 #
+# Two rows time capture inside one wrapped process (capture_inproc.c):
+# blocks of the loop alternate between the shim's printf and glibc's own,
+# and the figure is the median of 199 per-pair ratios, to a file and to a
+# drained pipe.  The machine's swings cancel out there, so these rows show
+# what capture itself costs, agent included; the program-time rows above
+# carry the machine's noise as well.
+#
 # A last row measures the machine rather than metrictap: the same loop with
 # a busy shell loop on the other core.  Where the two cores interfere (SMT
 # siblings, a shared host), any work beside the program slows it, and the
@@ -68,6 +75,19 @@ info "pipe, loop CPU s" plain_pipe_cpu wrapped_pipe_cpu
 row "capture: printf loop to a file, ${N} lines (program time)" "$wf" "$pf" "<= 1.10" s
 row "capture: printf loop to a drained pipe (program time)" "$wp" "$pp" "<= 1.05" s
 row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s
+# Inside one process: captured blocks against direct ones.
+inproc="$root/build/bench/capture_inproc"
+ratio_of() { sed -n 's/^ratio_median=\([0-9.]*\).*/\1/p' "$1"; }
+"$cli" run -- "$inproc" 400 25000 > out.txt 2> err.txt
+file_inproc=$(ratio_of err.txt); echo "INFO capture inside one process, file: $(grep ratio_median err.txt)"
+"$cli" run -- "$inproc" 400 25000 2> err.txt | cat > /dev/null
+pipe_inproc=$(ratio_of err.txt); echo "INFO capture inside one process, pipe: $(grep ratio_median err.txt)"
+"$inproc" 400 25000 > out.txt 2> err.txt
+echo "INFO capture inside one process, unwrapped control (both sides glibc): $(grep ratio_median err.txt)"
+printf 'ROW\t%s\t%s\t%s\t%s\t%s\n' "capture inside one process: captured/direct printf blocks, file" \
+    "$file_inproc" "1.000" "$file_inproc" "report (cf. <= 1.10)"
+printf 'ROW\t%s\t%s\t%s\t%s\t%s\n' "capture inside one process: captured/direct printf blocks, pipe" \
+    "$pipe_inproc" "1.000" "$pipe_inproc" "report (cf. <= 1.05)"
 # The machine: the unwrapped loop beside a busy loop on the other core.
 : > alone; : > beside
 for _ in $(seq "$R"); do
