@@ -11,10 +11,11 @@
 #
 # Two rows time capture inside one wrapped process (capture_inproc.c):
 # blocks of the loop alternate between the shim's printf and glibc's own,
-# and the figure is the median of 199 per-pair ratios, to a file and to a
-# drained pipe.  The machine's swings cancel out there, so these rows show
-# what capture itself costs, agent included; the program-time rows above
-# carry the machine's noise as well.
+# each after a pause in which the agent catches up, and the figure is the
+# median of 99 per-pair ratios, to a file and to a drained pipe.  The
+# machine's slow swings cancel out there, so these rows show what capture
+# costs while the agent drains a burst beside the program; the program-time
+# rows above carry the machine's noise as well.
 #
 # A last row measures the machine rather than metrictap: the same loop with
 # a busy shell loop on the other core.  Where the two cores interfere (SMT
@@ -78,11 +79,11 @@ row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s
 # Inside one process: captured blocks against direct ones.
 inproc="$root/build/bench/capture_inproc"
 ratio_of() { sed -n 's/^ratio_median=\([0-9.]*\).*/\1/p' "$1"; }
-"$cli" run -- "$inproc" 400 25000 > out.txt 2> err.txt
+"$cli" run -- "$inproc" 200 25000 > out.txt 2> err.txt
 file_inproc=$(ratio_of err.txt); echo "INFO capture inside one process, file: $(grep ratio_median err.txt)"
-"$cli" run -- "$inproc" 400 25000 2> err.txt | cat > /dev/null
+"$cli" run -- "$inproc" 200 25000 2> err.txt | cat > /dev/null
 pipe_inproc=$(ratio_of err.txt); echo "INFO capture inside one process, pipe: $(grep ratio_median err.txt)"
-"$inproc" 400 25000 > out.txt 2> err.txt
+"$inproc" 200 25000 > out.txt 2> err.txt
 echo "INFO capture inside one process, unwrapped control (both sides glibc): $(grep ratio_median err.txt)"
 printf 'ROW\t%s\t%s\t%s\t%s\t%s\n' "capture inside one process: captured/direct printf blocks, file" \
     "$file_inproc" "1.000" "$file_inproc" "report (cf. <= 1.10)"
