@@ -204,7 +204,6 @@ static enum mt_upload_result ensure_experiment(struct mlf *b, const char *name)
     return res;
 }
 
-/* A run created by an earlier attempt whose answer was lost carries our tag. */
 /* Takes the run id and artifact location from a run's "info" object (older
  * servers call the id run_uuid).  Returns 1 when it had an id. */
 static int adopt_run(struct mlf *b, const cJSON *info)
@@ -219,6 +218,7 @@ static int adopt_run(struct mlf *b, const cJSON *info)
     return 1;
 }
 
+/* A run created by an earlier attempt whose answer was lost carries our tag. */
 static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *found)
 {
     struct mt_mlflow_resp r;

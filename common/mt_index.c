@@ -226,8 +226,6 @@ static int add_values(struct mt_index *ix, sqlite3_int64 rid, int src, const cha
     return c.failed ? -1 : 0;
 }
 
-/* The row, its tags and values; inside a transaction.  With only_new an
- * existing row is left alone. */
 /* Steps a statement with `RETURNING rowid`: *rid is the row it touched, 0 for
  * none.  Leaves the statement reset and unbound; -1 on an error. */
 static int step_returning_id(sqlite3_stmt *st, sqlite3_int64 *rid)
@@ -241,6 +239,8 @@ static int step_returning_id(sqlite3_stmt *st, sqlite3_int64 *rid)
     return s == SQLITE_DONE ? 0 : -1;
 }
 
+/* The row, its tags and values; inside a transaction.  With only_new an
+ * existing row is left alone. */
 static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int only_new,
                       const cJSON *config, const cJSON *summary)
 {

@@ -282,8 +282,6 @@ static void put_pair(struct mt_buf *b, const struct key *k)
     put_value(b, k);
 }
 
-static void flush_general(struct mt_history *h, struct mt_buf *b, double runtime, double ts_unix);
-
 /* The keys of the row being closed, in row order: the axes in force first,
  * then the row's own values in the order seen.  Walk with *i starting at 0;
  * NULL at the end. */
@@ -345,6 +343,21 @@ static int flush_verbatim(struct mt_history *h, struct mt_buf *b, double runtime
     return 1;
 }
 
+/* Any row: values of every kind, through the buffer's checked appends. */
+static void flush_general(struct mt_history *h, struct mt_buf *b, double runtime, double ts_unix)
+{
+    mt_buf_adds(b, "{\"_step\":");
+    mt_buf_u64(b, h->step);
+    mt_buf_adds(b, ",\"_runtime\":");
+    mt_buf_fixed(b, runtime, 3);
+    mt_buf_adds(b, ",\"_timestamp\":");
+    mt_buf_fixed(b, ts_unix, 6);
+    const struct key *k;
+    for (uint32_t i = 0; (k = row_key(h, &i));)
+        put_pair(b, k);
+    mt_buf_addc(b, '}');
+}
+
 void mt_history_flush(struct mt_history *h, double ts_unix)
 {
     if (!h->pending_metrics) {
@@ -369,21 +382,6 @@ void mt_history_flush(struct mt_history *h, double ts_unix)
     h->npending = 0;
     h->pending_metrics = 0;
     h->gen++;
-}
-
-/* Any row: values of every kind, through the buffer's checked appends. */
-static void flush_general(struct mt_history *h, struct mt_buf *b, double runtime, double ts_unix)
-{
-    mt_buf_adds(b, "{\"_step\":");
-    mt_buf_u64(b, h->step);
-    mt_buf_adds(b, ",\"_runtime\":");
-    mt_buf_fixed(b, runtime, 3);
-    mt_buf_adds(b, ",\"_timestamp\":");
-    mt_buf_fixed(b, ts_unix, 6);
-    const struct key *k;
-    for (uint32_t i = 0; (k = row_key(h, &i));)
-        put_pair(b, k);
-    mt_buf_addc(b, '}');
 }
 
 static void set_value(struct key *k, const struct mt_field *f)

@@ -22,9 +22,6 @@ static inline uint32_t tid(void)
 
 MT_HIDDEN int mt_fine_clock;
 
-/* The fine monotonic clock: the agent merges the rings of a process tree by
- * it, so output from a child that exited and its parent's next line keep
- * their order; the coarse clock's 4 ms ticks did not. */
 static inline uint64_t clock_ns(clockid_t clock)
 {
     struct timespec ts;
@@ -32,6 +29,9 @@ static inline uint64_t clock_ns(clockid_t clock)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* The fine monotonic clock: the agent merges the rings of a process tree by
+ * it, so output from a child that exited and its parent's next line keep
+ * their order; the coarse clock's 4 ms ticks did not. */
 static inline uint64_t now_ns(void)
 {
     return clock_ns(CLOCK_MONOTONIC);
