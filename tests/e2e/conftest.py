@@ -61,7 +61,10 @@ class MlflowServer:
              "--artifacts-destination", f"{self.tmp}/art", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_ALLOW_FILE_STORE": "true"})
+            # No job runner: the tests use none, and the server makes its
+            # store in a /dev/shm directory that a killed server leaves behind.
+            env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_ALLOW_FILE_STORE": "true",
+                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         if wait:
             self.wait_ready()
 

@@ -381,22 +381,30 @@ def test_agent_leaves_the_terminal_group_but_shares_the_session(bin_dir, workdir
     p = subprocess.Popen([str(CLI), "run", "--", str(exe), "slow"], cwd=workdir,
                          env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
+    # The run directory exists once the agent is set up; until then the
+    # first half of its double fork may still be there under the same name.
+    store = workdir / "metrictap"
     deadline = time.monotonic() + 10
-    agents = []
-    while not agents and time.monotonic() < deadline:
+    while not (store / "latest-run").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    agent = stat = status = None
+    while stat is None and time.monotonic() < deadline:
         agents = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
                                  f"{p.pid} "], capture_output=True, text=True).stdout.split()
+        try:
+            if len(agents) == 1:
+                agent = int(agents[0])
+                stat = Path(f"/proc/{agent}/stat").read_text()
+                status = Path(f"/proc/{agent}/status").read_text()
+        except FileNotFoundError:
+            stat = None
         time.sleep(0.01)
-    assert len(agents) == 1
-    agent = int(agents[0])
-    time.sleep(0.3)  # past its start-up
-    stat = Path(f"/proc/{agent}/stat").read_text()
+    assert stat and status, agents
     fields = stat[stat.rindex(")") + 2:].split()
     pgrp, session, nice = int(fields[2]), int(fields[3]), int(fields[16])
     assert pgrp == agent
     assert session == os.getsid(p.pid) == p.pid
     assert nice == 10
-    status = Path(f"/proc/{agent}/status").read_text()
     ignored = int(next(l.split()[1] for l in status.splitlines() if l.startswith("SigIgn:")), 16)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         assert ignored & (1 << (sig - 1)), sig
