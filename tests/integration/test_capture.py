@@ -47,6 +47,22 @@ def c_victim(bin_dir, src, opt):
     return build(bin_dir, src, name, "cc", "-w", *flags, "-lpthread")
 
 
+def agent_of(launcher, store, timeout=30):
+    """The pid of the agent that `metrictap run` (pid `launcher`) started,
+    once it is set up: its run directory exists by then, and the first half
+    of its double fork, which carries the same command line, is gone."""
+    deadline = time.monotonic() + timeout
+    while not (Path(store) / "latest-run").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
+                                f"{launcher} "], capture_output=True, text=True).stdout.split()
+        if len(found) == 1:
+            return int(found[0])
+        time.sleep(0.01)
+    raise AssertionError(f"no single agent of {launcher}: {found}")
+
+
 def run_as(mode, argv, cwd, env=None, wrap="run"):
     """Runs argv unwrapped (wrap=None), under `metrictap run` or bare preload,
     with stdout on a pipe, a file or a pty.  Returns (rc, stdout, stderr)."""
@@ -205,12 +221,7 @@ def test_process_turns_keep_their_order(bin_dir, workdir, how):
     agent = None
     try:
         deadline = time.time() + 30
-        while agent is None and time.time() < deadline:
-            found = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
-                                    f"{p.pid} "], capture_output=True, text=True).stdout.split()
-            agent = int(found[0]) if found else None
-            time.sleep(0.01)
-        assert agent, "no agent found"
+        agent = agent_of(p.pid, workdir / "metrictap")
         os.kill(agent, signal.SIGSTOP)
         gate.touch()
         done = Path(str(gate) + ".done")
@@ -351,14 +362,9 @@ def test_agent_killed_mid_run(bin_dir, workdir):
     p = subprocess.Popen([str(CLI), "run", "--", str(exe), "slow"], cwd=workdir, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = workdir / "metrictap"
-    deadline = time.monotonic() + 10
-    while not (store / "latest-run").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    agent = agent_of(p.pid, store, timeout=10)
     time.sleep(1.0)
-    agents = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
-                             f"{p.pid} "], capture_output=True, text=True).stdout.split()
-    assert len(agents) == 1
-    os.kill(int(agents[0]), signal.SIGKILL)
+    os.kill(agent, signal.SIGKILL)
     out, err = p.communicate(timeout=20)
     assert (p.returncode, out, err) == want
     run_dir = latest_run(store, wait=False)
@@ -381,25 +387,9 @@ def test_agent_leaves_the_terminal_group_but_shares_the_session(bin_dir, workdir
     p = subprocess.Popen([str(CLI), "run", "--", str(exe), "slow"], cwd=workdir,
                          env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
-    # The run directory exists once the agent is set up; until then the
-    # first half of its double fork may still be there under the same name.
-    store = workdir / "metrictap"
-    deadline = time.monotonic() + 10
-    while not (store / "latest-run").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    agent = stat = status = None
-    while stat is None and time.monotonic() < deadline:
-        agents = subprocess.run(["pgrep", "-f", "metrictap-agent --status-fd 3 --launcher-pid "
-                                 f"{p.pid} "], capture_output=True, text=True).stdout.split()
-        try:
-            if len(agents) == 1:
-                agent = int(agents[0])
-                stat = Path(f"/proc/{agent}/stat").read_text()
-                status = Path(f"/proc/{agent}/status").read_text()
-        except FileNotFoundError:
-            stat = None
-        time.sleep(0.01)
-    assert stat and status, agents
+    agent = agent_of(p.pid, workdir / "metrictap", timeout=10)
+    stat = Path(f"/proc/{agent}/stat").read_text()
+    status = Path(f"/proc/{agent}/status").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     pgrp, session, nice = int(fields[2]), int(fields[3]), int(fields[16])
     assert pgrp == agent
