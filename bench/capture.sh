@@ -35,19 +35,29 @@ export METRICTAP_DIR="$work/store"
 
 elapsed() { sed -n 's/^elapsed_s=\([0-9.]*\).*/\1/p' "$1"; }
 cpu() { sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$1"; }
+# Wall minus CPU: the time the loop was runnable or blocked but not running,
+# and its involuntary switches.  Unlike wall time this barely moves with the
+# machine's speed, so it shows the scheduler's part on its own.
+offcpu() { sed -n 's/^elapsed_s=\([0-9.]*\) cpu_s=\([0-9.]*\) ivcsw=\([0-9]*\).*/\1 \2 \3/p' "$1" |
+    awk '{printf "%.3f %d\n", $1 - $2, $3}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 best() { sort -g | head -1; }
 now() { date +%s.%N; }
 
 : > plain_file; : > wrapped_file; : > plain_pipe; : > wrapped_pipe; : > wrapped_total; : > plain_total
 : > plain_file_cpu; : > wrapped_file_cpu; : > plain_pipe_cpu; : > wrapped_pipe_cpu
+: > plain_file_off; : > wrapped_file_off; : > plain_pipe_off; : > wrapped_pipe_off
 for _ in $(seq "$R"); do
     t0=$(now); "$loop" "$N" > out.txt 2> err.txt; t1=$(now)
     elapsed err.txt >> plain_file; cpu err.txt >> plain_file_cpu; echo "$t1 - $t0" | bc -l >> plain_total
+    offcpu err.txt >> plain_file_off
     t0=$(now); "$cli" run -- "$loop" "$N" > out.txt 2> err.txt; t1=$(now)
     elapsed err.txt >> wrapped_file; cpu err.txt >> wrapped_file_cpu; echo "$t1 - $t0" | bc -l >> wrapped_total
+    offcpu err.txt >> wrapped_file_off
     "$loop" "$N" 2> err.txt | cat > /dev/null; elapsed err.txt >> plain_pipe; cpu err.txt >> plain_pipe_cpu
+    offcpu err.txt >> plain_pipe_off
     "$cli" run -- "$loop" "$N" 2> err.txt | cat > /dev/null; elapsed err.txt >> wrapped_pipe; cpu err.txt >> wrapped_pipe_cpu
+    offcpu err.txt >> wrapped_pipe_off
 done
 # Capture completeness of the last file run: captured bytes vs printed bytes.
 last=$(readlink -f "$METRICTAP_DIR/latest-run")
@@ -73,6 +83,10 @@ info "file, loop wall s" plain_file wrapped_file
 info "file, loop CPU s" plain_file_cpu wrapped_file_cpu
 info "pipe, loop wall s" plain_pipe wrapped_pipe
 info "pipe, loop CPU s" plain_pipe_cpu wrapped_pipe_cpu
+off() { # file -> "median off-CPU s, median involuntary switches"
+    echo "$(cut -d' ' -f1 "$1" | median) s, $(cut -d' ' -f2 "$1" | median) switches"
+}
+echo "INFO capture off CPU (wall - CPU, median) and preempted: file $(off wrapped_file_off) wrapped / $(off plain_file_off) plain; pipe $(off wrapped_pipe_off) wrapped / $(off plain_pipe_off) plain"
 row "capture: printf loop to a file, ${N} lines (program time)" "$wf" "$pf" "<= 1.10" s
 row "capture: printf loop to a drained pipe (program time)" "$wp" "$pp" "<= 1.05" s
 row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s

@@ -1,7 +1,8 @@
 /* The print-bound loop of the capture benchmark: N formatted metric lines
  * with printf, as a legacy trainer's inner loop would print them.  Prints the
  * loop's own wall time and the process's CPU time on stderr at the end, so
- * the bench can time the program itself, wrapped or not.
+ * the bench can time the program itself, wrapped or not, and how often it
+ * was preempted.
  *   print_loop N */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,11 @@ int main(int argc, char **argv)
     double elapsed = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    fprintf(stderr, "elapsed_s=%.6f cpu_s=%.6f\n", elapsed,
+    /* Involuntary switches: times another task took this one's CPU (under
+     * `metrictap run ... | cat`, mostly the reader placed beside it). */
+    fprintf(stderr, "elapsed_s=%.6f cpu_s=%.6f ivcsw=%ld\n", elapsed,
             (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+                (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6,
+            ru.ru_nivcsw);
     return 0;
 }
