@@ -17,7 +17,7 @@ one() { # mode label cmd... -> appends "wall cpu" to $label.$mode
     local mode=$1 label=$2; shift 2
     if [ "$mode" = pipe ]; then "$@" "$loop" "$N" 2> err | cat > /dev/null
     else "$@" "$loop" "$N" > out 2> err; fi
-    sed -n 's/^elapsed_s=\([0-9.]*\) cpu_s=\([0-9.]*\)/\1 \2/p' err >> "$label.$mode"
+    sed -n 's/^elapsed_s=\([0-9.]*\) cpu_s=\([0-9.]*\).*/\1 \2/p' err >> "$label.$mode"
 }
 for _ in $(seq "$R"); do
     for mode in file pipe; do
