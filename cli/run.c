@@ -312,8 +312,7 @@ int mt_cmd_run(int argc, char **argv)
     if (mt_capture_needs_pump(cmd[0], why, sizeof why)) {
         if (!(pump = mt_pump_create(err, sizeof err)))
             fail_open(err, strict, cmd);
-        while (ring_cap < cfg.ring_size && ring_cap < MT_RING_MAX_CAPACITY)
-            ring_cap <<= 1; /* it carries the program's output now */
+        ring_cap = mt_ring_capacity_for(cfg.ring_size); /* it carries the program's output now */
     }
     struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
     struct mt_ring_header *ring =

@@ -18,7 +18,6 @@
 #define MT_ENV_RUN_ID   "METRICTAP_RUN_ID_ACTIVE"
 #define MT_ENV_OFF      "METRICTAP_OFF"       /* "1": the shim stays passive */
 #define MT_ENV_AGENT    "METRICTAP_AGENT"     /* path of metrictap-agent (override) */
-#define MT_ENV_RING_SIZE "METRICTAP_RING_SIZE"
 #define MT_ENV_STRICT   "METRICTAP_STRICT"
 
 #define MT_CTL_MAGIC 0x4d54434cu /* "MTCL" */
@@ -26,6 +25,9 @@
 struct mt_ctl {
     uint32_t magic;
     uint32_t agent_pid;
+    /* Bytes of each process's ring (the run's capture.ring_size, rounded by
+     * mt_ring_capacity_for), set by the agent before `magic`. */
+    uint64_t ring_capacity;
     /* The agent sets `sleeping` before it waits on `doorbell` (a futex).  A
      * producer that finds its ring filling up rings the bell only when the
      * agent sleeps, so a busy agent costs producers nothing. */

@@ -113,6 +113,16 @@ static inline uint64_t mt_rec_total(uint32_t len)
     return ((uint64_t)MT_REC_HDR + len + 7u) & ~(uint64_t)7u;
 }
 
+/* The capacity of a ring asked to hold `bytes`: a power of two, within
+ * MT_RING_MIN_CAPACITY and MT_RING_MAX_CAPACITY. */
+static inline uint64_t mt_ring_capacity_for(uint64_t bytes)
+{
+    uint64_t cap = MT_RING_MIN_CAPACITY;
+    while (cap < bytes && cap < MT_RING_MAX_CAPACITY)
+        cap <<= 1;
+    return cap;
+}
+
 /* The largest payload one record may carry in a ring of this capacity;
  * writers split longer data into several records. */
 static inline uint32_t mt_ring_max_payload(uint64_t capacity)

@@ -49,8 +49,8 @@ const struct mt_config_key mt_config_keys[] = {
       "tracking server URL (default MLFLOW_TRACKING_URI)" },
     { "upload.flush_timeout", MT_CFG_DURATION, OFF(upload_flush_timeout), "30s", NULL, 0,
       86400, NULL, "how long the end of a run waits for the upload" },
-    { "capture.ring_size", MT_CFG_SIZE, OFF(ring_size), "16M", NULL, 65536, 1073741824.0,
-      NULL, "capture ring bytes per process" },
+    { "capture.ring_size", MT_CFG_SIZE, OFF(ring_size), "16M", "METRICTAP_RING_SIZE", 65536,
+      1073741824.0, NULL, "capture ring bytes per process (rounded up to a power of two)" },
     { "capture.line_max", MT_CFG_SIZE, OFF(line_max), "64k", NULL, 256, 16777216.0, NULL,
       "longest line offered to the parsers; longer ones are cut and counted" },
     { "strict", MT_CFG_BOOL, OFF(strict), "false", NULL, 0, 0, NULL,
@@ -248,15 +248,16 @@ int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t e
         if (mt_config_apply_file(cfg, "metrictap.yaml", err, errsz) != 0)
             return -1;
     }
-    /* Environment: METRICTAP_* wins over WANDB_*, both over files. */
+    /* Environment: METRICTAP_<KEY> wins over a key's alias (WANDB_*), both
+     * over files. */
     for (const struct mt_config_key *k = mt_config_keys; k->key; k++) {
         char name[128], source[160];
         mt_config_env_name(k->key, name, sizeof name);
         const char *v = env_get(envp, name);
         const char *from = name;
-        if (!v && k->wandb_env) {
-            v = env_get(envp, k->wandb_env);
-            from = k->wandb_env;
+        if (!v && k->alias_env) {
+            v = env_get(envp, k->alias_env);
+            from = k->alias_env;
         }
         if (!v)
             continue;
@@ -300,6 +301,6 @@ void mt_config_print_help(void *file)
             snprintf(what, sizeof what, "%s", types[k->type]);
         fprintf(f, "  %-22s %s\n  %-22s   %s; default: %s\n  %-22s   variable %s%s%s\n",
                 k->key, k->help, "", what, *k->def ? k->def : "none", "", env,
-                k->wandb_env ? ", or " : "", k->wandb_env ? k->wandb_env : "");
+                k->alias_env ? ", or " : "", k->alias_env ? k->alias_env : "");
     }
 }

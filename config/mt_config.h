@@ -84,7 +84,8 @@ struct mt_config_key {
     enum mt_config_type type;
     size_t offset;            /* into struct mt_config */
     const char *def;          /* default, as text */
-    const char *wandb_env;    /* WANDB_* variable of the same meaning, or NULL */
+    const char *alias_env;    /* another variable of the same meaning (W&B's, or
+                                 an older name of ours), or NULL */
     double min, max;          /* bounds for numbers (seconds for durations) */
     const char *choices;      /* for enums: "a|b|c" */
     const char *help;

@@ -28,7 +28,6 @@ MT_HIDDEN MT_TLS int mt_depth;
 
 static char channel_dir[512];
 static struct mt_rank_info rank_info;
-static uint64_t ring_capacity = MT_RING_DEFAULT_CAPACITY;
 
 extern char **environ;
 
@@ -54,23 +53,6 @@ static int strict_mode(void)
     return s && (*s == '1' || *s == 't' || *s == 'y');
 }
 
-static uint64_t ring_capacity_from_env(void)
-{
-    const char *s = getenv(MT_ENV_RING_SIZE);
-    if (!s || !*s)
-        return MT_RING_DEFAULT_CAPACITY;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end == 'k' || *end == 'K')
-        v <<= 10;
-    else if (*end == 'm' || *end == 'M')
-        v <<= 20;
-    uint64_t cap = MT_RING_MIN_CAPACITY;
-    while (cap < v && cap < MT_RING_MAX_CAPACITY)
-        cap <<= 1;
-    return cap;
-}
-
 extern MT_HIDDEN void mt_capture_reset_thread(void);
 
 /* This process image's ring in the run (mt_ctl is mapped): counted among
@@ -80,7 +62,12 @@ extern MT_HIDDEN void mt_capture_reset_thread(void);
 static int open_ring(uint32_t flags)
 {
     mt_count_producer();
-    mt_ring = mt_channel_create_ring(channel_dir, ring_capacity, flags, rank_info.rank,
+    /* The run's capture.ring_size, as the agent read it from the config (a
+     * file, METRICTAP_CAPTURE_RING_SIZE or METRICTAP_RING_SIZE), so that
+     * every process of the run has the same. */
+    uint64_t capacity = mt_ctl->ring_capacity ? mt_ring_capacity_for(mt_ctl->ring_capacity)
+                                              : MT_RING_DEFAULT_CAPACITY;
+    mt_ring = mt_channel_create_ring(channel_dir, capacity, flags, rank_info.rank,
                                      rank_info.world_size);
     return !mt_ring && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0;
 }
@@ -239,7 +226,6 @@ __attribute__((constructor)) static void mt_shim_init(void)
     const char *off = getenv(MT_ENV_OFF);
     if (off && *off == '1')
         goto out;
-    ring_capacity = ring_capacity_from_env();
     mt_rank_from_env(&rank_info);
     const char *chan = getenv(MT_ENV_CHANNEL);
     if (chan && *chan)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (CLI, SHIM, clean_env, latest_run, read_jsonl, read_run, run_dirs,
+                      run_preloaded, run_wrapped,
                       wait_finished)
 from victims import run_pty
 
@@ -236,6 +237,42 @@ def test_process_turns_keep_their_order(bin_dir, workdir, how):
     assert out == want
     run = read_run(latest_run(workdir / "metrictap"))
     assert run["output"] == want
+
+
+# Each process prints the size of its own ring file: the header page plus
+# the ring.  The shell and the shell it starts have a ring each.
+RING_SIZES = ('stat -c %s /dev/shm/metrictap-*/ring.$$.*; '
+              'sh -c \'stat -c %s /dev/shm/metrictap-*/ring.$$.*\'')
+
+
+@pytest.mark.parametrize("source,preload", [
+    ("default", False), ("file", False), ("METRICTAP_CAPTURE_RING_SIZE", False),
+    ("METRICTAP_RING_SIZE", False), ("METRICTAP_RING_SIZE", True)])
+def test_ring_size_from_the_config_reaches_every_process(workdir, source, preload):
+    # capture.ring_size is read once, by the agent, and handed to the shim
+    # through the run's channel: before, only METRICTAP_RING_SIZE reached
+    # the shim, and "1G" read as 1 byte (a 64 KiB ring).
+    env, want = {}, 4096 + (16 << 20)
+    if source == "file":
+        (workdir / "metrictap.yaml").write_text("capture:\n  ring_size: 100k\n")
+        want = 4096 + (128 << 10)  # rounded up to a power of two
+    elif source != "default":
+        env[source] = "1G" if preload else "256k"
+        want = 4096 + ((1 << 30) if preload else (256 << 10))
+    run = run_preloaded if preload else run_wrapped
+    rc, out, err = run(["sh", "-c", RING_SIZES], workdir, env)
+    assert rc == 0, err
+    assert out.decode().split() == [str(want)] * 2
+    if preload:
+        latest_run(workdir / "metrictap")  # let the agent finish before the store goes
+
+
+def test_bad_ring_size_is_one_line_and_the_program_runs(workdir):
+    rc, out, err = run_wrapped(["sh", "-c", "echo hello"], workdir,
+                               {"METRICTAP_RING_SIZE": "lots"})
+    assert rc == 0 and out == b"hello\n"
+    assert err.count(b"\n") == 1
+    assert b"METRICTAP_RING_SIZE" in err and b"capture.ring_size" in err
 
 
 def small_shm_argv(argv, size):
