@@ -17,6 +17,9 @@
 # costs while the agent drains a burst beside the program; the program-time
 # rows above carry the machine's noise as well.
 #
+# A row times a trainer's shape instead: a compute loop printing about
+# 40,000 lines a second, where the agent keeps up and mostly naps.
+#
 # A last row measures the machine rather than metrictap: the same loop with
 # a busy shell loop on the other core.  Where the two cores interfere (SMT
 # siblings, a shared host), any work beside the program slows it, and the
@@ -90,6 +93,16 @@ echo "INFO capture off CPU (wall - CPU, median) and preempted: file $(off wrappe
 row "capture: printf loop to a file, ${N} lines (program time)" "$wf" "$pf" "<= 1.10" s
 row "capture: printf loop to a drained pipe (program time)" "$wp" "$pp" "<= 1.05" s
 row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s
+# A trainer's shape: compute, then a line, about 40,000 lines a second.
+train="$root/build/bench/train_loop"
+: > plain_train; : > wrapped_train
+for _ in $(seq "$((R + 6))"); do
+    "$train" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> plain_train
+    "$cli" run -- "$train" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> wrapped_train
+done
+echo "INFO capture train loop per-pair ratio median: $(pairs plain_train wrapped_train); runs $(tr '\n' ' ' < wrapped_train)/ $(tr '\n' ' ' < plain_train)"
+row "capture: compute loop printing ~40k lines/s to a file (program time)" \
+    "$(median < wrapped_train)" "$(median < plain_train)" "report" s
 # Inside one process: captured blocks against direct ones.
 inproc="$root/build/bench/capture_inproc"
 ratio_of() { sed -n 's/^ratio_median=\([0-9.]*\).*/\1/p' "$1"; }
