@@ -202,6 +202,8 @@ MT_TEST(precedence_files_then_wandb_then_metrictap)
 
     struct mt_config c;
     char *env1[] = { e_home, NULL };
+    char cwd[4096];
+    MT_CHECK(getcwd(cwd, sizeof cwd) != NULL);
     MT_CHECK(chdir(dir) == 0); /* no ./metrictap.yaml here */
     MT_CHECK(mt_config_load(&c, env1, err, sizeof err) == 0);
     MT_CHECK_STR(c.project, "from-home");
@@ -243,6 +245,18 @@ MT_TEST(precedence_files_then_wandb_then_metrictap)
     MT_CHECK(mt_config_load(&c, env1, err, sizeof err) == -1);
     CHECK_ERR_HAS("config.yaml:1:18: system.window: bad value \"forever\"");
     mt_config_free(&c);
+
+    /* leave nothing in /tmp (one directory per run of the suite, before) */
+    MT_CHECK(chdir(cwd) == 0);
+    unlink(home_cfg);
+    unlink(job);
+    snprintf(path, sizeof path, "%s/metrictap.yaml", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/.config/metrictap", dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/.config", dir);
+    rmdir(path);
+    MT_CHECK(rmdir(dir) == 0);
 }
 
 /* Found by fuzz_config: 68 files: entries loaded, then the parser refused
