@@ -94,11 +94,10 @@ row "capture: printf loop to a file, ${N} lines (program time)" "$wf" "$pf" "<= 
 row "capture: printf loop to a drained pipe (program time)" "$wp" "$pp" "<= 1.05" s
 row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s
 # A trainer's shape: compute, then a line, about 40,000 lines a second.
-train="$root/build/bench/train_loop"
 : > plain_train; : > wrapped_train
 for _ in $(seq "$((R + 6))"); do
-    "$train" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> plain_train
-    "$cli" run -- "$train" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> wrapped_train
+    "$loop" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> plain_train
+    "$cli" run -- "$loop" 40000 8000 > out.txt 2> err.txt; elapsed err.txt >> wrapped_train
 done
 echo "INFO capture train loop per-pair ratio median: $(pairs plain_train wrapped_train); runs $(tr '\n' ' ' < wrapped_train)/ $(tr '\n' ' ' < plain_train)"
 row "capture: compute loop printing ~40k lines/s to a file (program time)" \
