@@ -308,13 +308,12 @@ int mt_cmd_run(int argc, char **argv)
     /* Static and Go programs ignore the shim: capture them from here. */
     char why[64];
     struct mt_pump *pump = NULL;
-    uint64_t ring_cap = MT_RING_MIN_CAPACITY;
-    if (mt_capture_needs_pump(cmd[0], why, sizeof why)) {
-        if (!(pump = mt_pump_create(err, sizeof err)))
-            fail_open(err, strict, cmd);
-        ring_cap = mt_ring_capacity_for(cfg.ring_size); /* it carries the program's output now */
-    }
+    if (mt_capture_needs_pump(cmd[0], why, sizeof why) && !(pump = mt_pump_create(err, sizeof err)))
+        fail_open(err, strict, cmd);
     struct mt_ctl *ctl = mt_channel_map_ctl(ans.channel);
+    /* Our ring holds only the program's end, unless it carries the
+     * program's output: then it is the size of the run's other rings. */
+    uint64_t ring_cap = pump && ctl ? mt_ctl_ring_capacity(ctl) : MT_RING_MIN_CAPACITY;
     struct mt_ring_header *ring =
         ctl ? mt_channel_create_ring(ans.channel, ring_cap, MT_RING_PRIMARY | MT_RING_LAUNCHER,
                                      ri.rank, ri.world_size)

@@ -13,6 +13,12 @@
 
 #include "mt_ring.h"
 
+uint64_t mt_ctl_ring_capacity(const struct mt_ctl *ctl)
+{
+    return ctl->ring_capacity ? mt_ring_capacity_for(ctl->ring_capacity)
+                              : MT_RING_DEFAULT_CAPACITY;
+}
+
 struct mt_ctl *mt_channel_map_ctl(const char *dir)
 {
     char path[600];

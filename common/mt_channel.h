@@ -52,6 +52,10 @@ struct mt_ctl {
 #define MT_CTL_SIZE 4096u
 #define MT_RING_NAME_FMT "ring.%u.%u"
 
+/* The size of every ring of the run: the agent's capture.ring_size, kept
+ * within the ring's bounds whatever the shared page says. */
+uint64_t mt_ctl_ring_capacity(const struct mt_ctl *ctl);
+
 /* Maps <dir>/ctl; NULL when absent, invalid or the run is closed. */
 struct mt_ctl *mt_channel_map_ctl(const char *dir);
 

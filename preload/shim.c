@@ -65,10 +65,8 @@ static int open_ring(uint32_t flags)
     /* The run's capture.ring_size, as the agent read it from the config (a
      * file, METRICTAP_CAPTURE_RING_SIZE or METRICTAP_RING_SIZE), so that
      * every process of the run has the same. */
-    uint64_t capacity = mt_ctl->ring_capacity ? mt_ring_capacity_for(mt_ctl->ring_capacity)
-                                              : MT_RING_DEFAULT_CAPACITY;
-    mt_ring = mt_channel_create_ring(channel_dir, capacity, flags, rank_info.rank,
-                                     rank_info.world_size);
+    mt_ring = mt_channel_create_ring(channel_dir, mt_ctl_ring_capacity(mt_ctl), flags,
+                                     rank_info.rank, rank_info.world_size);
     return !mt_ring && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0;
 }
 
