@@ -43,6 +43,8 @@ cpu() { sed -n 's/.*cpu_s=\([0-9.]*\).*/\1/p' "$1"; }
 # machine's speed, so it shows the scheduler's part on its own.
 offcpu() { sed -n 's/^elapsed_s=\([0-9.]*\) cpu_s=\([0-9.]*\) ivcsw=\([0-9]*\).*/\1 \2 \3/p' "$1" |
     awk '{printf "%.3f %d\n", $1 - $2, $3}'; }
+record() { # err-file label: appends the run's wall, CPU and off-CPU figures
+    elapsed "$1" >> "$2"; cpu "$1" >> "$2_cpu"; offcpu "$1" >> "$2_off"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 best() { sort -g | head -1; }
 now() { date +%s.%N; }
@@ -52,15 +54,11 @@ now() { date +%s.%N; }
 : > plain_file_off; : > wrapped_file_off; : > plain_pipe_off; : > wrapped_pipe_off
 for _ in $(seq "$R"); do
     t0=$(now); "$loop" "$N" > out.txt 2> err.txt; t1=$(now)
-    elapsed err.txt >> plain_file; cpu err.txt >> plain_file_cpu; echo "$t1 - $t0" | bc -l >> plain_total
-    offcpu err.txt >> plain_file_off
+    record err.txt plain_file; echo "$t1 - $t0" | bc -l >> plain_total
     t0=$(now); "$cli" run -- "$loop" "$N" > out.txt 2> err.txt; t1=$(now)
-    elapsed err.txt >> wrapped_file; cpu err.txt >> wrapped_file_cpu; echo "$t1 - $t0" | bc -l >> wrapped_total
-    offcpu err.txt >> wrapped_file_off
-    "$loop" "$N" 2> err.txt | cat > /dev/null; elapsed err.txt >> plain_pipe; cpu err.txt >> plain_pipe_cpu
-    offcpu err.txt >> plain_pipe_off
-    "$cli" run -- "$loop" "$N" 2> err.txt | cat > /dev/null; elapsed err.txt >> wrapped_pipe; cpu err.txt >> wrapped_pipe_cpu
-    offcpu err.txt >> wrapped_pipe_off
+    record err.txt wrapped_file; echo "$t1 - $t0" | bc -l >> wrapped_total
+    "$loop" "$N" 2> err.txt | cat > /dev/null; record err.txt plain_pipe
+    "$cli" run -- "$loop" "$N" 2> err.txt | cat > /dev/null; record err.txt wrapped_pipe
 done
 # Capture completeness of the last file run: captured bytes vs printed bytes.
 last=$(readlink -f "$METRICTAP_DIR/latest-run")
