@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
@@ -247,7 +248,7 @@ static uint64_t last_step_of(struct mt_store *s, double *runtime)
 static void load_previous_run(struct mt_agent *a)
 {
     char *text = mt_store_read(&a->store, "run.json", NULL);
-    cJSON *old = text ? cJSON_Parse(text) : NULL;
+    cJSON *old = mt_json_parse_literal(text); /* the config keeps its numbers' text */
     free(text);
     a->resumed = 1;
     if (!cJSON_IsObject(old)) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "mt_agent.h"
 
 double mt_now_unix(void)
@@ -119,7 +120,7 @@ static cJSON *run_config(struct mt_agent *a)
 {
     cJSON *o = a->prev_config ? cJSON_Duplicate(a->prev_config, 1) : cJSON_CreateObject();
     char *config = a->parse ? mt_parse_config_json(a->parse) : NULL;
-    cJSON *now = config ? cJSON_Parse(config) : NULL, *it;
+    cJSON *now = config ? mt_json_parse_literal(config) : NULL, *it;
     cJSON_ArrayForEach(it, now)
         if (it->string && !cJSON_GetObjectItemCaseSensitive(o, it->string))
             cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
@@ -242,6 +243,10 @@ int mt_run_write_json(struct mt_agent *a)
     cJSON *metrics_obj = metrics ? cJSON_Parse(metrics) : NULL;
     cJSON_AddItemToObject(o, "metrics", metrics_obj ? metrics_obj : cJSON_CreateObject());
     free(metrics);
+    char *axes = a->parse ? mt_parse_axes_json(a->parse) : NULL;
+    cJSON *axes_arr = axes ? cJSON_Parse(axes) : NULL;
+    cJSON_AddItemToObject(o, "axes", axes_arr ? axes_arr : cJSON_CreateArray());
+    free(axes);
     cJSON *meta = a->meta ? cJSON_Duplicate(a->meta, 1) : cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "capture", a->launcher ? "launcher+preload" : "preload");
     cJSON *streams = cJSON_CreateObject();
@@ -271,7 +276,7 @@ int mt_run_write_json(struct mt_agent *a)
         }
     }
     cJSON_AddItemToObject(o, "metadata", meta);
-    char *text = cJSON_Print(o);
+    char *text = mt_json_print_literal(o, 1);
     cJSON_Delete(o);
     int rc = mt_store_replace(&a->store, "run.json", text, strlen(text));
     mt_store_unlock(lock);
@@ -292,7 +297,7 @@ void mt_run_update_index(struct mt_agent *a)
         return;
     char *summary = mt_parse_summary_json(a->parse);
     cJSON *config_obj = run_config(a); /* parse */
-    char *config = cJSON_PrintUnformatted(config_obj);
+    char *config = mt_json_print_literal(config_obj, 0);
     cJSON_Delete(config_obj);
     int ended = a->state && strcmp(a->state, "running") != 0;
     double now = ended ? a->end_unix : mt_now_unix();

@@ -17,6 +17,7 @@
 
 #include "../agent/mt_agent.h"
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "mt_cli.h"
 
 struct imp {
@@ -96,8 +97,11 @@ static int write_run_json(struct mt_store *s, const struct mt_config *cfg, const
     cJSON_AddItemToObject(o, "program", program ? cJSON_CreateString(program)
                                                 : cJSON_CreateNull());
     char *config = mt_parse_config_json(p), *metrics = mt_parse_metrics_json(p);
-    cJSON_AddItemToObject(o, "config", cJSON_Parse(config));
+    cJSON_AddItemToObject(o, "config", mt_json_parse_literal(config));
     cJSON_AddItemToObject(o, "metrics", cJSON_Parse(metrics));
+    char *axes = mt_parse_axes_json(p);
+    cJSON_AddItemToObject(o, "axes", cJSON_Parse(axes));
+    free(axes);
     free(config);
     free(metrics);
     cJSON *meta = cJSON_CreateObject();
@@ -106,7 +110,7 @@ static int write_run_json(struct mt_store *s, const struct mt_config *cfg, const
     cJSON_AddStringToObject(meta, "imported_from", realpath(file, abs) ? abs : file);
     cJSON_AddStringToObject(meta, "rules", mt_parse_rules(p));
     cJSON_AddItemToObject(o, "metadata", meta);
-    char *text = cJSON_Print(o);
+    char *text = mt_json_print_literal(o, 1);
     cJSON_Delete(o);
     int rc = mt_store_replace(s, "run.json", text, strlen(text));
     free(text);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "../config/mt_config.h"
 #include "../parsers/mt_parse.h"
 #include "mt_cli.h"
@@ -39,7 +40,9 @@ static void on_row(void *ctx, const char *json, size_t len)
         return;
     }
     if (o->nrows++ < 100000) {
-        cJSON *r = cJSON_ParseWithLength(json, len);
+        char *text = mt_xstrndup(json, len);
+        cJSON *r = mt_json_parse_literal(text); /* numbers shown as printed */
+        free(text);
         if (r)
             cJSON_AddItemToArray(o->rows, r);
     }
@@ -50,7 +53,7 @@ static void cell(const cJSON *v, char *out, size_t size)
     if (!v)
         snprintf(out, size, "%s", "");
     else if (cJSON_IsNumber(v))
-        snprintf(out, size, "%.6g", v->valuedouble);
+        snprintf(out, size, "%s", mt_json_number_text(v, (char[40]){ 0 }, 40));
     else if (cJSON_IsString(v))
         snprintf(out, size, "%s", v->valuestring);
     else if (cJSON_IsBool(v))
@@ -97,7 +100,7 @@ static void print_table(struct out *o)
 
 static void print_object(const char *title, const char *json)
 {
-    cJSON *o = cJSON_Parse(json);
+    cJSON *o = mt_json_parse_literal(json);
     printf("%s:\n", title);
     if (!o || !o->child)
         printf("  (none)\n");
@@ -193,6 +196,7 @@ int mt_cmd_parse(int argc, char **argv)
     mt_parse_flush(p, 0);
     char *config_json = mt_parse_config_json(p), *tags = mt_parse_tags_json(p);
     char *metrics = mt_parse_metrics_json(p), *summary = mt_parse_summary_json(p);
+    char *axes = mt_parse_axes_json(p);
     struct mt_parse_stats st;
     mt_parse_stats(p, &st);
     if (o.table) {
@@ -204,8 +208,9 @@ int mt_cmd_parse(int argc, char **argv)
                (unsigned long long)st.lines_truncated);
     } else {
         if (!quiet)
-            printf("{\"config\":%s}\n{\"tags\":%s}\n{\"metrics\":%s}\n{\"summary\":%s}\n",
-                   config_json, tags, metrics, summary);
+            printf("{\"config\":%s}\n{\"tags\":%s}\n{\"metrics\":%s}\n{\"axes\":%s}\n"
+                   "{\"summary\":%s}\n",
+                   config_json, tags, metrics, axes, summary);
         printf("{\"stats\":{\"rules\":\"%s\",\"lines\":%llu,\"rows\":%llu,\"values\":%llu,"
                "\"lines_truncated\":%llu,\"keys_dropped\":%llu,\"limit_hits\":%llu}}\n",
                mt_parse_rules(p), (unsigned long long)st.lines, (unsigned long long)st.rows,
@@ -213,6 +218,7 @@ int mt_cmd_parse(int argc, char **argv)
                (unsigned long long)st.keys_dropped, (unsigned long long)st.limit_hits);
     }
     free(config_json);
+    free(axes);
     free(tags);
     free(metrics);
     free(summary);

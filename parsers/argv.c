@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "mt_fields.h"
 #include "mt_parse.h"
 
@@ -56,10 +57,8 @@ static cJSON *typed(const char *v)
     if (strcasecmp(v, "false") == 0)
         return cJSON_CreateFalse();
     double d;
-    if (n && mt_number_scan(v, n, &d) == n && d == d && d - d == 0) {
-        cJSON *num = cJSON_CreateNumber(d);
-        return num;
-    }
+    if (n && mt_number_scan(v, n, &d) == n && d == d && d - d == 0)
+        return mt_json_create_number(d, v, n); /* as printed: 30, 1e-3 */
     return cJSON_CreateString(v);
 }
 
@@ -111,7 +110,7 @@ char *mt_argv_config_json(int argc, char *const *argv)
         if (eq && is_name(a, (size_t)(eq - a)))
             put(o, a, (size_t)(eq - a), eq + 1);
     }
-    char *text = cJSON_PrintUnformatted(o);
+    char *text = mt_json_print_literal(o, 0);
     cJSON_Delete(o);
     if (!text)
         abort();

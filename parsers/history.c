@@ -36,6 +36,7 @@ struct key {
     double value;
     char *str;         /* the last text value (MT_VAL_TEXT) */
     const char *step_metric;
+    uint8_t step_metric_fixed; /* chosen (settings, or the axis of its first line) */
     double first, min, max, sum, best;
     uint64_t count, nstat;
     uint64_t pending_gen; /* == h->gen: in the row being assembled */
@@ -51,6 +52,8 @@ struct mt_history {
     uint64_t gen;
     uint32_t *axes; /* axis keys ever seen, in order */
     uint32_t naxes;
+    int line_axis;  /* the axis the current line gave (its `step`, else its first), or -1 */
+    int last_axis;  /* the axis set most recently, or -1 */
     double start_unix, runtime_offset, last_ts;
     uint64_t step, rows, values, keys_dropped;
     struct mt_buf row;
@@ -216,6 +219,7 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
             k->summary = spec && spec->summary ? (uint16_t)spec->summary : MT_SUM_LAST;
             k->goal = spec ? (uint8_t)spec->goal : 0;
             k->step_metric = spec ? spec->step_metric : NULL;
+            k->step_metric_fixed = k->step_metric != NULL;
             if (h->restored && !is_axis)
                 seed_stats(h, k);
             h->slots[i] = ++h->nkeys;
@@ -239,6 +243,7 @@ struct mt_history *mt_history_create(double start_unix, uint64_t first_step,
     h->pending = mt_xcalloc(MAX_KEYS, sizeof *h->pending);
     h->axes = mt_xcalloc(MAX_KEYS, sizeof *h->axes);
     h->gen = 1;
+    h->line_axis = h->last_axis = -1;
     h->start_unix = start_unix;
     h->runtime_offset = runtime_offset;
     h->step = first_step;
@@ -448,6 +453,19 @@ static void add_field(struct mt_history *h, const struct mt_field *f, double ts_
     }
     set_value(k, f);
     h->values++;
+    if (k->is_axis) {
+        /* The line's own step: a group named `step` wins over other axes. */
+        if (h->line_axis < 0 || (k->len == 4 && memcmp(k->name, "step", 4) == 0))
+            h->line_axis = id;
+        h->last_axis = id;
+    } else if (!k->step_metric_fixed) {
+        /* As W&B's define_metric(step_metric=...): a metric is plotted
+         * against the axis printed beside it the first time (else the axis
+         * in force), unless the config says otherwise. */
+        int axis = h->line_axis >= 0 ? h->line_axis : h->last_axis;
+        k->step_metric = axis >= 0 ? h->keys[axis].name : NULL;
+        k->step_metric_fixed = 1;
+    }
     if (k->pending_gen != h->gen) {
         k->pending_gen = h->gen;
         h->pending[h->npending++] = (uint32_t)id;
@@ -460,6 +478,7 @@ static void add_field(struct mt_history *h, const struct mt_field *f, double ts_
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
 {
     /* The axes of a line first: they apply to the metrics beside them. */
+    h->line_axis = -1;
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < fs->n; i++) {
             const struct mt_field *f = &fs->f[i];
@@ -582,6 +601,21 @@ char *mt_history_metrics_json(const struct mt_history *h)
         mt_buf_addc(&b, '}');
     }
     mt_buf_addc(&b, '}');
+    return b.data;
+}
+
+char *mt_history_axes_json(const struct mt_history *h)
+{
+    struct mt_buf b;
+    mt_buf_init(&b, (size_t)16 << 20);
+    mt_buf_addc(&b, '[');
+    for (uint32_t i = 0; i < h->naxes; i++) {
+        const struct key *k = &h->keys[h->axes[i]];
+        if (i)
+            mt_buf_addc(&b, ',');
+        mt_buf_json_string(&b, k->name, k->len);
+    }
+    mt_buf_addc(&b, ']');
     return b.data;
 }
 

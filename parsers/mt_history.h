@@ -46,6 +46,8 @@ char *mt_history_summary_json(const struct mt_history *h);
  * "maximize", "unit": "%", "type": "number", "summary_only": true}, ...}
  * for every metric seen; caller frees. */
 char *mt_history_metrics_json(const struct mt_history *h);
+/* The step axes seen (epoch, step, iteration...), in order: ["epoch"]. */
+char *mt_history_axes_json(const struct mt_history *h);
 int mt_history_restore_summary(struct mt_history *h, const char *json);
 
 uint64_t mt_history_next_step(const struct mt_history *h);

@@ -88,8 +88,16 @@ char *mt_parse_config_json(mt_parse *p);
 /* Per-metric settings as a JSON object, for run.json "metrics":
  * {"val_acc": {"step_metric": "epoch", "summary": ["max","last"], "goal":
  * "maximize", "unit": "%", "type": "number", "summary_only": true}};
- * summary_only marks a value printed once.  Caller frees. */
+ * summary_only marks a value printed once.  step_metric is the config's
+ * (metrics:), else the axis printed on the metric's first line (a rule's
+ * `step` group before its other axes), else the axis then in force; with
+ * none the metric is plotted against _step, the row counter.  Caller frees. */
 char *mt_parse_metrics_json(mt_parse *p);
+
+/* The step axes seen, in order, as a JSON array (["epoch","batch"]), for
+ * run.json "axes": keys of history rows that are x axes (a metric's
+ * step_metric names one), not metrics of their own.  Caller frees. */
+char *mt_parse_axes_json(mt_parse *p);
 
 /* Tags captured from the output, as a JSON array; caller frees. */
 char *mt_parse_tags_json(mt_parse *p);

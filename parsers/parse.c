@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_json.h"
 #include "../config/mt_config.h"
 #include "mt_fields.h"
 #include "mt_history.h"
@@ -66,7 +67,7 @@ mt_parse *mt_parse_create(const struct mt_parse_opts *opts, const struct mt_pars
     p->log_time = opts->log_time;
     p->have_start = 0; /* with log_time the first captured time is the start */
     char *argv_json = opts->argv ? mt_argv_config_json(opts->argc, opts->argv) : NULL;
-    p->config = argv_json ? cJSON_Parse(argv_json) : NULL;
+    p->config = argv_json ? mt_json_parse_literal(argv_json) : NULL;
     free(argv_json);
     if (!p->config)
         p->config = cJSON_CreateObject();
@@ -160,7 +161,7 @@ static void capture_config(mt_parse *p, const struct mt_field *f)
     if (f->kind == MT_VAL_BOOL)
         v = cJSON_CreateBool(f->value != 0);
     else if (f->kind == MT_VAL_NUMBER && f->value == f->value && f->value - f->value == 0)
-        v = cJSON_CreateNumber(f->value);
+        v = mt_json_create_number(f->value, f->text, f->text ? f->text_len : 0);
     else {
         char *t = mt_xstrndup(f->text, f->text_len);
         v = cJSON_CreateString(t);
@@ -182,7 +183,7 @@ static void capture_config(mt_parse *p, const struct mt_field *f)
         return;
     }
     if (p->sink.config) {
-        char *json = cJSON_PrintUnformatted(v);
+        char *json = mt_json_print_literal(v, 0);
         if (json)
             p->sink.config(p->sink.ctx, key, json);
         free(json);
@@ -414,13 +415,18 @@ void mt_parse_stats(const mt_parse *p, struct mt_parse_stats *out)
 
 char *mt_parse_config_json(mt_parse *p)
 {
-    char *s = cJSON_PrintUnformatted(p->config);
+    char *s = mt_json_print_literal(p->config, 0);
     return s ? s : mt_xstrdup("{}");
 }
 
 char *mt_parse_metrics_json(mt_parse *p)
 {
     return mt_history_metrics_json(p->history);
+}
+
+char *mt_parse_axes_json(mt_parse *p)
+{
+    return mt_history_axes_json(p->history);
 }
 
 char *mt_parse_tags_json(mt_parse *p)

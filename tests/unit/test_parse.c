@@ -87,7 +87,7 @@ MT_TEST(command_line_becomes_typed_config)
                      "-1e-3", "--api-token", "abc", "--", "--after", "1", NULL };
     char *j = mt_argv_config_json(19, argv);
     MT_CHECK_STR(j, "{\"input\":\"d.txt\",\"lr\":0.5,\"epoch\":25,\"verbose\":true,"
-                    "\"no_cache\":true,\"name\":\"run one\",\"eta\":0.3,\"lr_decay\":-0.001,"
+                    "\"no_cache\":true,\"name\":\"run one\",\"eta\":0.3,\"lr_decay\":-1e-3,"
                     "\"api_token\":\"[redacted]\"}");
     free(j);
 }
