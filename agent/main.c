@@ -197,6 +197,7 @@ static int make_channel(struct mt_agent *a, char *err, size_t errsz)
     a->ctl = mem;
     a->ctl->agent_pid = (uint32_t)getpid();
     a->ctl->ring_capacity = mt_ring_capacity_for(a->cfg.ring_size);
+    a->ctl->options = a->cfg.python_unbuffered ? MT_CTL_OPT_PYTHON_UNBUFFERED : 0;
     a->ctl->magic = MT_CTL_MAGIC;
     return 0;
 }

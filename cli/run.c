@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/mt_channel.h"
+#include "../common/mt_console.h"
 #include "../common/mt_rank.h"
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
@@ -325,6 +326,10 @@ int mt_cmd_run(int argc, char **argv)
 
     setenv(MT_ENV_CHANNEL, ans.channel, 1);
     setenv(MT_ENV_RUN_ID, ans.run_id, 1);
+    /* The program gets our stdout and stderr: they are the run's console. */
+    char console[128];
+    mt_console_describe(console, sizeof console);
+    setenv(MT_ENV_CONSOLE, console, 1);
     if (!pump && set_preload(shim) != 0)
         fail_open("cannot set LD_PRELOAD", strict, cmd);
 

@@ -28,6 +28,8 @@ struct mt_ctl {
     /* Bytes of each process's ring (the run's capture.ring_size, rounded by
      * mt_ring_capacity_for), set by the agent before `magic`. */
     uint64_t ring_capacity;
+    /* MT_CTL_OPT_* from the run's config, set by the agent before `magic`. */
+    uint32_t options;
     /* The agent sets `sleeping` before it waits on `doorbell` (a futex).  A
      * producer that finds its ring filling up rings the bell only when the
      * agent sleeps, so a busy agent costs producers nothing. */
@@ -48,6 +50,8 @@ struct mt_ctl {
     /* Set once everything of the run is written (`metrictap run` waits). */
     _Atomic uint32_t finished;
 };
+
+#define MT_CTL_OPT_PYTHON_UNBUFFERED 1u /* capture.python_unbuffered */
 
 #define MT_CTL_SIZE 4096u
 #define MT_RING_NAME_FMT "ring.%u.%u"

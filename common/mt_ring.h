@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define MT_RING_MAGIC    0x4d54524eu /* "MTRN" */
-#define MT_RING_VERSION  1u
+#define MT_RING_VERSION  2u
 #define MT_RING_HDR_SIZE 4096u       /* data starts one page in */
 #define MT_RING_DEFAULT_CAPACITY (16u << 20)
 #define MT_RING_MIN_CAPACITY     (64u << 10)
@@ -46,6 +46,43 @@ enum mt_rec_kind {
                             path, NUL, uint64 size right after the open */
     MT_REC_CRASH = 5,    /* raw instruction pointers (uint64_t[]) of a crash; aux = signal */
     MT_REC_NOTE = 6,     /* free text from the shim itself (fail-open notices) */
+    MT_REC_PROC = 7,     /* a process image began: struct mt_rec_proc, then its argv
+                            (NUL-terminated strings, perhaps cut short) */
+    MT_REC_FDS = 8,      /* what the process's fds 0, 1 and 2 are now: struct mt_rec_fds
+                            (at start, and after a dup2 onto one of them) */
+};
+
+/* The identity of an open file, as fstat gives it: the same pipe, terminal
+ * or file has the same dev and ino in every process that holds it. */
+struct mt_fd_id {
+    uint64_t dev, ino;
+    uint32_t type; /* st_mode & S_IFMT; 0: not open */
+    uint32_t rdev; /* major/minor of a device (/dev/null is 1:3) */
+};
+
+struct mt_rec_proc {
+    uint32_t ppid;
+    uint32_t argc;      /* the program's argc; the record may carry fewer strings */
+    uint32_t truncated; /* argv strings left out (the record's size cap) */
+    uint32_t reserved;
+};
+
+struct mt_rec_fds {
+    struct mt_fd_id fd[3];
+};
+
+/* Bytes a process wrote to its stdout or stderr when that was not the run's
+ * console (see preload/console.c), by what it was instead.  Not recorded as
+ * output; counted in the ring's header. */
+enum mt_elsewhere {
+    MT_ELSEWHERE_PIPE = 0,    /* a pipe or FIFO: another process's input ($(...), | grep) */
+    MT_ELSEWHERE_SOCKET = 1,
+    MT_ELSEWHERE_DEVNULL = 2, /* /dev/null, /dev/zero */
+    MT_ELSEWHERE_DEVICE = 3,  /* another terminal or device */
+    MT_ELSEWHERE_FILE = 4,    /* a regular file: followed as a file source instead */
+    MT_ELSEWHERE_CLOSED = 5,  /* the fd was not open */
+    MT_ELSEWHERE_FAILED = 6,  /* the write failed (/dev/full, a stream in error) */
+    MT_ELSEWHERE_KINDS = 7,
 };
 
 /* Streams a DATA record can belong to. */
@@ -91,6 +128,7 @@ struct mt_ring_header {
     _Atomic uint64_t dropped_bytes;
     _Atomic uint64_t dropped_unbacked;    /* of those, dropped because tmpfs
                                              had no memory for the ring */
+    _Alignas(64) _Atomic uint64_t elsewhere_bytes[MT_ELSEWHERE_KINDS];
 };
 
 /* A record: 24 bytes of header, then `len` bytes, padded to 8. */

@@ -53,6 +53,12 @@ const struct mt_config_key mt_config_keys[] = {
       1073741824.0, NULL, "capture ring bytes per process (rounded up to a power of two)" },
     { "capture.line_max", MT_CFG_SIZE, OFF(line_max), "64k", NULL, 256, 16777216.0, NULL,
       "longest line offered to the parsers; longer ones are cut and counted" },
+    { "capture.python_unbuffered", MT_CFG_BOOL, OFF(python_unbuffered), "true", NULL, 0, 0,
+      NULL, "run Python programs with PYTHONUNBUFFERED=1 (unless the environment sets it), "
+      "so their lines are recorded when printed, not when a buffer fills; same bytes" },
+    { "program", MT_CFG_STRING, OFF(program), "", NULL, 0, 0, NULL,
+      "the trainer whose preset parses the output (xgboost, fasttext, ...); default: "
+      "the name of the process that printed each line" },
     { "strict", MT_CFG_BOOL, OFF(strict), "false", NULL, 0, 0, NULL,
       "refuse to run the program when tracking cannot start" },
     { "ranks", MT_CFG_ENUM, OFF(ranks), "zero", NULL, 0, 0, "zero|all|per-rank",

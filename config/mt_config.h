@@ -64,6 +64,8 @@ struct mt_config {
     double upload_flush_timeout;
     uint64_t ring_size;     /* bytes per process ring */
     uint64_t line_max;      /* bytes of a line offered to the parsers */
+    int python_unbuffered;  /* PYTHONUNBUFFERED=1 for Python programs */
+    char *program;          /* forces the preset: as if every line came from it */
     int strict;
     char *ranks;            /* zero | all | per-rank */
     char *files_watch;      /* comma-separated globs of files to tail (with files: entries) */

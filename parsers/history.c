@@ -37,6 +37,7 @@ struct key {
     char *str;         /* the last text value (MT_VAL_TEXT) */
     const char *step_metric;
     uint8_t step_metric_fixed; /* chosen (settings, or the axis of its first line) */
+    uint64_t since;    /* h->values when an axis took its current value */
     double first, min, max, sum, best;
     uint64_t count, nstat;
     uint64_t pending_gen; /* == h->gen: in the row being assembled */
@@ -49,6 +50,7 @@ struct mt_history {
     uint32_t nslots;
     uint32_t *pending; /* key indexes of the row being assembled, in order */
     uint32_t npending, pending_metrics;
+    uint64_t last_metric; /* h->values when the row's latest metric was added */
     uint64_t gen;
     uint32_t *axes; /* axis keys ever seen, in order */
     uint32_t naxes;
@@ -446,13 +448,24 @@ static void add_field(struct mt_history *h, const struct mt_field *f, double ts_
     struct key *k = &h->keys[id];
     if (k->is_axis) {
         /* A new axis value closes the row of the old one. */
-        if (k->has_value && k->value != f->value && h->pending_metrics)
+        /* A new value of an axis closes the row whose metrics were printed
+         * at its old value.  Metrics printed before the axis had its old
+         * value do not belong to it (a progress line on stderr between a
+         * trainer's stdout lines must not split them, however the two
+         * streams interleaved on their way to the console). */
+        if (k->has_value && k->value != f->value && h->pending_metrics &&
+            k->since < h->last_metric)
             mt_history_flush(h, h->last_ts);
     } else if (k->pending_gen == h->gen) {
         mt_history_flush(h, h->last_ts); /* key repeats: next step (Guild) */
     }
+    int changed = !k->has_value || k->value != f->value;
     set_value(k, f);
     h->values++;
+    if (k->is_axis && changed)
+        k->since = h->values;
+    else if (!k->is_axis)
+        h->last_metric = h->values;
     if (k->is_axis) {
         /* The line's own step: a group named `step` wins over other axes. */
         if (h->line_axis < 0 || (k->len == 4 && memcmp(k->name, "step", 4) == 0))

@@ -68,6 +68,12 @@ MT_HIDDEN void mt_capture(int stream, const void *a, size_t alen, const void *b,
     struct mt_ring_header *r = mt_ring;
     if (!r || (alen + blen) == 0)
         return;
+    /* Console output only (console.c); the rest is counted, by where it went. */
+    int cls = mt_fd_class(stream);
+    if (__builtin_expect(cls != MT_FD_CONSOLE, 0)) {
+        mt_count_elsewhere(cls, alen + blen);
+        return;
+    }
     /* Nothing below changes errno (see mt_ring.h and mt_channel.h). */
     uint64_t ts = stamp_ns();
     uint32_t meta = MT_REC_META(MT_REC_DATA, stream, tid());

@@ -292,6 +292,7 @@ MT_EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
         return NULL;
     }
     FILE *fp = real(path, mode, stream);
+    mt_fd_changed(); /* stdout or stderr may be another file now (console.c) */
     if (path)
         report_file(path, mode, fp);
     return fp;
@@ -305,6 +306,7 @@ MT_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
         return NULL;
     }
     FILE *fp = real(path, mode, stream);
+    mt_fd_changed(); /* stdout or stderr may be another file now (console.c) */
     if (path)
         report_file(path, mode, fp);
     return fp;

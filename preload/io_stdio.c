@@ -26,6 +26,17 @@
 
 #define SCRATCH 4096
 
+/* A call during which the stream's write failed (its error flag came on:
+ * a full disk, a hung-up terminal) is not taken as output: its bytes are
+ * counted as failed instead.  `was` is the flag before the call. */
+static inline int failed_now(FILE *fp, int was, size_t n)
+{
+    if (was || !mt_file_failed(fp))
+        return 0;
+    mt_count_elsewhere(MT_ELSEWHERE_FAILED, n);
+    return 1;
+}
+
 /* Formats the call again when the buffer could not be read. */
 static void capture_reformatted(int stream, int expect, const char *fmt, va_list ap)
 {
@@ -66,10 +77,14 @@ static int capture_vfprintf(FILE *fp, int flag, const char *fmt, va_list ap)
     mt_gap_catch_up(fp, stream);
     char *before = fp->_IO_write_ptr, *base = fp->_IO_write_base;
     char *buf = fp->_IO_buf_base, *end = fp->_IO_buf_end;
+    int was_failed = mt_file_failed(fp);
     int n = flag < 0 ? mt_real.vfprintf(fp, fmt, ap) : mt_real.vfprintf_chk(fp, flag, fmt, ap);
     char *after = fp->_IO_write_ptr;
     mt_gap_mark(fp, stream);
-    if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
+    if (n > 0 && failed_now(fp, was_failed, (size_t)n)) {
+        if (lock)
+            funlockfile(fp);
+    } else if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
         mt_capture(stream, before, (size_t)n, NULL, 0);
         if (lock)
             funlockfile(fp);
@@ -207,10 +222,11 @@ MT_EXPORT int puts(const char *s)
     int stream = stream_for(stdout);
     if (stream)
         mt_gap_catch_up(stdout, stream);
+    int was_failed = stream ? mt_file_failed(stdout) : 0;
     mt_depth++;
     int rc = MT_REAL(puts, "puts")(s);
     mt_depth--;
-    if (stream && rc >= 0)
+    if (stream && rc >= 0 && !failed_now(stdout, was_failed, strlen(s) + 1))
         mt_capture(stream, s, strlen(s), "\n", 1);
     if (stream)
         mt_gap_mark(stdout, stream);
@@ -223,10 +239,11 @@ MT_EXPORT int puts(const char *s)
         int stream = stream_for(fp);                              \
         if (stream)                                               \
             mt_gap_catch_up(fp, stream);                          \
+        int was_failed = stream ? mt_file_failed(fp) : 0;         \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(s, fp);                    \
         mt_depth--;                                               \
-        if (stream && rc >= 0)                                    \
+        if (stream && rc >= 0 && !failed_now(fp, was_failed, strlen(s))) \
             mt_capture(stream, s, strlen(s), NULL, 0);            \
         if (stream)                                               \
             mt_gap_mark(fp, stream);                              \
@@ -241,10 +258,11 @@ FPUTS_LIKE(fputs_unlocked, fputs_unlocked)
         int stream = stream_for(fp);                                             \
         if (stream)                                                              \
             mt_gap_catch_up(fp, stream);                                         \
+        int was_failed = stream ? mt_file_failed(fp) : 0;                        \
         mt_depth++;                                                              \
         size_t done = MT_REAL(field, #name)(p, size, n, fp);                     \
         mt_depth--;                                                              \
-        if (stream && done)                                                      \
+        if (stream && done && !failed_now(fp, was_failed, done * size))          \
             mt_capture(stream, p, done * size, NULL, 0);                         \
         if (stream)                                                              \
             mt_gap_mark(fp, stream);                                             \
@@ -259,10 +277,11 @@ FWRITE_LIKE(fwrite_unlocked, fwrite_unlocked)
         int stream = stream_for(fp);                              \
         if (stream)                                               \
             mt_gap_catch_up(fp, stream);                          \
+        int was_failed = stream ? mt_file_failed(fp) : 0;         \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(c, fp);                    \
         mt_depth--;                                               \
-        if (stream && rc != EOF) {                                \
+        if (stream && rc != EOF && !failed_now(fp, was_failed, 1)) { \
             char ch = (char)c;                                    \
             mt_capture(stream, &ch, 1, NULL, 0);                  \
         }                                                         \
@@ -282,10 +301,11 @@ PUTC_LIKE(_IO_putc, io_putc)
         int stream = stream_for(stdout);                          \
         if (stream)                                               \
             mt_gap_catch_up(stdout, stream);                      \
+        int was_failed = stream ? mt_file_failed(stdout) : 0;     \
         mt_depth++;                                               \
         int rc = MT_REAL(field, #name)(c);                        \
         mt_depth--;                                               \
-        if (stream && rc != EOF) {                                \
+        if (stream && rc != EOF && !failed_now(stdout, was_failed, 1)) { \
             char ch = (char)c;                                    \
             mt_capture(stream, &ch, 1, NULL, 0);                  \
         }                                                         \

@@ -35,6 +35,10 @@ MT_HIDDEN void mt_resolve_all(void)
     R(exit, "exit");
     R(exit_, "_exit");
     R(Exit, "_Exit");
+    R(dup2, "dup2");
+    R(dup3, "dup3");
+    R(close, "close");
+    R(close_range, "close_range");
 #undef R
     if (!mt_real.libc_start_main) {
         /* glibc 2.34 added a new version; dlsym would return whichever is the

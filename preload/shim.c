@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/mt_console.h"
 #include "../common/mt_rank.h"
 #include "../common/mt_spawn.h"
 #include "shim.h"
@@ -85,8 +86,10 @@ static void atfork_child(void)
     if (!parent)
         return;
     munmap(parent, MT_RING_HDR_SIZE + parent->capacity);
+    mt_console_forked();
     if (open_ring(0))
         say_untracked();
+    mt_record_process();
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -203,6 +206,11 @@ static void start_run(void)
     }
     setenv(MT_ENV_CHANNEL, ans.channel, 1);
     setenv(MT_ENV_RUN_ID, ans.run_id, 1);
+    /* What this first process has as stdout and stderr is the run's console
+     * for the whole tree (console.c). */
+    char console[128];
+    mt_console_describe(console, sizeof console);
+    setenv(MT_ENV_CONSOLE, console, 1);
 }
 
 static void join_run(const char *chan)
@@ -215,8 +223,26 @@ static void join_run(const char *chan)
         say_untracked();
 }
 
-__attribute__((constructor)) static void mt_shim_init(void)
+/* PYTHONUNBUFFERED=1 for a Python image, unless the environment says
+ * already, or the run's config turned it off: Python block-buffers a stdout
+ * that is a pipe or a file, so its lines would all arrive (and be stamped)
+ * at the end.  The bytes are the same; they are written sooner.  Set in the
+ * constructor, before the interpreter reads its environment. */
+static void python_unbuffered(void)
 {
+    if (!mt_ctl || !(mt_ctl->options & MT_CTL_OPT_PYTHON_UNBUFFERED) || !mt_ring)
+        return;
+    const char *exe = strrchr(mt_ring->exe, '/');
+    exe = exe ? exe + 1 : mt_ring->exe;
+    if (strncmp(exe, "python", 6) != 0 || getenv("PYTHONUNBUFFERED"))
+        return;
+    setenv("PYTHONUNBUFFERED", "1", 1);
+}
+
+/* glibc hands constructors the program's argc, argv and environment. */
+__attribute__((constructor)) static void mt_shim_init(int argc, char **argv, char **envp)
+{
+    (void)envp;
     int saved = errno;
     if (getauxval(AT_SECURE))
         return; /* setuid and friends: do nothing at all */
@@ -230,6 +256,9 @@ __attribute__((constructor)) static void mt_shim_init(void)
         join_run(chan);
     else
         start_run();
+    mt_console_init(argc, argv);
+    mt_record_process();
+    python_unbuffered();
     if (mt_ring)
         mt_watch_init(channel_dir);
     if (mt_ring)

@@ -75,6 +75,11 @@ struct mt_real {
     int (*overflow)(FILE *, int);
     int (*fflush)(FILE *);
     int (*fclose)(FILE *);
+    /* console.c */
+    int (*dup2)(int, int);
+    int (*dup3)(int, int, int);
+    int (*close)(int);
+    int (*close_range)(unsigned, unsigned, int);
 };
 
 extern MT_HIDDEN struct mt_real mt_real;
@@ -100,10 +105,52 @@ extern MT_HIDDEN int mt_fine_clock;
 MT_HIDDEN void mt_count_producer(void);
 extern MT_HIDDEN MT_TLS int mt_depth; /* >0 inside an interposer: record nothing */
 
-/* Which captured stream an fd is, or 0 when it is not captured. */
+/* What fds 1 and 2 are (console.c, which states the rule): MT_FD_CONSOLE,
+ * or the enum mt_elsewhere kind of file they are instead.  Cached as
+ * gen << 8 | class; a call that changes fd 1 or 2 bumps mt_fd_gen. */
+#define MT_FD_CONSOLE 0xff
+extern MT_HIDDEN _Atomic uint64_t mt_fd_seen[3];
+extern MT_HIDDEN _Atomic uint32_t mt_fd_gen;
+MT_HIDDEN int mt_fd_class_slow(int fd);
+
+static inline int mt_fd_class(int fd)
+{
+    uint64_t s = atomic_load_explicit(&mt_fd_seen[fd], memory_order_relaxed);
+    if (__builtin_expect((uint32_t)(s >> 8) == atomic_load_explicit(&mt_fd_gen, memory_order_relaxed), 1))
+        return (int)(s & 0xff);
+    return mt_fd_class_slow(fd);
+}
+
+static inline void mt_fd_changed(void)
+{
+    atomic_fetch_add_explicit(&mt_fd_gen, 1, memory_order_release);
+}
+
+/* Counts bytes of fd 1 or 2 that did not go to the console (enum mt_elsewhere). */
+MT_HIDDEN void mt_count_elsewhere(int kind, size_t n);
+
+/* console.c: the argv of this image (from the constructor); after a fork. */
+MT_HIDDEN void mt_console_init(int argc, char **argv);
+MT_HIDDEN void mt_console_forked(void);
+/* Records this process image (argv, parent, fds 0-2) in its ring. */
+MT_HIDDEN void mt_record_process(void);
+MT_HIDDEN void mt_record_fds(void);
+
+/* Which captured stream an fd is (1 or 2), or 0 when the shim does not look
+ * at it.  Classifies the fd before the caller writes (console.c), so that a
+ * regular file is announced from where this write begins. */
 static inline int mt_stream_of_fd(int fd)
 {
-    return (fd == 1 || fd == 2) ? fd : 0;
+    if (fd != 1 && fd != 2)
+        return 0;
+    mt_fd_class(fd);
+    return fd;
+}
+
+/* glibc's flag for a stream whose write failed (_IO_ERR_SEEN). */
+static inline int mt_file_failed(const FILE *fp)
+{
+    return (fp->_flags & 0x20) != 0;
 }
 
 static inline int mt_stream_of_file(FILE *fp)
