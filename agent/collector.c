@@ -166,7 +166,15 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
         }
         break;
     case MT_REC_FILE_OPEN:
-        mt_tail_announce(a->tail, v->data, v->len, ts);
+        mt_tail_announce(a->tail, s->pid, v->data, v->len, ts);
+        break;
+    case MT_REC_PROC:
+        mt_proctree_image(a, s->pid, s->ring->exe, v->data, v->len);
+        break;
+    case MT_REC_FDS:
+        mt_proctree_fds(a, s->pid, v->data, v->len);
+        if (!a->trainer_fixed)
+            mt_proctree_settle(a);
         break;
     case MT_REC_CRASH:
         mt_symbolize_store(&a->store, ts, s->pid, s->ring->exe, v);
@@ -176,8 +184,23 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
     }
 }
 
+/* Bytes written to fd 1 or 2 that were not the console (console.c): into
+ * the run's counts and the writer's. */
+static void count_elsewhere(struct mt_agent *a, struct mt_ring_slot *s)
+{
+    for (int k = 0; k < MT_ELSEWHERE_KINDS; k++) {
+        uint64_t n = atomic_load_explicit(&s->ring->elsewhere_bytes[k], memory_order_relaxed);
+        if (n == s->seen_elsewhere[k])
+            continue;
+        a->elsewhere_bytes[k] += n - s->seen_elsewhere[k];
+        mt_procstats_elsewhere(a, s->pid, s->ring->exe, k, n - s->seen_elsewhere[k]);
+        s->seen_elsewhere[k] = n;
+    }
+}
+
 static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
 {
+    count_elsewhere(a, s);
     uint64_t r = atomic_load(&s->ring->dropped_records);
     uint64_t b = atomic_load(&s->ring->dropped_bytes);
     uint64_t u = atomic_load(&s->ring->dropped_unbacked);
@@ -239,6 +262,7 @@ size_t mt_collector_drain(struct mt_agent *a)
 static void retire(struct mt_agent *a, size_t i)
 {
     struct mt_ring_slot *s = &a->rings[i];
+    count_elsewhere(a, s);
     uint64_t left = mt_ring_pending(s->ring);
     if (left) {
         /* Reserved by a process that died before publishing: lost. */

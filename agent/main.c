@@ -118,6 +118,17 @@ static void on_event(void *ctx, const char *json, size_t len)
     mt_store_append(&a->store, a->store.events, json, len);
 }
 
+static const char *on_program_of(void *ctx, uint32_t pid)
+{
+    return mt_proctree_program_of(ctx, pid);
+}
+
+static void on_metrics_from(void *ctx, uint32_t pid, int stream, const char *path)
+{
+    (void)stream, (void)path;
+    mt_proctree_metrics_from(ctx, pid);
+}
+
 /* ---- set-up ---- */
 
 static char *read_proc_file(pid_t pid, const char *name, size_t *len)
@@ -359,13 +370,18 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     a->start_mono_ns = mt_now_mono_ns();
     if (make_channel(a, err, errsz) != 0)
         return -1;
+    /* A shell or launcher's options are not the run's config: the trainer's
+     * are, once its process shows itself (proctree.c). */
+    int root_wraps = mt_program_is_wrapper(a->program);
     struct mt_parse_opts po = {
-        .cfg = &a->cfg, .program = a->program, .start_unix = a->start_unix,
+        .cfg = &a->cfg, .program = *a->cfg.program ? a->cfg.program : a->program,
+        .start_unix = a->start_unix,
         .first_step = a->first_step, .runtime_offset = a->runtime_offset,
-        .argv = a->command, .argc = a->ncommand, /* parse: command-line config */
+        .argv = root_wraps ? NULL : a->command, .argc = a->ncommand, /* parse: config */
     };
     struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
-                                  .event = on_event };
+                                  .event = on_event, .program_of = on_program_of,
+                                  .metrics_from = on_metrics_from };
     a->parse = mt_parse_create(&po, &sink, err, errsz);
     if (!a->parse)
         return -1;
@@ -470,6 +486,11 @@ static void run_loop(struct mt_agent *a)
             rows_at_summary = st.values;
             last_summary = now;
         }
+        if (a->run_json_dirty) { /* the trainer is known: its config and name */
+            a->run_json_dirty = 0;
+            mt_run_write_json(a);
+            last_index = 0;
+        }
         if (now - last_index >= INDEX_EVERY_S) {
             mt_run_update_index(a);
             last_index = now;
@@ -537,6 +558,7 @@ static void finish(struct mt_agent *a)
     double now = mt_now_unix();
     mt_tail_finish(a->tail, now);
     mt_parse_flush(a->parse, now);
+    mt_proctree_settle(a);
     mt_run_decide_state(a);
     struct mt_parse_stats st;
     mt_parse_stats(a->parse, &st);
@@ -688,6 +710,7 @@ int main(int argc, char **argv)
     mt_parse_destroy(a->parse);
     mt_parse_destroy(a->parse_console);
     mt_procstats_free(a);
+    mt_proctree_free(a);
     mt_store_close(&a->store);
     mt_config_free(&a->cfg);
     return 0;

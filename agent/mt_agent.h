@@ -34,6 +34,7 @@ struct mt_ring_slot {
     int has_view;       /* `view` holds the next record, peeked not consumed */
     struct mt_rec_view view;
     uint64_t seen_drop_records, seen_drop_bytes, seen_drop_unbacked;
+    uint64_t seen_elsewhere[MT_ELSEWHERE_KINDS];
     uint64_t created_ns;
 };
 
@@ -103,7 +104,18 @@ struct mt_agent {
     size_t nprocs, cap_procs, last_proc;
     uint64_t procs_untracked;
 
+    /* the processes the shims described (proctree.c) and the trainer */
+    struct mt_proc *proctree;
+    size_t nproctree, cap_proctree;
+    uint64_t proctree_seq, proctree_dropped;
+    uint32_t trainer_pid;
+    uint64_t trainer_seq; /* its image (proctree.c): 0 none yet */
+    int trainer_fixed;    /* chosen by its first metric: final */
+    char *trainer_command;
+    int run_json_dirty;   /* run.json and the index want rewriting */
+
     /* counters for run.json and events */
+    uint64_t elsewhere_bytes[MT_ELSEWHERE_KINDS]; /* fds 1/2 that were not the console */
     uint64_t stream_bytes[4];
     uint64_t dropped_records, dropped_bytes;
     double last_data_unix;
@@ -122,10 +134,27 @@ uint64_t mt_collector_pending(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
 int mt_pid_is_dead(int pidfd, pid_t pid);
 
+/* proctree.c */
+struct mt_proc;
+void mt_proctree_image(struct mt_agent *a, uint32_t pid, const char *exe, const char *data,
+                       size_t len);
+void mt_proctree_fds(struct mt_agent *a, uint32_t pid, const char *data, size_t len);
+/* The program whose preset parses pid's lines (its trainer's, through relays). */
+const char *mt_proctree_program_of(struct mt_agent *a, uint32_t pid);
+/* pid's lines gave the run's first metric: its trainer becomes the run's. */
+void mt_proctree_metrics_from(struct mt_agent *a, uint32_t pid);
+/* No metric yet: the first process that is not a wrapper is the trainer. */
+void mt_proctree_settle(struct mt_agent *a);
+int mt_program_is_wrapper(const char *program);
+void mt_proctree_free(struct mt_agent *a);
+
 /* procstats.c */
 struct mt_procstat;
 void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,
                       uint32_t tid, uint32_t len);
+/* Bytes pid wrote to fd 1 or 2 when it was not the console (enum mt_elsewhere). */
+void mt_procstats_elsewhere(struct mt_agent *a, uint32_t pid, const char *exe, int kind,
+                            uint64_t n);
 struct cJSON *mt_procstats_json(const struct mt_agent *a);
 void mt_procstats_free(struct mt_agent *a);
 

@@ -1,7 +1,8 @@
 /* mt_tail: the agent's file tailer for watched files (config `files.watch`,
  * `metrictap run --watch GLOB`).
  *
- * The shim reports each watched file the program opens for writing
+ * The shim reports each watched file the program opens for writing, and each
+ * regular file a process's stdout or stderr goes to instead of the console
  * (MT_REC_FILE_OPEN); the tailer then reads the file itself, so it sees every
  * way of writing it (stdio, write, mmap).  New bytes go to the parsers as
  * stream MT_PARSE_FILE under a per-file id (MT_TAIL_ID_BASE + n), so lines of
@@ -35,8 +36,11 @@ struct mt_tail *mt_tail_create(const char *globs, const char *cwd, const char *c
                                size_t errsz);
 void mt_tail_destroy(struct mt_tail *t);
 
-/* A MT_REC_FILE_OPEN payload: starts following that file. */
-void mt_tail_announce(struct mt_tail *t, const char *data, size_t len, double now);
+/* A MT_REC_FILE_OPEN payload from process `pid`: starts following that file
+ * (a watched file it opened, or the regular file its stdout or stderr was
+ * redirected to: preload/console.c), its lines parsed with pid's preset. */
+void mt_tail_announce(struct mt_tail *t, uint32_t pid, const char *data, size_t len,
+                      double now);
 
 /* Reads what is new; returns the bytes read (0: nothing happened). */
 size_t mt_tail_poll(struct mt_tail *t, double now);

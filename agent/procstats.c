@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_console.h"
 #include "mt_agent.h"
 
 #define MAX_PROCS 4096
@@ -16,12 +17,12 @@ struct mt_procstat {
     uint32_t pid;
     char exe[256];
     uint64_t bytes[4];
+    uint64_t elsewhere[MT_ELSEWHERE_KINDS];
     uint32_t ntids, more_tids;
     uint32_t tids[MAX_TIDS];
 };
 
-void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,
-                      uint32_t tid, uint32_t len)
+static struct mt_procstat *stat_of(struct mt_agent *a, uint32_t pid, const char *exe)
 {
     struct mt_procstat *p = NULL;
     if (a->last_proc < a->nprocs && a->procs[a->last_proc].pid == pid)
@@ -34,7 +35,7 @@ void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int str
     if (!p) {
         if (a->nprocs == MAX_PROCS) {
             a->procs_untracked++;
-            return;
+            return NULL;
         }
         if (a->nprocs == a->cap_procs) {
             a->cap_procs = a->cap_procs ? a->cap_procs * 2 : 8;
@@ -46,6 +47,23 @@ void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int str
         snprintf(p->exe, sizeof p->exe, "%s", exe ? exe : "");
         a->last_proc = a->nprocs++;
     }
+    return p;
+}
+
+void mt_procstats_elsewhere(struct mt_agent *a, uint32_t pid, const char *exe, int kind,
+                            uint64_t n)
+{
+    struct mt_procstat *p = stat_of(a, pid, exe);
+    if (p && kind >= 0 && kind < MT_ELSEWHERE_KINDS)
+        p->elsewhere[kind] += n;
+}
+
+void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,
+                      uint32_t tid, uint32_t len)
+{
+    struct mt_procstat *p = stat_of(a, pid, exe);
+    if (!p)
+        return;
     if (stream >= 0 && stream < 4)
         p->bytes[stream] += len;
     for (uint32_t i = 0; i < p->ntids; i++)
@@ -74,6 +92,13 @@ cJSON *mt_procstats_json(const struct mt_agent *a)
         cJSON_AddStringToObject(o, "exe", p->exe);
         cJSON_AddNumberToObject(o, "stdout_bytes", (double)p->bytes[1]);
         cJSON_AddNumberToObject(o, "stderr_bytes", (double)p->bytes[2]);
+        cJSON *elsewhere = NULL;
+        for (int k = 0; k < MT_ELSEWHERE_KINDS; k++)
+            if (p->elsewhere[k]) {
+                if (!elsewhere)
+                    elsewhere = cJSON_AddObjectToObject(o, "not_console_bytes");
+                cJSON_AddNumberToObject(elsewhere, mt_elsewhere_name(k), (double)p->elsewhere[k]);
+            }
         cJSON *tids = cJSON_AddArrayToObject(o, "tids");
         for (uint32_t t = 0; t < p->ntids; t++)
             cJSON_AddItemToArray(tids, cJSON_CreateNumber(p->tids[t]));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_console.h"
 #include "../common/mt_json.h"
 #include "mt_agent.h"
 
@@ -231,6 +232,9 @@ int mt_run_write_json(struct mt_agent *a)
         cJSON_AddNullToObject(o, "signal");
     cJSON_AddItemToObject(o, "command", string_array(a->command, a->ncommand));
     add_str(o, "program", a->program);
+    /* The process whose lines gave the metrics (or the first that is not a
+     * shell or relay), when it is not the command itself. */
+    add_str(o, "trainer_command", a->trainer_command);
     add_str(o, "cwd", a->cwd);
     add_str(o, "host", host);
     add_str(o, "user", pw ? pw->pw_name : NULL);
@@ -257,6 +261,10 @@ int mt_run_write_json(struct mt_agent *a)
     cJSON_AddItemToObject(streams, "processes", mt_procstats_json(a));
     if (a->procs_untracked)
         cJSON_AddNumberToObject(streams, "processes_untracked", (double)a->procs_untracked);
+    /* What went to pipes, /dev/null, files... instead of the console. */
+    cJSON *elsewhere = cJSON_AddObjectToObject(streams, "not_console_bytes");
+    for (int k = 0; k < MT_ELSEWHERE_KINDS; k++)
+        cJSON_AddNumberToObject(elsewhere, mt_elsewhere_name(k), (double)a->elsewhere_bytes[k]);
     cJSON_AddItemToObject(meta, "capture_counts", streams);
     if (a->nprimaries > 1 || (a->nprimaries == 1 && a->primaries[0].rank >= 0)) {
         cJSON *ranks = cJSON_AddArrayToObject(meta, "ranks");

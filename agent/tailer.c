@@ -138,8 +138,6 @@ struct mt_tail *mt_tail_create(const char *globs, const char *cwd, const char *c
             snprintf(err, errsz, "cannot watch files: inotify: %s", strerror(errno));
             goto out;
         }
-        t->files = mt_xcalloc(MT_TAIL_MAX_FILES, sizeof *t->files);
-        t->chunk = mt_xmalloc(TAIL_CHUNK);
     }
     ok = 1;
 out:
@@ -197,9 +195,24 @@ static int open_current(struct tail_file *f)
     return 0;
 }
 
-void mt_tail_announce(struct mt_tail *t, const char *data, size_t len, double now)
+/* Files come from globs, and from redirected stdouts even without any. */
+static int ready(struct mt_tail *t)
 {
-    if (!t || !t->files)
+    if (t->inotify_fd < 0) {
+        t->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (t->inotify_fd < 0)
+            return -1;
+    }
+    if (!t->files) {
+        t->files = mt_xcalloc(MT_TAIL_MAX_FILES, sizeof *t->files);
+        t->chunk = mt_xmalloc(TAIL_CHUNK);
+    }
+    return 0;
+}
+
+void mt_tail_announce(struct mt_tail *t, uint32_t pid, const char *data, size_t len, double now)
+{
+    if (!t || ready(t) != 0)
         return;
     size_t plen = strnlen(data, len);
     if (plen == 0 || plen == len || data[0] != '/')
@@ -224,6 +237,7 @@ void mt_tail_announce(struct mt_tail *t, const char *data, size_t len, double no
     f->id = MT_TAIL_ID_BASE + (uint32_t)t->nfiles;
     f->fd = -1;
     t->nfiles++;
+    mt_parse_file_writer(t->parse, f->path, pid); /* parse: the writer's preset */
     if (open_current(f) == 0) {
         struct stat st;
         /* Start where the program started writing; earlier contents are old. */
@@ -290,7 +304,7 @@ static size_t look(struct mt_tail *t, struct tail_file *f, size_t budget, double
 
 size_t mt_tail_poll(struct mt_tail *t, double now)
 {
-    if (!t || t->inotify_fd < 0)
+    if (!t || t->inotify_fd < 0 || !t->files)
         return 0;
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     while (read(t->inotify_fd, buf, sizeof buf) > 0)

@@ -50,6 +50,7 @@ static const struct {
     { "--id", "METRICTAP_ID" },             { "--resume", "METRICTAP_RESUME" },
     { "--config", "METRICTAP_CONFIG" },     { "-c", "METRICTAP_CONFIG" },
     { "--dir", "METRICTAP_DIR" },           { "--mode", "METRICTAP_MODE" },
+    { "--program", "METRICTAP_PROGRAM" },
     { NULL, NULL },
 };
 
@@ -59,6 +60,7 @@ static int usage(void)
           "                     [--job-type J] [--notes TEXT] [--id ID]\n"
           "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
           "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
+          "                     [--program NAME (the trainer whose preset parses the output)]\n"
           "                     -- CMD [ARGS...]\n",
           stderr);
     return 2;

@@ -30,11 +30,18 @@ struct mt_parse_sink {
     void (*event)(void *ctx, const char *json, size_t len);
     /* A tag captured from the output (a rule's `tags:` group); may be NULL. */
     void (*tag)(void *ctx, const char *tag);
+    /* The program whose preset parses the lines of process `pid` (asked once,
+     * at its first bytes): the trainer behind them, not a shell or relay in
+     * between.  May be NULL, or return NULL: opts.program then. */
+    const char *(*program_of)(void *ctx, uint32_t pid);
+    /* A source (a process's stream, or a file with the process that wrote it)
+     * gave its first metric value.  May be NULL. */
+    void (*metrics_from)(void *ctx, uint32_t pid, int stream, const char *path);
 };
 
 struct mt_parse_opts {
     const struct mt_config *cfg; /* may be NULL: defaults */
-    const char *program;         /* basename of the traced program, picks presets */
+    const char *program;         /* picks presets where sink.program_of does not */
     double start_unix;           /* the run's start, for _runtime */
     uint64_t first_step;         /* _step of the first row (resume continues) */
     double runtime_offset;       /* added to _runtime (resume continues) */
@@ -64,6 +71,9 @@ void mt_parse_close_pid(mt_parse *p, uint32_t pid, double ts_unix);
  * file:GLOB matching `path` see its lines (csv headers are per file). */
 void mt_parse_file_bytes(mt_parse *p, const char *path, double ts_unix, const char *data,
                          size_t len);
+/* Process `pid` writes the file at `path` (its stdout was redirected there):
+ * the file's lines are parsed with that process's preset (sink.program_of). */
+void mt_parse_file_writer(mt_parse *p, const char *path, uint32_t pid);
 /* Ends a file's partial line (file closed, truncated or rotated). */
 void mt_parse_close_file(mt_parse *p, const char *path, double ts_unix);
 
@@ -79,6 +89,10 @@ void mt_parse_flush(mt_parse *p, double ts_unix);
 /* The summary as a JSON object; caller frees. `restore` seeds it (resume). */
 char *mt_parse_summary_json(mt_parse *p);
 int mt_parse_restore_summary(mt_parse *p, const char *json);
+
+/* The command line whose options are the run's config (the trainer's, once
+ * the agent knows which process it is); replaces the one given at creation. */
+void mt_parse_set_argv(mt_parse *p, int argc, char *const *argv);
 
 /* The run's config as a JSON object: the command line's options, then
  * values rules captured (which win); caller frees.  For run.json "config"

@@ -15,8 +15,9 @@
  * xgboost line.  The first rule that matches a line takes it, unless it says
  * `continue`.
  *
- * With no rules configured, the presets are chosen from the program's name
- * (xgboost -> xgboost), then the generic hf (json), keras and keyvalue.  A
+ * With no rules configured, each source's presets are chosen from the name
+ * of the program behind it (xgboost -> xgboost: mt_rules_select), then the
+ * generic hf (json), keras and keyvalue.  A
  * rule's stream `any` (the default) covers stdout, stderr and watched files;
  * file:GLOB only the files whose path (or a tail of it after a /) matches.
  * Owned by mt_parse; internal to parsers/ except the preset names,
@@ -40,7 +41,7 @@ const char *mt_preset_list(void);
  * MT_RULES_RESERVED of them are kept for the presets added when no console
  * rule is configured.  How many one preset takes: */
 #define MT_RULES_MAX 256
-#define MT_RULES_RESERVED 16
+#define MT_RULES_RESERVED 48
 int mt_preset_rule_count(const char *name);
 
 struct mt_rules;
@@ -58,7 +59,7 @@ struct mt_rules_source {
     uint64_t mask[MT_RULES_MAX / 64];
     struct mt_csv *csv; /* per-source csv header, when a csv rule applies */
 };
-void mt_rules_select(const struct mt_rules *rs, int stream, const char *path,
+void mt_rules_select(struct mt_rules *rs, int stream, const char *path, const char *program,
                      struct mt_rules_source *src);
 void mt_rules_source_free(struct mt_rules_source *src);
 

@@ -28,6 +28,7 @@ struct pending_line {
     uint64_t truncated;  /* bytes cut from the current line */
     struct mt_buf text;  /* the line as it will be shown */
     struct mt_rules_source src; /* the rules that see it */
+    int told_metric;     /* sink.metrics_from was called for it */
 };
 
 struct mt_parse {
@@ -40,7 +41,9 @@ struct mt_parse {
     struct mt_fields fields;
     struct mt_buf clean; /* a line with ANSI escapes removed */
     uint64_t nlines_seen, lines_truncated, streams_dropped;
-    cJSON *config;       /* command line, then captured values */
+    cJSON *argv_config;  /* the trainer's command line */
+    cJSON *config;       /* values captured from the output (they win) */
+    char *program;       /* opts.program */
     cJSON *tags;
     int log_time;
     int have_start;
@@ -66,11 +69,9 @@ mt_parse *mt_parse_create(const struct mt_parse_opts *opts, const struct mt_pars
     mt_buf_init(&p->clean, p->line_max + 1);
     p->log_time = opts->log_time;
     p->have_start = 0; /* with log_time the first captured time is the start */
-    char *argv_json = opts->argv ? mt_argv_config_json(opts->argc, opts->argv) : NULL;
-    p->config = argv_json ? mt_json_parse_literal(argv_json) : NULL;
-    free(argv_json);
-    if (!p->config)
-        p->config = cJSON_CreateObject();
+    mt_parse_set_argv(p, opts->argv ? opts->argc : 0, opts->argv);
+    p->config = cJSON_CreateObject();
+    p->program = opts->program ? mt_xstrdup(opts->program) : NULL;
     p->tags = cJSON_CreateArray();
     p->rules = mt_rules_create(opts->cfg, opts->program, err, errsz);
     if (!p->rules || !p->config || !p->tags) {
@@ -98,15 +99,28 @@ void mt_parse_destroy(mt_parse *p)
     mt_history_destroy(p->history);
     mt_rules_destroy(p->rules);
     cJSON_Delete(p->config);
+    cJSON_Delete(p->argv_config);
     cJSON_Delete(p->tags);
+    free(p->program);
     free(p);
 }
 
+void mt_parse_set_argv(mt_parse *p, int argc, char *const *argv)
+{
+    char *json = argv ? mt_argv_config_json(argc, argv) : NULL;
+    cJSON *c = json ? mt_json_parse_literal(json) : NULL;
+    free(json);
+    cJSON_Delete(p->argv_config);
+    p->argv_config = c ? c : cJSON_CreateObject();
+}
+
+/* The source of a process's stream, or of a file (whoever writes it; `pid`
+ * then only picks the preset). */
 static struct pending_line *line_for(mt_parse *p, uint32_t pid, int stream, const char *path)
 {
     for (size_t i = 0; i < p->nlines; i++)
-        if (p->lines[i].pid == pid && p->lines[i].stream == stream &&
-            !path == !p->lines[i].path && (!path || strcmp(p->lines[i].path, path) == 0))
+        if (p->lines[i].stream == stream && !path == !p->lines[i].path &&
+            (path ? strcmp(p->lines[i].path, path) == 0 : p->lines[i].pid == pid))
             return &p->lines[i];
     if (p->nlines == MAX_STREAMS) {
         p->streams_dropped++;
@@ -118,7 +132,8 @@ static struct pending_line *line_for(mt_parse *p, uint32_t pid, int stream, cons
     l->stream = stream;
     l->path = path ? mt_xstrdup(path) : NULL;
     mt_buf_init(&l->text, p->line_max);
-    mt_rules_select(p->rules, stream, path, &l->src);
+    const char *program = p->sink.program_of && pid ? p->sink.program_of(p->sink.ctx, pid) : NULL;
+    mt_rules_select(p->rules, stream, path, program ? program : p->program, &l->src);
     return l;
 }
 
@@ -241,6 +256,13 @@ static void parse_line(mt_parse *p, struct pending_line *l, const char *s, size_
     }
     (void)other;
     mt_history_add(p->history, fs, ts);
+    if (!l->told_metric && p->sink.metrics_from)
+        for (uint32_t i = 0; i < fs->n; i++)
+            if (fs->f[i].role == MT_ROLE_METRIC) {
+                l->told_metric = 1;
+                p->sink.metrics_from(p->sink.ctx, l->pid, l->stream, l->path);
+                break;
+            }
 }
 
 static void end_line(mt_parse *p, struct pending_line *l, double ts, int newline)
@@ -343,6 +365,11 @@ void mt_parse_file_bytes(mt_parse *p, const char *path, double ts, const char *d
         feed(p, l, ts, data, len);
 }
 
+void mt_parse_file_writer(mt_parse *p, const char *path, uint32_t pid)
+{
+    line_for(p, pid, MT_PARSE_FILE, path);
+}
+
 void mt_parse_log_bytes(mt_parse *p, const char *path, double ts, const char *data, size_t len)
 {
     struct pending_line *l = line_for(p, 0, MT_PARSE_STDOUT, path ? path : "-");
@@ -415,7 +442,16 @@ void mt_parse_stats(const mt_parse *p, struct mt_parse_stats *out)
 
 char *mt_parse_config_json(mt_parse *p)
 {
-    char *s = mt_json_print_literal(p->config, 0);
+    cJSON *all = cJSON_Duplicate(p->argv_config, 1), *it;
+    cJSON_ArrayForEach(it, p->config) {
+        cJSON *v = cJSON_Duplicate(it, 1);
+        if (cJSON_GetObjectItemCaseSensitive(all, it->string))
+            cJSON_ReplaceItemInObjectCaseSensitive(all, it->string, v);
+        else
+            cJSON_AddItemToObject(all, it->string, v);
+    }
+    char *s = mt_json_print_literal(all, 0);
+    cJSON_Delete(all);
     return s ? s : mt_xstrdup("{}");
 }
 

@@ -218,6 +218,7 @@ struct crule {
     int key_num, value_num, subkey_num;
     int repeat, keep_going;
     int (*may_match)(const char *line, size_t len); /* see struct preset_rule */
+    const struct preset *trainer; /* a trainer preset's: only for its programs */
 };
 
 struct mt_rules {
@@ -227,6 +228,9 @@ struct mt_rules {
     pcre2_jit_stack *jit_stack;
     uint64_t limit_hits;
     char describe[256];
+    char base_describe[256];     /* what create chose; trainers are added as used */
+    const struct preset *used[16]; /* trainer presets some source was given */
+    size_t nused;
     struct mt_metric_spec metric_defaults[8];
     size_t nmetric_defaults;
 };
@@ -411,6 +415,22 @@ static int program_matches(const char *programs, const char *program)
     return 0;
 }
 
+/* The trainer presets in use first, in the order first used, then the rest. */
+static void note_used(struct mt_rules *rs, const struct preset *p)
+{
+    for (size_t i = 0; i < rs->nused; i++)
+        if (rs->used[i] == p)
+            return;
+    if (rs->nused == sizeof rs->used / sizeof *rs->used)
+        return;
+    rs->used[rs->nused++] = p;
+    rs->describe[0] = '\0';
+    for (size_t i = 0; i < rs->nused; i++)
+        note(rs, rs->used[i]->name);
+    if (rs->base_describe[0])
+        note(rs, rs->base_describe);
+}
+
 struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *program, char *err,
                                  size_t errsz)
 {
@@ -454,23 +474,39 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
             goto out;
     }
     if (console_rules == 0) {
-        /* No rule configured: the trainer's preset by program name, then
-         * the generic ones. */
-        for (const struct preset *p = presets; program && p->name; p++)
-            if (p->programs && program_matches(p->programs, program) &&
-                add_preset(rs, p, NULL, 0, err, errsz) != 0)
+        /* No rule configured: every trainer's preset, each seen only by the
+         * lines of processes named like its trainer, then the generic ones. */
+        for (const struct preset *p = presets; p->name; p++) {
+            if (!p->programs)
+                continue;
+            size_t first = rs->n;
+            char keep[sizeof rs->describe];
+            memcpy(keep, rs->describe, sizeof keep);
+            if (add_preset(rs, p, NULL, 0, err, errsz) != 0)
                 goto out;
+            memcpy(rs->describe, keep, sizeof keep); /* named once used */
+            for (size_t i = first; i < rs->n; i++)
+                rs->rules[i].trainer = p;
+        }
         if (add_preset(rs, find_preset("hf"), NULL, 1, err, errsz) != 0 ||
             add_preset(rs, find_preset("keras"), NULL, 1, err, errsz) != 0 ||
             add_preset(rs, find_preset("keyvalue"), NULL, 1, err, errsz) != 0)
             goto out;
     }
+    memcpy(rs->base_describe, rs->describe, sizeof rs->describe);
+    /* The default program's trainer is in use from the start (parse, import). */
+    for (size_t i = 0; program && i < rs->n; i++)
+        if (rs->rules[i].trainer && program_matches(rs->rules[i].trainer->programs, program)) {
+            note_used(rs, rs->rules[i].trainer);
+            break;
+        }
     result = rs;
 out:
     if (!result)
         mt_rules_destroy(rs);
     return result;
 }
+
 
 void mt_rules_destroy(struct mt_rules *rs)
 {
@@ -502,14 +538,23 @@ static int glob_matches(const char *glob, const char *path)
     return 0;
 }
 
-void mt_rules_select(const struct mt_rules *rs, int stream, const char *path,
+void mt_rules_select(struct mt_rules *rs, int stream, const char *path, const char *program,
                      struct mt_rules_source *src)
 {
     memset(src, 0, sizeof *src);
+    if (program) {
+        const char *slash = strrchr(program, '/');
+        program = slash ? slash + 1 : program;
+    }
     for (size_t i = 0; i < rs->n; i++) {
         const struct crule *r = &rs->rules[i];
         int on = (stream >= 0 && stream < 32 && (r->streams & (1u << stream))) ||
                  (r->file_glob && path && glob_matches(r->file_glob, path));
+        if (on && r->trainer) {
+            on = program && program_matches(r->trainer->programs, program);
+            if (on)
+                note_used(rs, r->trainer);
+        }
         if (!on)
             continue;
         src->mask[i / 64] |= 1ull << (i % 64);

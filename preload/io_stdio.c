@@ -84,6 +84,13 @@ static int capture_vfprintf(FILE *fp, int flag, const char *fmt, va_list ap)
     if (n > 0 && failed_now(fp, was_failed, (size_t)n)) {
         if (lock)
             funlockfile(fp);
+    } else if (n > 0 && !before && fp->_IO_write_base && after - fp->_IO_write_base == n) {
+        /* The stream's first output: glibc made its buffer during the call
+         * and wrote from its start.  Formatting again would also run the
+         * program's own printf handlers (register_printf_specifier) twice. */
+        mt_capture(stream, fp->_IO_write_base, (size_t)n, NULL, 0);
+        if (lock)
+            funlockfile(fp);
     } else if (n > 0 && before && after - before == n && fp->_IO_write_base == base) {
         mt_capture(stream, before, (size_t)n, NULL, 0);
         if (lock)

@@ -18,7 +18,8 @@ EXAMPLES = BUILD / "examples"
 def clean_env(extra=None):
     """The test's environment without anything of metrictap's or W&B's."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("METRICTAP_", "WANDB_", "LD_PRELOAD", "MLFLOW_"))}
+           if not k.startswith(("METRICTAP_", "WANDB_", "LD_PRELOAD", "MLFLOW_"))
+           and k != "PYTHONUNBUFFERED"}  # metrictap decides it (console.c)
     env.update(extra or {})
     return env
 
