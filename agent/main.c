@@ -271,15 +271,17 @@ static void load_previous_run(struct mt_agent *a)
     cJSON_Delete(old);
 }
 
+/* In the store's checked directory, by its fd: the link is ours, made
+ * under a fresh name and renamed over the old one. */
 static void link_latest(struct mt_agent *a)
 {
-    char tmp[4096], link[4096], target[4096];
-    snprintf(tmp, sizeof tmp, "%s/.latest-run.%d", a->store.root, (int)getpid());
-    snprintf(link, sizeof link, "%s/latest-run", a->store.root);
+    char tmp[64], target[4096];
+    int root = a->store.root_fd;
+    snprintf(tmp, sizeof tmp, ".latest-run.%d", (int)getpid());
     snprintf(target, sizeof target, "runs/%s/%s", a->project, a->id);
-    unlink(tmp);
-    if (symlink(target, tmp) == 0 && rename(tmp, link) != 0)
-        unlink(tmp);
+    unlinkat(root, tmp, 0);
+    if (symlinkat(target, root, tmp) == 0 && renameat(root, tmp, root, "latest-run") != 0)
+        unlinkat(root, tmp, 0);
 }
 
 static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)

@@ -29,6 +29,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/mt_safefs.h"
 #include "mt_upload.h"
 #include "mt_upload_backend.h"
 #include "upload_internal.h"
@@ -278,7 +279,7 @@ static void io_event(void *ctx, const char *name, const char *fields)
     int len = snprintf(line, n, "{\"_timestamp\":%.6f,\"event\":\"%s\",\"backend\":\"%s\"%s%s}\n",
                        unix_now(), name, u->be_ops->name, fields && *fields ? "," : "",
                        fields ? fields : "");
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
         if (write(fd, line, (size_t)len) != len) {
             /* the store's disk is full: nothing better to do */
@@ -293,7 +294,8 @@ int mt_upload__write_atomic(const char *path, const char *data, size_t len)
     char tmp[4400];
     int result = 0, fd = -1;
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    unlink(tmp); /* one a crash of the same pid left */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         result = -errno;
         goto out;
@@ -1062,7 +1064,7 @@ static void uploader_destroy(struct mt_uploader *u)
 static int try_lock(struct mt_uploader *u)
 {
     if (u->lock_fd < 0)
-        u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (u->lock_fd < 0)
         return -errno;
     if (flock(u->lock_fd, LOCK_EX | LOCK_NB) != 0)
@@ -1099,12 +1101,20 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
         snprintf(err, errsz, "upload: out of memory");
         goto out;
     }
-    char updir[4200];
+    char updir[4200], why[1024];
     snprintf(updir, sizeof(updir), "%s/upload", run_dir);
-    if (mkdir(updir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errsz, "upload: cannot create %s: %s", updir, strerror(errno));
+    /* The run directory and upload/ are checked (ours, not open to others,
+     * no link) before any cursor in them is read or written. */
+    int cfd = mt_safefs_open_dir(run_dir, 0, why, sizeof why);
+    if (cfd >= 0) {
+        close(cfd);
+        cfd = mt_safefs_open_dir(updir, MT_SAFEFS_CREATE, why, sizeof why);
+    }
+    if (cfd < 0) {
+        snprintf(err, errsz, "upload: refusing %s: %s", updir, why);
         goto out;
     }
+    close(cfd);
     snprintf(u->cursor_path, sizeof(u->cursor_path), "%s/%s.json", updir, u->be_ops->name);
     snprintf(u->lock_path, sizeof(u->lock_path), "%s/%s.lock", updir, u->be_ops->name);
     char *txt = read_file(u->cursor_path, NULL);
