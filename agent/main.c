@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_rank.h"
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
@@ -519,12 +520,8 @@ static void run_loop(struct mt_agent *a)
 
 static void remove_rendezvous(struct mt_agent *a)
 {
-    if (!a->rendezvous)
-        return;
-    char path[600];
-    snprintf(path, sizeof path, "%s/answer", a->rendezvous);
-    unlink(path);
-    rmdir(a->rendezvous);
+    if (a->rendezvous)
+        mt_rank_remove_place(a->rendezvous); /* only if it is ours */
 }
 
 static void finish(struct mt_agent *a)

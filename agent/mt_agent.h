@@ -129,6 +129,10 @@ void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int str
 struct cJSON *mt_procstats_json(const struct mt_agent *a);
 void mt_procstats_free(struct mt_agent *a);
 
+/* untracked.c: a process of the run became another user (MT_REC_USER) */
+void mt_untracked_user(struct mt_agent *a, uint32_t pid, const char *exe,
+                       const struct mt_rec_view *v);
+
 /* meta.c */
 void mt_run_collect_metadata(struct mt_agent *a);
 void mt_run_start_system_metrics(struct mt_agent *a);

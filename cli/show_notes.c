@@ -22,7 +22,7 @@ static void print_untracked(const cJSON *ev)
     const cJSON *pid = cJSON_GetObjectItemCaseSensitive(ev, "pid");
     const cJSON *exe = cJSON_GetObjectItemCaseSensitive(ev, "exe");
     const cJSON *procs = cJSON_GetObjectItemCaseSensitive(ev, "processes");
-    printf("%-9s%s", "untracked", cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
+    printf("untracked %s", cJSON_IsString(reason) ? reason->valuestring : "(no reason)");
     if (cJSON_IsNumber(pid))
         printf(" (pid %d%s%s)", pid->valueint, cJSON_IsString(exe) ? ", " : "",
                cJSON_IsString(exe) ? exe->valuestring : "");
@@ -59,7 +59,7 @@ void mt_show_notes(const char *dir, const char *damage)
         cJSON_Delete(ev);
     }
     if (more)
-        printf("%-9s%zu more, in %s\n", "untracked", more, path);
+        printf("untracked %zu more, in %s\n", more, path);
     free(text);
 }
 

@@ -46,6 +46,8 @@ enum mt_rec_kind {
                             path, NUL, uint64 size right after the open */
     MT_REC_CRASH = 5,    /* raw instruction pointers (uint64_t[]) of a crash; aux = signal */
     MT_REC_NOTE = 6,     /* free text from the shim itself (fail-open notices) */
+    MT_REC_USER = 7,     /* the process changed its effective user: data = uint32 real
+                            and effective uid after the change (preload/ids.c) */
 };
 
 /* Streams a DATA record can belong to. */
