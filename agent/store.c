@@ -78,6 +78,19 @@ void mt_store_unlock(int fd)
         close(fd); /* releases the flock */
 }
 
+/* The message for a directory of the store that could not be had: refused
+ * (someone else's, open to others, a link) or not made (a read-only disk). */
+static void store_error(char *err, size_t errsz, int rc, const char *e)
+{
+    static const char made[] = "cannot create ";
+    if (rc == -EPERM || rc == -ELOOP || rc == -ENOTDIR)
+        snprintf(err, errsz, "refusing the run store: %s", e);
+    else if (strncmp(e, made, sizeof made - 1) == 0)
+        snprintf(err, errsz, "cannot create the run store %s", e + sizeof made - 1);
+    else
+        snprintf(err, errsz, "cannot open the run store: %s", e);
+}
+
 /* runs/<project>[/<id>] below the checked store directory root_fd. */
 static int run_subdir(int root_fd, const char *shown, const char *project, const char *id,
                       int flags, char *err, size_t errsz)
@@ -94,7 +107,7 @@ static int run_subdir(int root_fd, const char *shown, const char *project, const
     if (fd == -ENOENT)
         snprintf(err, errsz, "%s", e);
     else if (fd < 0)
-        snprintf(err, errsz, "refusing the run store: %s", e);
+        store_error(err, errsz, fd, e);
     return fd;
 }
 
@@ -106,7 +119,7 @@ int mt_store_dir_fd(const char *root, const char *project, const char *id, int c
     if (root_fd == -ENOENT)
         snprintf(err, errsz, "there is no run store at %s (no runs yet)", root);
     else if (root_fd < 0)
-        snprintf(err, errsz, "refusing the run store: %s", e);
+        store_error(err, errsz, root_fd, e);
     if (root_fd < 0 || !project)
         return root_fd;
     int fd = run_subdir(root_fd, root, project, id, create ? MT_SAFEFS_CREATE : 0, err, errsz);
