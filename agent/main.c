@@ -27,6 +27,7 @@
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
+#include "mt_indexer.h"
 #include "mt_tail.h"
 
 extern char **environ;
@@ -39,6 +40,8 @@ extern char **environ;
 #define FLUSH_EVERY_S 0.2
 #define SUMMARY_EVERY_S 5.0
 #define INDEX_EVERY_S 10.0
+#define INDEX_END_WAIT_S 1.0 /* for the last row before the finish event */
+#define INDEX_LINGER_S 10.0  /* ... and after it, once the launcher is gone */
 #define BUSY_NAP_WINDOW_S 0.05 /* after output, poll every BUSY_NAP_NS this long */
 #define BUSY_NAP_NS 500000
 #define IDLE_NAP_MS 250 /* the longest sleep once output has been quiet a while */
@@ -378,13 +381,9 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
                              errsz);
     if (!a->tail)
         return -1;
-    char ixerr[512];
-    a->index = mt_index_open(a->store.root, ixerr, sizeof ixerr);
-    if (!a->index) {
-        char fields[700];
-        snprintf(fields, sizeof fields, "\"message\":\"%s\"", "cannot open the runs index");
-        mt_store_event(&a->store, a->start_unix, "index_error", fields);
-    }
+    /* The index is written from a thread of its own: a busy or damaged
+     * index.sqlite must not hold up the program's start. */
+    a->indexer = mt_indexer_start(a->store.root);
     a->state = "running";
     a->exit_code = -1;
     if (exists) {
@@ -575,6 +574,7 @@ static void finish(struct mt_agent *a)
     mt_run_write_summary(a);
     mt_run_write_json(a);
     mt_run_update_index(a);
+    mt_run_index_settle(a, INDEX_END_WAIT_S);
     mt_store_event(&a->store, now, "finish", fields);
     mt_store_flush(&a->store);
     atomic_store(&a->ctl->finished, 1);
@@ -681,7 +681,7 @@ int main(int argc, char **argv)
     run_loop(a);
     finish(a);
     mt_tail_destroy(a->tail);
-    mt_index_close(a->index);
+    mt_indexer_stop(a->indexer, INDEX_LINGER_S);
     mt_parse_destroy(a->parse);
     mt_parse_destroy(a->parse_console);
     mt_procstats_free(a);

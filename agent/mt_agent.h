@@ -21,6 +21,7 @@
 struct cJSON;
 struct mt_sys_thread;
 struct mt_tail; /* mt_tail.h: watched files */
+struct mt_indexer;
 
 struct mt_ring_slot {
     char name[64];
@@ -51,7 +52,7 @@ struct mt_primary {
 struct mt_agent {
     struct mt_config cfg;
     struct mt_store store;
-    struct mt_index *index;
+    struct mt_indexer *indexer; /* the run's row in index.sqlite (mt_indexer.h) */
     mt_parse *parse;
     /* Output of ranks other than 0 when only rank 0 is parsed (ranks: zero):
      * its lines reach output.log, its rows are dropped. */
@@ -145,7 +146,8 @@ double mt_agent_unix_of(const struct mt_agent *a, uint64_t mono_ns);
 void mt_run_make_id(char out[16]);
 int mt_run_write_json(struct mt_agent *a);
 void mt_run_write_summary(struct mt_agent *a);
-void mt_run_update_index(struct mt_agent *a);
+void mt_run_update_index(struct mt_agent *a);   /* posts the row to the index thread */
+void mt_run_index_settle(struct mt_agent *a, double timeout_s); /* waits; tells if it cannot */
 void mt_run_decide_state(struct mt_agent *a);
 
 #endif
