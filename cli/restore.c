@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../agent/mt_store.h"
 #include "../common/mt_exec.h"
 #include "../common/mt_safefs.h"
 #include "../config/mt_config.h"
@@ -78,6 +79,13 @@ static int find_run(const char *root, const char *run, char *out, size_t size)
     size_t nfound = 0, len = strlen(run);
     DIR *d, *pd;
     struct dirent *pe, *e;
+    char why[1024];
+    int store = mt_store_dir_fd(root, NULL, NULL, 0, why, sizeof why);
+    if (store < 0) { /* a patch from a store others can change is not applied */
+        fprintf(stderr, "metrictap restore: %s\n", why);
+        return 1;
+    }
+    close(store);
     snprintf(runs, sizeof runs, "%s/runs", root);
     if (!(d = opendir(runs))) {
         fprintf(stderr, "metrictap restore: no run store at %s (%s)\n", runs, strerror(errno));
