@@ -281,3 +281,18 @@ def test_watched_file_swapped_for_a_link_is_not_followed(place, tmp_path):
     assert [e["path"] for e in refused] == [str(log)]
     assert "symbolic link" in refused[0]["reason"]
     assert secret.read_text() == "secret_loss: 1234\n"
+
+
+def test_config_file_planted_in_a_shared_directory_is_refused(place):
+    """./metrictap.yaml is found, not named: one of nobody's in a shared
+    directory would choose where root's runs go (their directory here)."""
+    shared = place / "shared"
+    as_nobody("sh", "-c", f"echo 'dir: {place / 'elsewhere' / 'store'}' > {shared}/metrictap.yaml")
+    before = snapshot(place)
+    p = tracked("run", shared)
+    assert_untracked_with_one_line(p, b"refusing ./metrictap.yaml: it belongs to uid 65534", shared)
+    assert snapshot(place) == before
+    # Named on purpose, it is the user's choice.
+    p = tracked("run", shared, {"METRICTAP_CONFIG": str(shared / "metrictap.yaml")})
+    assert b"metrictap:" not in p.stderr, p.stderr
+    assert len(run_dirs(place / "elsewhere" / "store")) == 1
