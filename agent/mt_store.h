@@ -62,7 +62,4 @@ char *mt_store_read(const struct mt_store *s, const char *name, size_t *len);
 int mt_store_lock(const char *run_dir);
 void mt_store_unlock(int fd);
 
-/* Creates every missing directory of `path` with mode 0700. */
-int mt_mkdirs(const char *path);
-
 #endif

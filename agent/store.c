@@ -13,34 +13,6 @@
 #include "../common/mt_buf.h"
 #include "../common/mt_safefs.h"
 
-int mt_mkdirs(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
 {
     return mt_safefs_openat(s->dir_fd, s->dir, name, oflags, 0600, err, errsz);
