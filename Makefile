@@ -29,6 +29,7 @@ PRELOAD_SRC := $(wildcard preload/*.c)
 # The shim links only what it needs from common/, compiled position-independent.
 SHIM_COMMON := common/mt_ring.c common/mt_channel.c common/mt_spawn.c common/mt_rank.c common/mt_glob.c \
                common/mt_console.c
+SHIM_COMMON += common/mt_safefs.c
 
 LIB_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC) $(PARSERS_SRC) $(CONFIG_SRC) $(AGENT_SRC))
 CLI_OBJ   := $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRC))

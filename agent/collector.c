@@ -179,6 +179,9 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
     case MT_REC_CRASH:
         mt_symbolize_store(&a->store, ts, s->pid, s->ring->exe, v);
         break;
+    case MT_REC_USER:
+        mt_untracked_user(a, s->pid, s->ring->exe, v);
+        break;
     default:
         break;
     }

@@ -24,9 +24,11 @@
 
 #include "../common/mt_buf.h"
 #include "../common/mt_json.h"
+#include "../common/mt_rank.h"
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
+#include "mt_indexer.h"
 #include "mt_tail.h"
 
 extern char **environ;
@@ -39,6 +41,8 @@ extern char **environ;
 #define FLUSH_EVERY_S 0.2
 #define SUMMARY_EVERY_S 5.0
 #define INDEX_EVERY_S 10.0
+#define INDEX_END_WAIT_S 1.0 /* for the last row before the finish event */
+#define INDEX_LINGER_S 10.0  /* ... and after it, once the launcher is gone */
 #define BUSY_NAP_WINDOW_S 0.05 /* after output, poll every BUSY_NAP_NS this long */
 #define BUSY_NAP_NS 500000
 #define IDLE_NAP_MS 250 /* the longest sleep once output has been quiet a while */
@@ -106,9 +110,24 @@ mt_parse *mt_parser_for_ring(struct mt_agent *a, const struct mt_ring_header *r)
     return a->parse_console ? a->parse_console : a->parse;
 }
 
+/* How many run.json rewrites a row may wait for: a metric's step_metric must
+ * be in run.json before any row of it is (the uploaders read both), and new
+ * metrics come in the first rows; past this many, the loop rewrites it
+ * within FLUSH_EVERY_S, before the rows are flushed but without a guarantee. */
+#define METRIC_DEFS_SYNC 256
+
 static void on_row(void *ctx, const char *json, size_t len)
 {
     struct mt_agent *a = ctx;
+    uint64_t gen = a->parse ? mt_parse_metrics_gen(a->parse) : 0;
+    if (gen != a->metrics_gen_written) {
+        if (a->metric_defs_written < METRIC_DEFS_SYNC) {
+            a->metric_defs_written++;
+            mt_run_write_json(a);
+        } else {
+            a->run_json_dirty = 1;
+        }
+    }
     mt_store_append(&a->store, a->store.history, json, len);
 }
 
@@ -284,15 +303,17 @@ static void load_previous_run(struct mt_agent *a)
     cJSON_Delete(old);
 }
 
+/* In the store's checked directory, by its fd: the link is ours, made
+ * under a fresh name and renamed over the old one. */
 static void link_latest(struct mt_agent *a)
 {
-    char tmp[4096], link[4096], target[4096];
-    snprintf(tmp, sizeof tmp, "%s/.latest-run.%d", a->store.root, (int)getpid());
-    snprintf(link, sizeof link, "%s/latest-run", a->store.root);
+    char tmp[64], target[4096];
+    int root = a->store.root_fd;
+    snprintf(tmp, sizeof tmp, ".latest-run.%d", (int)getpid());
     snprintf(target, sizeof target, "runs/%s/%s", a->project, a->id);
-    unlink(tmp);
-    if (symlink(target, tmp) == 0 && rename(tmp, link) != 0)
-        unlink(tmp);
+    unlinkat(root, tmp, 0);
+    if (symlinkat(target, root, tmp) == 0 && renameat(root, tmp, root, "latest-run") != 0)
+        unlinkat(root, tmp, 0);
 }
 
 static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
@@ -393,13 +414,9 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
                              errsz);
     if (!a->tail)
         return -1;
-    char ixerr[512];
-    a->index = mt_index_open(a->store.root, ixerr, sizeof ixerr);
-    if (!a->index) {
-        char fields[700];
-        snprintf(fields, sizeof fields, "\"message\":\"%s\"", "cannot open the runs index");
-        mt_store_event(&a->store, a->start_unix, "index_error", fields);
-    }
+    /* The index is written from a thread of its own: a busy or damaged
+     * index.sqlite must not hold up the program's start. */
+    a->indexer = mt_indexer_start(a->store.root);
     a->state = "running";
     a->exit_code = -1;
     if (exists) {
@@ -469,11 +486,21 @@ static void run_loop(struct mt_agent *a)
     for (;;) {
         mt_collector_scan(a);
         size_t drained = mt_collector_drain(a);
-        size_t handled = drained + mt_tail_poll(a->tail, mt_now_unix());
+        size_t tailed = mt_tail_poll(a->tail, mt_now_unix());
+        if (tailed) /* a followed file's rows are flushed when it goes idle too */
+            a->last_data_unix = mt_now_unix();
+        size_t handled = drained + tailed;
         mt_collector_reap(a);
         double now = mt_now_unix();
         if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
             mt_parse_flush(a->parse, now);
+        /* The trainer became known, or metrics were defined: run.json
+         * first, then the rows that use it. */
+        if (a->run_json_dirty) {
+            a->run_json_dirty = 0;
+            mt_run_write_json(a);
+            last_index = 0;
+        }
         if (now - last_flush >= FLUSH_EVERY_S) {
             mt_store_flush(&a->store);
             mt_uploader_notify(uploader);
@@ -485,11 +512,6 @@ static void run_loop(struct mt_agent *a)
             mt_run_write_summary(a);
             rows_at_summary = st.values;
             last_summary = now;
-        }
-        if (a->run_json_dirty) { /* the trainer is known: its config and name */
-            a->run_json_dirty = 0;
-            mt_run_write_json(a);
-            last_index = 0;
         }
         if (now - last_index >= INDEX_EVERY_S) {
             mt_run_update_index(a);
@@ -540,12 +562,8 @@ static void run_loop(struct mt_agent *a)
 
 static void remove_rendezvous(struct mt_agent *a)
 {
-    if (!a->rendezvous)
-        return;
-    char path[600];
-    snprintf(path, sizeof path, "%s/answer", a->rendezvous);
-    unlink(path);
-    rmdir(a->rendezvous);
+    if (a->rendezvous)
+        mt_rank_remove_place(a->rendezvous); /* only if it is ours */
 }
 
 static void finish(struct mt_agent *a)
@@ -600,6 +618,7 @@ static void finish(struct mt_agent *a)
     mt_run_write_summary(a);
     mt_run_write_json(a);
     mt_run_update_index(a);
+    mt_run_index_settle(a, INDEX_END_WAIT_S);
     mt_store_event(&a->store, now, "finish", fields);
     mt_store_flush(&a->store);
     atomic_store(&a->ctl->finished, 1);
@@ -706,7 +725,7 @@ int main(int argc, char **argv)
     run_loop(a);
     finish(a);
     mt_tail_destroy(a->tail);
-    mt_index_close(a->index);
+    mt_indexer_stop(a->indexer, INDEX_LINGER_S);
     mt_parse_destroy(a->parse);
     mt_parse_destroy(a->parse_console);
     mt_procstats_free(a);

@@ -2,6 +2,7 @@
 #include "agent/mt_meta.h"
 #include "common/mt_exec.h"
 #include "common/mt_redact.h"
+#include "common/mt_safefs.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -125,7 +126,8 @@ static void add_diff(struct git *g, cJSON *j, const char *run_dir)
     int fd, rc;
     if ((size_t)snprintf(path, sizeof path, "%s/diff.patch", run_dir) >= sizeof path)
         return;
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Checked: the run directory ours, diff.patch no link (mt_safefs.h). */
+    fd = mt_safefs_open_in(run_dir, "diff.patch", O_WRONLY | O_CREAT | O_TRUNC, 0600, NULL, 0);
     if (fd < 0)
         return;
     rc = run_git(g, fd, (const char *const[]){"-c", "core.quotepath=off", "diff", "HEAD",

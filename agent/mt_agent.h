@@ -21,6 +21,7 @@
 struct cJSON;
 struct mt_sys_thread;
 struct mt_tail; /* mt_tail.h: watched files */
+struct mt_indexer;
 
 struct mt_ring_slot {
     char name[64];
@@ -52,7 +53,7 @@ struct mt_primary {
 struct mt_agent {
     struct mt_config cfg;
     struct mt_store store;
-    struct mt_index *index;
+    struct mt_indexer *indexer; /* the run's row in index.sqlite (mt_indexer.h) */
     mt_parse *parse;
     /* Output of ranks other than 0 when only rank 0 is parsed (ranks: zero):
      * its lines reach output.log, its rows are dropped. */
@@ -113,6 +114,8 @@ struct mt_agent {
     int trainer_fixed;    /* chosen by its first metric: final */
     char *trainer_command;
     int run_json_dirty;   /* run.json and the index want rewriting */
+    uint64_t metrics_gen_written; /* mt_parse_metrics_gen when run.json was written */
+    unsigned metric_defs_written; /* run.json rewrites made for new metrics (on_row) */
 
     /* counters for run.json and events */
     uint64_t elsewhere_bytes[MT_ELSEWHERE_KINDS]; /* fds 1/2 that were not the console */
@@ -158,6 +161,10 @@ void mt_procstats_elsewhere(struct mt_agent *a, uint32_t pid, const char *exe, i
 struct cJSON *mt_procstats_json(const struct mt_agent *a);
 void mt_procstats_free(struct mt_agent *a);
 
+/* untracked.c: a process of the run became another user (MT_REC_USER) */
+void mt_untracked_user(struct mt_agent *a, uint32_t pid, const char *exe,
+                       const struct mt_rec_view *v);
+
 /* meta.c */
 void mt_run_collect_metadata(struct mt_agent *a);
 void mt_run_start_system_metrics(struct mt_agent *a);
@@ -170,7 +177,8 @@ double mt_agent_unix_of(const struct mt_agent *a, uint64_t mono_ns);
 void mt_run_make_id(char out[16]);
 int mt_run_write_json(struct mt_agent *a);
 void mt_run_write_summary(struct mt_agent *a);
-void mt_run_update_index(struct mt_agent *a);
+void mt_run_update_index(struct mt_agent *a);   /* posts the row to the index thread */
+void mt_run_index_settle(struct mt_agent *a, double timeout_s); /* waits; tells if it cannot */
 void mt_run_decide_state(struct mt_agent *a);
 
 #endif

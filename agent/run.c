@@ -16,6 +16,7 @@
 #include "../common/mt_console.h"
 #include "../common/mt_json.h"
 #include "mt_agent.h"
+#include "mt_indexer.h"
 
 double mt_now_unix(void)
 {
@@ -243,6 +244,8 @@ int mt_run_write_json(struct mt_agent *a)
      * resumed run keeps the values it had and adds new keys), and the
      * per-metric settings (step_metric, summary, goal, unit) */
     cJSON_AddItemToObject(o, "config", run_config(a));
+    if (a->parse)
+        a->metrics_gen_written = mt_parse_metrics_gen(a->parse);
     char *metrics = a->parse ? mt_parse_metrics_json(a->parse) : NULL;
     cJSON *metrics_obj = metrics ? cJSON_Parse(metrics) : NULL;
     cJSON_AddItemToObject(o, "metrics", metrics_obj ? metrics_obj : cJSON_CreateObject());
@@ -299,9 +302,23 @@ void mt_run_write_summary(struct mt_agent *a)
     free(json);
 }
 
+/* The index thread's open found index.sqlite damaged and rebuilt it. */
+static void report_index_notice(struct mt_agent *a)
+{
+    char notice[800];
+    if (!mt_indexer_take_notice(a->indexer, notice, sizeof notice))
+        return;
+    struct mt_buf b;
+    mt_buf_init(&b, 4096);
+    mt_buf_adds(&b, "\"message\":");
+    mt_buf_json_string(&b, notice, strlen(notice));
+    mt_store_event(&a->store, mt_now_unix(), "index_rebuilt", b.data);
+    mt_buf_free(&b);
+}
+
 void mt_run_update_index(struct mt_agent *a)
 {
-    if (!a->index)
+    if (!a->indexer)
         return;
     char *summary = mt_parse_summary_json(a->parse);
     cJSON *config_obj = run_config(a); /* parse */
@@ -321,9 +338,25 @@ void mt_run_update_index(struct mt_agent *a)
         .runtime = now - a->start_unix + a->runtime_offset,
         .exit_code = ended ? a->exit_code : -1, .signal = ended ? a->exit_signal : 0,
     };
-    if (mt_index_put(a->index, &r) != 0)
-        mt_store_event(&a->store, now, "index_error", NULL);
+    mt_indexer_post(a->indexer, &r); /* written by the index thread */
     free(summary);
     free(config);
     free(tags);
+    report_index_notice(a);
+}
+
+void mt_run_index_settle(struct mt_agent *a, double timeout_s)
+{
+    char why[600], fields[900];
+    if (mt_indexer_wait(a->indexer, timeout_s, why, sizeof why) != 0) {
+        struct mt_buf b;
+        mt_buf_init(&b, sizeof fields);
+        mt_buf_adds(&b, "\"message\":");
+        mt_buf_json_string(&b, why, strlen(why));
+        mt_buf_adds(&b, ",\"repair\":\"the row is retried a while longer; metrictap ls puts it"
+                        " back from the run directory\"");
+        mt_store_event(&a->store, mt_now_unix(), "index_pending", b.data);
+        mt_buf_free(&b);
+    }
+    report_index_notice(a);
 }

@@ -11,42 +11,20 @@
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_safefs.h"
 
-int mt_mkdirs(const char *path)
+int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
 {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        buf[i] = c;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
+    return mt_safefs_openat(s->dir_fd, s->dir, name, oflags, 0600, err, errsz);
 }
 
-static FILE *open_append(const char *dir, const char *name)
+static FILE *open_append(struct mt_store *s, const char *name, char *err, size_t errsz)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
+    int fd = mt_store_open_file(s, name, O_WRONLY | O_CREAT | O_APPEND, err, errsz);
+    if (fd < 0) {
+        errno = -fd;
         return NULL;
+    }
     FILE *f = fdopen(fd, "a");
     if (!f) {
         close(fd);
@@ -58,12 +36,11 @@ static FILE *open_append(const char *dir, const char *name)
 
 int mt_store_lock(const char *run_dir)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/.run.lock", run_dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
-            ;
+    int fd = mt_safefs_open_in(run_dir, ".run.lock", O_RDWR | O_CREAT, 0600, NULL, 0);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0 && errno == EINTR)
+        ;
     return fd;
 }
 
@@ -73,34 +50,109 @@ void mt_store_unlock(int fd)
         close(fd); /* releases the flock */
 }
 
+/* The message for a directory of the store that could not be had: refused
+ * (someone else's, open to others, a link) or not made (a read-only disk). */
+static void store_error(char *err, size_t errsz, int rc, const char *e)
+{
+    static const char made[] = "cannot create ";
+    if (rc == -EPERM || rc == -ELOOP || rc == -ENOTDIR)
+        snprintf(err, errsz, "refusing the run store: %s", e);
+    else if (strncmp(e, made, sizeof made - 1) == 0)
+        snprintf(err, errsz, "cannot create the run store %s", e + sizeof made - 1);
+    else
+        snprintf(err, errsz, "cannot open the run store: %s", e);
+}
+
+/* runs/<project>[/<id>] below the checked store directory root_fd. */
+static int run_subdir(int root_fd, const char *shown, const char *project, const char *id,
+                      int flags, char *err, size_t errsz)
+{
+    char e[600], rel[600];
+    const char *bad = !mt_safefs_name_ok(project) ? project : id && !mt_safefs_name_ok(id) ? id : NULL;
+    if (bad) {
+        snprintf(err, errsz, "bad %s \"%.200s\": it may not contain '/' or start with '.'",
+                 bad == project ? "project name" : "run id", bad);
+        return -EINVAL;
+    }
+    snprintf(rel, sizeof rel, "runs/%s%s%s", project, id ? "/" : "", id ? id : "");
+    int fd = mt_safefs_open_subdir(root_fd, shown, rel, flags, e, sizeof e);
+    if (fd == -ENOENT)
+        snprintf(err, errsz, "%s", e);
+    else if (fd < 0)
+        store_error(err, errsz, fd, e);
+    return fd;
+}
+
+int mt_store_dir_fd(const char *root, const char *project, const char *id, int create, char *err,
+                    size_t errsz)
+{
+    char e[600];
+    int root_fd = mt_safefs_open_dir(root, create ? MT_SAFEFS_CREATE : 0, e, sizeof e);
+    if (root_fd == -ENOENT)
+        snprintf(err, errsz, "there is no run store at %s (no runs yet)", root);
+    else if (root_fd < 0)
+        store_error(err, errsz, root_fd, e);
+    if (root_fd < 0 || !project)
+        return root_fd;
+    int fd = run_subdir(root_fd, root, project, id, create ? MT_SAFEFS_CREATE : 0, err, errsz);
+    close(root_fd);
+    return fd;
+}
+
 int mt_store_run_exists(const char *root, const char *project, const char *id)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/runs/%s/%s/run.json", root, project, id);
-    return access(path, F_OK) == 0;
+    char err[16];
+    struct stat st;
+    int fd = mt_store_dir_fd(root, project, id, 0, err, sizeof err);
+    if (fd < 0)
+        return 0;
+    int yes = fstatat(fd, "run.json", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    return yes;
+}
+
+/* The absolute path of an open directory, for the index and messages. */
+static char *path_of_fd(int fd, const char *fallback)
+{
+    char link[64], buf[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    if (n <= 0 || buf[0] != '/')
+        return mt_xstrdup(fallback);
+    buf[n] = '\0';
+    return mt_xstrdup(buf);
 }
 
 int mt_store_open(struct mt_store *s, const char *root, const char *project, const char *id,
                   int *exists, char *err, size_t errsz)
 {
-    char dir[4096];
+    char e[1024];
     memset(s, 0, sizeof *s);
-    snprintf(dir, sizeof dir, "%s/runs/%s/%s", root, project, id);
-    *exists = mt_store_run_exists(root, project, id);
-    if (mt_mkdirs(dir) != 0) {
-        snprintf(err, errsz, "cannot create the run store %s: %s", dir, strerror(errno));
+    s->root_fd = s->dir_fd = -1;
+    /* Every directory on the way from the store down is checked (ours, not
+     * writable by others, no link), so nobody else can plant a link below
+     * it; the files are opened relative to the run directory's fd. */
+    s->root_fd = mt_store_dir_fd(root, NULL, NULL, 1, err, errsz);
+    if (s->root_fd < 0)
+        return -1;
+    s->root = path_of_fd(s->root_fd, root);
+    s->dir_fd = run_subdir(s->root_fd, s->root, project, id, MT_SAFEFS_CREATE, err, errsz);
+    if (s->dir_fd < 0) {
+        mt_store_close(s);
         return -1;
     }
-    /* Absolute paths: the index and `metrictap show` are used from anywhere. */
-    char abs[4096];
-    s->root = mt_xstrdup(realpath(root, abs) ? abs : root);
-    s->dir = mt_xstrdup(realpath(dir, abs) ? abs : dir);
-    s->history = open_append(dir, "history.jsonl");
-    s->events = open_append(dir, "events.jsonl");
-    s->output = open_append(dir, "output.log");
-    s->system = open_append(dir, "system.jsonl");
-    if (!s->history || !s->events || !s->output || !s->system) {
-        snprintf(err, errsz, "cannot write in the run store %s: %s", dir, strerror(errno));
+    s->dir = path_of_fd(s->dir_fd, s->root);
+    struct stat st;
+    *exists = fstatat(s->dir_fd, "run.json", &st, AT_SYMLINK_NOFOLLOW) == 0;
+    s->history = open_append(s, "history.jsonl", e, sizeof e);
+    if (s->history)
+        s->events = open_append(s, "events.jsonl", e, sizeof e);
+    if (s->events)
+        s->output = open_append(s, "output.log", e, sizeof e);
+    if (s->output)
+        s->system = open_append(s, "system.jsonl", e, sizeof e);
+    if (!s->system) {
+        snprintf(err, errsz, "cannot write in the run store: %s", e);
         mt_store_close(s);
         return -1;
     }
@@ -115,6 +167,11 @@ void mt_store_close(struct mt_store *s)
             fclose(*files[i]);
             *files[i] = NULL;
         }
+    if (s->root && s->root_fd >= 0)
+        close(s->root_fd);
+    if (s->dir && s->dir_fd >= 0)
+        close(s->dir_fd);
+    s->root_fd = s->dir_fd = -1;
     free(s->root);
     free(s->dir);
     s->root = s->dir = NULL;
@@ -158,40 +215,24 @@ void mt_store_flush(struct mt_store *s)
 
 int mt_store_replace(struct mt_store *s, const char *name, const char *data, size_t len)
 {
-    char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", s->dir, name);
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto fail;
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(fd);
-            unlink(tmp);
-            goto fail;
-        }
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        goto fail;
+    int rc = mt_safefs_replaceat(s->dir_fd, name, data, len);
+    if (rc != 0) {
+        s->write_errors++;
+        errno = -rc;
+        return -1;
     }
     return 0;
-fail:
-    s->write_errors++;
-    return -1;
 }
 
 char *mt_store_read(const struct mt_store *s, const char *name, size_t *len)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    FILE *f = fopen(path, "re");
-    if (!f)
+    int fd = mt_store_open_file((struct mt_store *)s, name, O_RDONLY, NULL, 0);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return NULL;
+    }
     struct mt_buf b;
     mt_buf_init(&b, (size_t)1 << 30);
     char chunk[65536];

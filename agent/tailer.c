@@ -28,6 +28,7 @@ struct tail_file {
     ino_t ino;
     uint64_t offset;     /* next byte to read */
     uint64_t bytes, truncations, rotations;
+    int refused;         /* told once: the path is a link or someone else's file */
 };
 
 struct mt_tail {
@@ -178,15 +179,34 @@ static void add_watches(struct mt_tail *t, const char *path)
     }
 }
 
-/* Opens the file now at f->path; 0, or -1 when there is none. */
-static int open_current(struct tail_file *f)
+/* Opens the file now at f->path; 0, or -1 when there is none.  Only a
+ * plain file of the run's user is followed: a link at the path (planted in a
+ * shared directory, or rotated in) could point the agent at any file it may
+ * read, and another user's file could feed the run whatever they write.  A
+ * refusal is recorded once per file (file_refused). */
+static int open_current(struct mt_tail *t, struct tail_file *f, double now)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
     struct stat st;
-    if (fd < 0)
+    const char *why = NULL;
+    if (fd < 0 && errno == ELOOP)
+        why = "the path is a symbolic link; metrictap does not follow links it did not make";
+    if (fd < 0 && !why)
         return -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (!why && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
         close(fd);
+        return -1;
+    }
+    if (!why && st.st_uid != geteuid())
+        why = "the file belongs to another user";
+    if (why) {
+        if (fd >= 0)
+            close(fd);
+        if (!f->refused++) {
+            char more[200];
+            snprintf(more, sizeof more, "\"reason\":\"%s\"", why);
+            file_event(t, now, "file_refused", f->path, more);
+        }
         return -1;
     }
     f->fd = fd;
@@ -238,7 +258,7 @@ void mt_tail_announce(struct mt_tail *t, uint32_t pid, const char *data, size_t 
     f->fd = -1;
     t->nfiles++;
     mt_parse_file_writer(t->parse, f->path, pid); /* parse: the writer's preset */
-    if (open_current(f) == 0) {
+    if (open_current(t, f, now) == 0) {
         struct stat st;
         /* Start where the program started writing; earlier contents are old. */
         if (fstat(f->fd, &st) == 0 && size_at_open <= (uint64_t)st.st_size)
@@ -274,7 +294,7 @@ static size_t look(struct mt_tail *t, struct tail_file *f, size_t budget, double
     size_t got = 0;
     struct stat ps, fs;
     if (f->fd < 0) {
-        if (open_current(f) != 0)
+        if (open_current(t, f, now) != 0)
             return 0;
         f->offset = 0; /* a file that appeared later is new */
     }
@@ -286,7 +306,7 @@ static size_t look(struct mt_tail *t, struct tail_file *f, size_t budget, double
         f->fd = -1;
         f->rotations++;
         file_event(t, now, "file_rotated", f->path, NULL);
-        if (open_current(f) != 0)
+        if (open_current(t, f, now) != 0)
             return got;
         f->offset = 0;
     }

@@ -29,6 +29,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../common/mt_safefs.h"
 #include "mt_upload.h"
 #include "mt_upload_backend.h"
 #include "upload_internal.h"
@@ -69,6 +70,7 @@ struct mt_uploader {
     /* run.json as last read */
     cJSON *run;
     struct stat run_st;
+    int run_stale;       /* run.json was re-read between steps: send its meta */
     struct mdef *defs;
     size_t ndefs;
     char **ignore;
@@ -278,7 +280,7 @@ static void io_event(void *ctx, const char *name, const char *fields)
     int len = snprintf(line, n, "{\"_timestamp\":%.6f,\"event\":\"%s\",\"backend\":\"%s\"%s%s}\n",
                        unix_now(), name, u->be_ops->name, fields && *fields ? "," : "",
                        fields ? fields : "");
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
         if (write(fd, line, (size_t)len) != len) {
             /* the store's disk is full: nothing better to do */
@@ -293,7 +295,8 @@ int mt_upload__write_atomic(const char *path, const char *data, size_t len)
     char tmp[4400];
     int result = 0, fd = -1;
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    unlink(tmp); /* one a crash of the same pid left */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         result = -errno;
         goto out;
@@ -586,6 +589,22 @@ static size_t row_points(struct mt_uploader *u, int sys, const char *line, size_
     int64_t step = sys ? lineno : (int64_t)llround(num(j, "_step", (double)lineno));
     const cJSON *it;
     if (!sys) {
+        /* A metric new to us: run.json gets its step_metric before its first
+         * row is written, maybe after we last read run.json. */
+        const cJSON *axes = cJSON_GetObjectItemCaseSensitive(u->run, "axes"), *a;
+        cJSON_ArrayForEach(it, j) {
+            int known = !it->string || it->string[0] == '_' || axis_of(u, it->string);
+            cJSON_ArrayForEach(a, axes)
+                known |= cJSON_IsString(a) && strcmp(a->valuestring, it->string) == 0;
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(u->run, "metrics"), it->string);
+            known |= m != NULL; /* a metric run.json knows, plotted against _step */
+            if (!known) {
+                if (run_reload(u) == 1)
+                    u->run_stale = 1;
+                break;
+            }
+        }
         /* the axes this row sets apply to its own metrics */
         for (size_t i = 0; i < u->ndefs; i++) {
             double v;
@@ -966,6 +985,10 @@ static enum step_status step(struct mt_uploader *u, int final)
 {
     enum mt_upload_result res;
     int changed = run_reload(u);
+    if (u->run_stale) {
+        u->run_stale = 0;
+        changed = 1;
+    }
     if (changed < 0)
         return ST_IDLE; /* no run.json yet */
     if (!u->opened) {
@@ -1062,7 +1085,7 @@ static void uploader_destroy(struct mt_uploader *u)
 static int try_lock(struct mt_uploader *u)
 {
     if (u->lock_fd < 0)
-        u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (u->lock_fd < 0)
         return -errno;
     if (flock(u->lock_fd, LOCK_EX | LOCK_NB) != 0)
@@ -1099,12 +1122,20 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
         snprintf(err, errsz, "upload: out of memory");
         goto out;
     }
-    char updir[4200];
+    char updir[4200], why[1024];
     snprintf(updir, sizeof(updir), "%s/upload", run_dir);
-    if (mkdir(updir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errsz, "upload: cannot create %s: %s", updir, strerror(errno));
+    /* The run directory and upload/ are checked (ours, not open to others,
+     * no link) before any cursor in them is read or written. */
+    int cfd = mt_safefs_open_dir(run_dir, 0, why, sizeof why);
+    if (cfd >= 0) {
+        close(cfd);
+        cfd = mt_safefs_open_dir(updir, MT_SAFEFS_CREATE, why, sizeof why);
+    }
+    if (cfd < 0) {
+        snprintf(err, errsz, "upload: refusing %s: %s", updir, why);
         goto out;
     }
+    close(cfd);
     snprintf(u->cursor_path, sizeof(u->cursor_path), "%s/%s.json", updir, u->be_ops->name);
     snprintf(u->lock_path, sizeof(u->lock_path), "%s/%s.lock", updir, u->be_ops->name);
     char *txt = read_file(u->cursor_path, NULL);

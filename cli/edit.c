@@ -6,7 +6,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,48 +15,20 @@
 #include "../agent/mt_store.h"
 #include "../common/mt_buf.h"
 #include "../common/mt_index.h"
+#include "../common/mt_safefs.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
 #include "show.h"
 
-/* Replaces <dir>/run.json with `o` atomically. */
-static int write_run_json(const char *dir, const cJSON *o)
+/* Replaces run.json in the checked run directory `dir_fd` atomically. */
+static int write_run_json(int dir_fd, const char *dir, const cJSON *o)
 {
-    char tmp[PATH_MAX], path[PATH_MAX];
-    int rc = -1, fd = -1;
     char *text = cJSON_Print(o);
-    snprintf(tmp, sizeof tmp, "%s/.run.json.%ld.tmp", dir, (long)getpid());
-    snprintf(path, sizeof path, "%s/run.json", dir);
-    if (!text)
-        goto out;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto out;
-    size_t len = strlen(text);
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto out;
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0)
-        goto out;
-    int c = close(fd);
-    fd = -1;
-    if (c != 0 || rename(tmp, path) != 0)
-        goto out;
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0) {
-        fprintf(stderr, "metrictap: cannot rewrite %s: %s\n", path, strerror(errno));
-        unlink(tmp);
-    }
+    int rc = text ? mt_safefs_replaceat(dir_fd, "run.json", text, strlen(text)) : -ENOMEM;
+    if (rc != 0)
+        fprintf(stderr, "metrictap: cannot rewrite %s/run.json: %s\n", dir, strerror(-rc));
     free(text);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 /* Reads the run's row back from its files into the index. */
@@ -89,12 +60,15 @@ struct edit {
     struct mt_index *ix;
     char *id, *dir;
     cJSON *run;
-    int lock; /* held from reading run.json to writing it: the agent waits */
+    int dir_fd; /* the run directory, checked (mt_safefs.h) */
+    int lock;   /* held from reading run.json to writing it: the agent waits */
 };
 
 static void edit_close(struct edit *e)
 {
     mt_store_unlock(e->lock);
+    if (e->dir_fd >= 0)
+        close(e->dir_fd);
     cJSON_Delete(e->run);
     free(e->id);
     free(e->dir);
@@ -105,10 +79,12 @@ static void edit_close(struct edit *e)
 static int edit_open(struct edit *e, const char *arg)
 {
     memset(e, 0, sizeof *e);
-    e->lock = -1;
+    e->lock = e->dir_fd = -1;
     mt_cli_load_config(&e->cfg);
     e->ix = mt_cli_open_index(&e->cfg);
     if (!e->ix || mt_show_find(e->ix, arg, e->cfg.dir, &e->id, &e->dir) != 0)
+        return -1;
+    if ((e->dir_fd = mt_cli_run_dir_fd(&e->cfg, e->dir)) < 0)
         return -1;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/run.json", e->dir);
@@ -125,7 +101,7 @@ static int edit_open(struct edit *e, const char *arg)
 
 static int edit_save(struct edit *e)
 {
-    if (write_run_json(e->dir, e->run) != 0)
+    if (write_run_json(e->dir_fd, e->dir, e->run) != 0)
         return -1;
     return refresh_row(e->ix, e->cfg.dir, e->dir);
 }
@@ -203,14 +179,6 @@ int mt_cmd_rename(int argc, char **argv)
 out:
     edit_close(&e);
     return rc;
-}
-
-static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
 /* Asks on the terminal; anything but y/yes is no. */
@@ -293,13 +261,22 @@ int mt_cmd_rm(int argc, char **argv)
     }
     rc = 0;
     for (size_t i = 0; i < n; i++) {
-        /* Out of sight first (one rename), then out of the index, then gone. */
-        char trash[PATH_MAX];
+        /* Out of sight first (one rename), then out of the index, then gone;
+         * all of it through the project directory's checked fd, never
+         * following a link. */
+        char trash[300], project[PATH_MAX];
         const char *slash = strrchr(dirs[i], '/');
-        snprintf(trash, sizeof trash, "%.*s/.rm-%s-%ld", (int)(slash - dirs[i]), dirs[i], ids[i],
-                 (long)getpid());
-        if (rename(dirs[i], trash) != 0) {
-            fprintf(stderr, "metrictap: cannot remove %s: %s\n", dirs[i], strerror(errno));
+        snprintf(project, sizeof project, "%.*s", (int)(slash - dirs[i]), dirs[i]);
+        snprintf(trash, sizeof trash, ".rm-%s-%ld", ids[i], (long)getpid());
+        int pfd = mt_cli_run_dir_fd(&cfg, dirs[i]); /* checks the run directory */
+        int proj = pfd >= 0 ? openat(pfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (pfd >= 0)
+            close(pfd);
+        if (proj < 0 || renameat(proj, slash + 1, proj, trash) != 0) {
+            if (proj >= 0)
+                fprintf(stderr, "metrictap: cannot remove %s: %s\n", dirs[i], strerror(errno));
+            if (proj >= 0)
+                close(proj);
             rc = 1;
             continue;
         }
@@ -308,10 +285,13 @@ int mt_cmd_rm(int argc, char **argv)
                             " repairs it\n", ids[i], mt_index_error(ix));
             rc = 1;
         }
-        if (nftw(trash, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
-            fprintf(stderr, "metrictap: could not delete all of %s: %s\n", trash, strerror(errno));
+        int gone = mt_safefs_remove_tree(proj, trash);
+        if (gone != 0) {
+            fprintf(stderr, "metrictap: could not delete all of %s/%s: %s\n", project, trash,
+                    strerror(-gone));
             rc = 1;
         }
+        close(proj);
         printf("removed %s\n", ids[i]);
     }
 out:

@@ -41,7 +41,11 @@ size_t mt_cli_text_width(const char *s);
 void mt_cli_format_value(const struct mt_value *v, char *out, size_t size, int full);
 /* Prints "metrictap: WHAT: MSG", the text and a caret under byte `pos`. */
 void mt_cli_filter_error(const char *what, const char *text, size_t pos, const char *msg);
-/* Opens the store's index or prints why not (NULL). */
+/* Opens the store's index or prints why not (NULL); prints the line about a
+ * damaged index it rebuilt. */
 struct mt_index *mt_cli_open_index(struct mt_config *cfg);
+/* The checked fd of <store>/runs/<project>/<id> for a run directory the
+ * index named (mt_store_dir_fd), or -1 with the reason printed. */
+int mt_cli_run_dir_fd(const struct mt_config *cfg, const char *dir);
 
 #endif

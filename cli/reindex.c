@@ -7,6 +7,13 @@
 #include "../config/mt_config.h"
 #include "mt_cli.h"
 
+/* Names each run directory left out, so a damaged run.json is found. */
+static void say_skipped(void *ctx, const char *dir, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "metrictap: skipped %s: %s\n", dir, why);
+}
+
 int mt_cmd_reindex(int argc, char **argv)
 {
     (void)argv;
@@ -22,8 +29,19 @@ int mt_cmd_reindex(int argc, char **argv)
     struct mt_index *ix = mt_cli_open_index(&cfg);
     if (!ix)
         goto out;
+    mt_index_on_skipped(ix, say_skipped, NULL);
     struct mt_index_sync_stats st;
-    if (mt_index_reindex(ix, &st) != 0) {
+    /* From scratch: every row is made again from the run directories; an
+     * index found damaged on the way is moved aside and made anew. */
+    int failed = mt_index_reindex(ix, &st) != 0;
+    char err[1024];
+    if (failed && mt_index_damaged(ix)) {
+        failed = mt_index_recover(ix, err, sizeof err) != 0;
+        if (!failed)
+            fprintf(stderr, "metrictap: %s\n", mt_index_notice(ix));
+        failed = failed || mt_index_reindex(ix, &st) != 0;
+    }
+    if (failed) {
         fprintf(stderr, "metrictap: reindex of %s failed: %s\n", cfg.dir, mt_index_error(ix));
         goto out;
     }

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../agent/mt_store.h"
 #include "../common/mt_exec.h"
+#include "../common/mt_safefs.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
 
@@ -76,6 +79,13 @@ static int find_run(const char *root, const char *run, char *out, size_t size)
     size_t nfound = 0, len = strlen(run);
     DIR *d, *pd;
     struct dirent *pe, *e;
+    char why[1024];
+    int store = mt_store_dir_fd(root, NULL, NULL, 0, why, sizeof why);
+    if (store < 0) { /* a patch from a store others can change is not applied */
+        fprintf(stderr, "metrictap restore: %s\n", why);
+        return 1;
+    }
+    close(store);
     snprintf(runs, sizeof runs, "%s/runs", root);
     if (!(d = opendir(runs))) {
         fprintf(stderr, "metrictap restore: no run store at %s (%s)\n", runs, strerror(errno));
@@ -145,7 +155,7 @@ int mt_cmd_restore(int argc, char **argv)
     char run_dir[PATH_MAX], abs_run[PATH_MAX], patch[PATH_MAX + 16], branch[300], *id;
     char *commit = NULL, *remote = NULL;
     struct mt_config cfg;
-    int result = 1, have_patch, cfg_loaded = 0;
+    int result = 1, have_patch, cfg_loaded = 0, run_fd = -1, patch_fd = -1;
     struct stat st;
     struct git_result *g = calloc(1, sizeof *g);
     if (!g)
@@ -185,6 +195,14 @@ int mt_cmd_restore(int argc, char **argv)
         fprintf(stderr, "metrictap restore: %s: %s\n", run_dir, strerror(errno));
         goto out;
     }
+    /* What is applied to the user's tree must come from a directory only
+     * they can change, and diff.patch must be a plain file of theirs. */
+    char why[1024];
+    run_fd = mt_safefs_open_dir(abs_run, 0, why, sizeof why);
+    if (run_fd < 0) {
+        fprintf(stderr, "metrictap restore: refusing the run: %s\n", why);
+        goto out;
+    }
     id = strrchr(abs_run, '/') + 1;
     commit = run_git_field(abs_run, "commit");
     remote = run_git_field(abs_run, "remote");
@@ -193,8 +211,23 @@ int mt_cmd_restore(int argc, char **argv)
                         "git repository, or code saving was disabled)\n", id);
         goto out;
     }
-    snprintf(patch, sizeof patch, "%s/diff.patch", abs_run);
-    have_patch = stat(patch, &st) == 0 && st.st_size > 0;
+    if (strspn(commit, "0123456789abcdef") != strlen(commit) || strlen(commit) < 7 ||
+        strlen(commit) > 64) {
+        fprintf(stderr, "metrictap restore: run %s recorded \"%.80s\" as its commit, which is no"
+                        " commit id\n", id, commit);
+        goto out;
+    }
+    patch_fd = mt_safefs_openat(run_fd, abs_run, "diff.patch", O_RDONLY | O_NONBLOCK, 0, why,
+                                sizeof why);
+    if (patch_fd < 0 && patch_fd != -ENOENT) {
+        fprintf(stderr, "metrictap restore: refusing the run's patch: %s\n", why);
+        goto out;
+    }
+    /* git reads the very file checked, through the fd it inherits. */
+    if (patch_fd >= 0)
+        fcntl(patch_fd, F_SETFD, 0);
+    snprintf(patch, sizeof patch, "/proc/self/fd/%d", patch_fd);
+    have_patch = patch_fd >= 0 && fstat(patch_fd, &st) == 0 && st.st_size > 0;
     snprintf(branch, sizeof branch, "metrictap/%s", id);
 
     if (GIT(g, NULL, "rev-parse", "--show-toplevel") != 0) {
@@ -247,6 +280,10 @@ int mt_cmd_restore(int argc, char **argv)
            have_patch ? "diff.patch applied" : "no diff.patch (the run's tree was clean)");
     result = 0;
 out:
+    if (run_fd >= 0)
+        close(run_fd);
+    if (patch_fd >= 0)
+        close(patch_fd);
     if (cfg_loaded)
         mt_config_free(&cfg);
     free(commit);

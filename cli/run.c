@@ -276,10 +276,11 @@ int mt_cmd_run(int argc, char **argv)
     /* The agent's argv: its own flags, then the command line for run.json. */
     struct mt_rank_info ri;
     mt_rank_from_env(&ri);
-    char rdv[256] = "";
-    if (mt_rank_shares_run(&ri))
+    char rdv[512] = "";
+    if (mt_rank_shares_run(&ri) &&
         mt_rank_rendezvous_dir(&ri, *cfg.project ? cfg.project : "uncategorized", rdv,
-                               sizeof rdv);
+                               sizeof rdv, err, sizeof err) != 0)
+        fail_open(err, strict, cmd);
     int ncmd = argc - i;
     char **aargv = calloc((size_t)ncmd + 8, sizeof *aargv);
     char pidbuf[32];

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
@@ -375,10 +376,16 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
     char err[1024];
     int rc = -1;
     struct mt_index *ix = mt_index_open(store_dir, err, sizeof err);
+    if (!ix && errno == ENOENT) { /* no store yet: no runs, which is no error */
+        fprintf(stderr, "metrictap: no runs yet (there is no run store at %s)\n", store_dir);
+        return 0;
+    }
     if (!ix) {
         fprintf(stderr, "metrictap: %s\n", err);
         return -1;
     }
+    if (*mt_index_notice(ix))
+        fprintf(stderr, "metrictap: %s\n", mt_index_notice(ix));
     if (!s->no_sync) {
         struct mt_index_sync_stats st;
         if (mt_index_sync(ix, s->project, &st) != 0)

@@ -198,6 +198,7 @@ struct shown {
     char *id, *dir;
     cJSON *run;     /* run.json */
     cJSON *summary; /* summary.json */
+    char damage[256]; /* what is wrong with run.json, or "" */
     struct mt_hist hist;
 };
 
@@ -227,6 +228,12 @@ int mt_show_find(struct mt_index *ix, const char *arg, const char *store, char *
     int rc = mt_index_find(ix, arg, copy_found, &s);
     if (rc == 1 && mt_index_sync(ix, NULL, NULL) == 0)
         rc = mt_index_find(ix, arg, copy_found, &s);
+    if (rc == 1 && (rc = mt_show_find_dir(store, arg, &s.id, &s.dir)) == 0) {
+        /* No row, but a directory: its run.json is damaged or not there. */
+        char why[256];
+        cJSON_Delete(mt_index_read_run_json(s.dir, why, sizeof why));
+        fprintf(stderr, "metrictap: run %s is not in the index: %s, %s\n", s.id, s.dir, why);
+    }
     if (rc == 1)
         fprintf(stderr, "metrictap: no run %s in %s\n", arg, store);
     else if (rc == 2)
@@ -326,7 +333,8 @@ static void print_identity(const struct shown *s)
     if (sig > 0)
         printf(" (signal %d)", (int)sig);
     putchar('\n');
-    print_time("started", jnum(r, "start_time", 0));
+    if (jnum(r, "start_time", 0) > 0)
+        print_time("started", jnum(r, "start_time", 0));
     if (jnum(r, "end_time", 0) > 0)
         print_time("ended", jnum(r, "end_time", 0));
     char rt[32];
@@ -440,12 +448,9 @@ static int load_shown(struct mt_index *ix, const char *arg, const char *store, s
 {
     if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
         return 1;
-    s->run = read_json(s->dir, "run.json");
-    if (!cJSON_IsObject(s->run)) {
-        fprintf(stderr, "metrictap: %s/run.json is missing or unreadable; try metrictap reindex\n",
-                s->dir);
-        return 1;
-    }
+    s->run = mt_index_read_run_json(s->dir, s->damage, sizeof s->damage);
+    if (!s->run) /* what the other files hold is still worth showing */
+        s->run = cJSON_CreateObject();
     s->summary = read_json(s->dir, "summary.json");
     mt_hist_load(&s->hist, s->dir, cJSON_GetObjectItemCaseSensitive(s->run, "metrics"));
     return 0;
@@ -586,6 +591,7 @@ int mt_cmd_show(int argc, char **argv)
         if (load_shown(ix, compare[c], cfg.dir, &runs[nruns++]) != 0)
             goto out;
     print_identity(&runs[0]);
+    mt_show_notes(runs[0].dir, runs[0].damage);
     print_values("config", cJSON_GetObjectItemCaseSensitive(runs[0].run, "config"));
     print_values("summary", runs[0].summary);
     print_system(runs[0].dir);

@@ -34,4 +34,10 @@ const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *k
  * 0 with *id and *dir (caller frees), or 1 with the message printed. */
 int mt_show_find(struct mt_index *ix, const char *arg, const char *store, char **id, char **dir);
 
+/* show_notes.c: a run directory by id prefix without the index (0 found, 1
+ * none, 2 several; caller frees), and the lines `show` prints about a
+ * damaged run.json (`damage`, may be NULL) and untracked processes. */
+int mt_show_find_dir(const char *store, const char *prefix, char **id, char **dir);
+void mt_show_notes(const char *dir, const char *damage);
+
 #endif

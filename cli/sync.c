@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../agent/mt_store.h"
 #include "../agent/mt_upload.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
@@ -137,6 +138,14 @@ int mt_cmd_sync(int argc, char **argv)
         goto out;
     }
     const char *root = cfg.dir && cfg.dir[0] ? cfg.dir : "metrictap";
+    int store_fd = mt_store_dir_fd(root, NULL, NULL, 0, err, sizeof(err));
+    if (store_fd < 0 && store_fd != -ENOENT) { /* cursors are written below it */
+        fprintf(stderr, "metrictap: %s\n", err);
+        result = 1;
+        goto out;
+    }
+    if (store_fd >= 0)
+        close(store_fd);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--all") == 0) {

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "../agent/mt_store.h"
 #include "../common/mt_index.h"
 
 #include "../config/mt_config.h"
@@ -119,5 +120,22 @@ struct mt_index *mt_cli_open_index(struct mt_config *cfg)
     struct mt_index *ix = mt_index_open(cfg->dir, err, sizeof err);
     if (!ix)
         fprintf(stderr, "metrictap: %s\n", err);
+    else if (*mt_index_notice(ix))
+        fprintf(stderr, "metrictap: %s\n", mt_index_notice(ix));
     return ix;
+}
+
+int mt_cli_run_dir_fd(const struct mt_config *cfg, const char *dir)
+{
+    char project[256], err[1024];
+    const char *id = strrchr(dir, '/'), *p = id;
+    if (!id || id == dir)
+        return -1;
+    while (p > dir && p[-1] != '/')
+        p--;
+    snprintf(project, sizeof project, "%.*s", (int)(id - p > 255 ? 255 : id - p), p);
+    int fd = mt_store_dir_fd(cfg->dir, project, id + 1, 0, err, sizeof err);
+    if (fd < 0)
+        fprintf(stderr, "metrictap: %s\n", err);
+    return fd;
 }

@@ -7,11 +7,13 @@
 #include <linux/futex.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "mt_ring.h"
+#include "mt_safefs.h"
 
 uint64_t mt_ctl_ring_capacity(const struct mt_ctl *ctl)
 {
@@ -21,9 +23,18 @@ uint64_t mt_ctl_ring_capacity(const struct mt_ctl *ctl)
 
 struct mt_ctl *mt_channel_map_ctl(const char *dir)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/ctl", dir);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
+    /* Only a channel of our own: its directory private to us, ctl a plain
+     * file of ours big enough to map (a shorter one would fault). */
+    int dfd = mt_safefs_open_dir(dir, MT_SAFEFS_PRIVATE, NULL, 0);
+    if (dfd < 0)
+        return NULL;
+    int fd = mt_safefs_openat(dfd, dir, "ctl", O_RDWR, 0, NULL, 0);
+    close(dfd);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_size < (off_t)MT_CTL_SIZE)) {
+        close(fd);
+        fd = -1;
+    }
     if (fd < 0)
         return NULL;
     void *mem = mmap(NULL, MT_CTL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -42,18 +53,18 @@ void mt_channel_remove(const char *dir, struct mt_ctl *ctl)
 {
     if (ctl)
         atomic_store(&ctl->closed, 1);
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char path[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.'))
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
+    int dfd = mt_safefs_open_dir(dir, MT_SAFEFS_PRIVATE, NULL, 0);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return; /* not ours: left alone */
     }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (!(e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.')))
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
     rmdir(dir);
 }
 
@@ -68,11 +79,17 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     clock_gettime(CLOCK_MONOTONIC, &ts);
     unsigned nonce = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 20));
 
-    snprintf(tmp, sizeof tmp, "%s/.new.%u.%u", dir, pid, nonce);
-    snprintf(final, sizeof final, "%s/" MT_RING_NAME_FMT, dir, pid, nonce);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
+    snprintf(tmp, sizeof tmp, ".new.%u.%u", pid, nonce);
+    snprintf(final, sizeof final, MT_RING_NAME_FMT, pid, nonce);
+    /* In our own channel only (the process may run as another user now). */
+    int dfd = mt_safefs_open_dir(dir, MT_SAFEFS_PRIVATE, NULL, 0);
+    int fd = dfd >= 0 ? openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)
+                      : -1;
+    if (fd < 0) {
+        if (dfd >= 0)
+            close(dfd);
         return NULL;
+    }
     /* The file is sparse on tmpfs; a store into a page a full tmpfs cannot
      * back raises SIGBUS.  The header and the first chunk get memory now;
      * producers populate the rest as they reach it (mt_ring.c), or, where
@@ -93,7 +110,8 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     }
     close(fd);
     if (mem == MAP_FAILED) {
-        unlink(tmp);
+        unlinkat(dfd, tmp, 0);
+        close(dfd);
         return NULL;
     }
     struct mt_ring_header *r = mem;
@@ -104,8 +122,11 @@ struct mt_ring_header *mt_channel_create_ring(const char *dir, uint64_t capacity
     r->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     ssize_t n = readlink("/proc/self/exe", r->exe, sizeof r->exe - 1);
     r->exe[n > 0 ? n : 0] = '\0';
-    if (rename(tmp, final) != 0) {
-        unlink(tmp);
+    int renamed = renameat(dfd, tmp, dfd, final) == 0;
+    if (!renamed)
+        unlinkat(dfd, tmp, 0);
+    close(dfd);
+    if (!renamed) {
         munmap(mem, size);
         return NULL;
     }

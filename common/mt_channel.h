@@ -60,7 +60,9 @@ struct mt_ctl {
  * within the ring's bounds whatever the shared page says. */
 uint64_t mt_ctl_ring_capacity(const struct mt_ctl *ctl);
 
-/* Maps <dir>/ctl; NULL when absent, invalid or the run is closed. */
+/* Maps <dir>/ctl; NULL when absent, invalid, not the user's own (the
+ * directory private to the user, ctl a plain file of theirs) or the run is
+ * closed. */
 struct mt_ctl *mt_channel_map_ctl(const char *dir);
 
 /* Creates and maps a ring for this process under <dir>, published by rename so

@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include "mt_buf.h"
+#include "mt_index_internal.h"
 
 #define SCHEMA_VERSION 2
 #define MAX_KEYS_PER_RUN 2000 /* per summary and per config */
 
 enum { ST_UPSERT, ST_INSERT_NEW, ST_DEL_KV, ST_DEL_TAGS, ST_ADD_TAG, ST_ADD_KV, ST_DELETE, ST_N };
+
+_Static_assert(ST_N == MT_INDEX__NSTMT, "mt_index_internal.h counts the statements");
 
 static const char *const STMT_SQL[ST_N] = {
     [ST_UPSERT] =
@@ -41,12 +44,6 @@ static const char *const STMT_SQL[ST_N] = {
     [ST_DELETE] = "DELETE FROM runs WHERE id = ? RETURNING rid",
 };
 
-struct mt_index {
-    sqlite3 *db;
-    char *root; /* the store, absolute */
-    sqlite3_stmt *st[ST_N];
-    char err[512];
-};
 
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS runs ("
@@ -69,6 +66,7 @@ static int exec(struct mt_index *ix, const char *sql)
     if (sqlite3_exec(ix->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(ix->err, sizeof ix->err, "%s", msg ? msg : sqlite3_errmsg(ix->db));
         sqlite3_free(msg);
+        mt_index__note_damage(ix);
         return -1;
     }
     return 0;
@@ -113,48 +111,109 @@ static int setup(struct mt_index *ix)
     return rc;
 }
 
-struct mt_index *mt_index_open(const char *store_dir, char *err, size_t errsz)
+/* The database, its tables and its statements; -1 with err set. */
+static int open_db(struct mt_index *ix, char *err, size_t errsz)
 {
-    char path[PATH_MAX + 32], abs[PATH_MAX];
-    struct mt_index *ix = calloc(1, sizeof *ix);
-    if (!ix) {
-        snprintf(err, errsz, "out of memory");
-        return NULL;
-    }
-    ix->root = strdup(realpath(store_dir, abs) ? abs : store_dir);
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/index.sqlite", ix->root);
-    if (!ix->root || sqlite3_open_v2(path, &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                     NULL) != SQLITE_OK) {
+    if (mt_index__check_files(ix, err, errsz) != 0)
+        return -1;
+    /* NOFOLLOW: a link planted as index.sqlite is refused (the store's
+     * directory is checked, so none can be planted there now). */
+    if (sqlite3_open_v2(path, &ix->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW,
+                        NULL) != SQLITE_OK) {
         snprintf(err, errsz, "cannot open %s: %s", path,
                  ix->db ? sqlite3_errmsg(ix->db) : "out of memory");
-        goto fail;
+        mt_index__note_damage(ix);
+        return -1;
     }
-    chmod(path, 0600);
-    sqlite3_busy_timeout(ix->db, 10000);
+    fchmodat(ix->root_fd, "index.sqlite", 0600, AT_SYMLINK_NOFOLLOW);
+    sqlite3_busy_timeout(ix->db, ix->busy_ms);
     if (setup(ix) != 0) {
         snprintf(err, errsz, "cannot set up %s: %s", path, ix->err);
-        goto fail;
+        return -1;
     }
     for (int i = 0; i < ST_N; i++)
         if (sqlite3_prepare_v3(ix->db, STMT_SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &ix->st[i],
                                NULL) != SQLITE_OK) {
             snprintf(err, errsz, "cannot prepare the index's statements in %s: %s", path,
                      sqlite3_errmsg(ix->db));
-            goto fail;
+            mt_index__note_damage(ix);
+            return -1;
         }
+    return 0;
+}
+
+void mt_index__close_db(struct mt_index *ix)
+{
+    for (int i = 0; i < ST_N; i++) {
+        sqlite3_finalize(ix->st[i]);
+        ix->st[i] = NULL;
+    }
+    sqlite3_close(ix->db);
+    ix->db = NULL;
+}
+
+struct mt_index *mt_index_open_opts(const char *store_dir, int busy_ms, char *err, size_t errsz)
+{
+    struct mt_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    ix->root_fd = ix->lock_fd = -1;
+    ix->busy_ms = busy_ms;
+    int rc = mt_index__open_root(ix, store_dir, err, errsz);
+    if (rc != 0) {
+        mt_index_close(ix);
+        errno = -rc;
+        return NULL;
+    }
+    if (open_db(ix, err, errsz) != 0) {
+        /* Damaged (random bytes, cut short): moved aside, made anew from the
+         * run directories, which are the source of truth. */
+        if (!ix->damaged || mt_index__move_aside(ix, err, errsz) != 0 || open_db(ix, err, errsz) != 0 ||
+            mt_index__rebuilt(ix) != 0) {
+            mt_index__unlock(ix);
+            mt_index_close(ix);
+            errno = EIO;
+            return NULL;
+        }
+        mt_index__unlock(ix);
+    }
     return ix;
-fail:
-    mt_index_close(ix);
-    return NULL;
+}
+
+struct mt_index *mt_index_open(const char *store_dir, char *err, size_t errsz)
+{
+    return mt_index_open_opts(store_dir, 10000, err, errsz);
+}
+
+void mt_index_on_skipped(struct mt_index *ix, mt_index_skipped_fn fn, void *ctx)
+{
+    ix->on_skipped = fn;
+    ix->skipped_ctx = ctx;
+}
+
+int mt_index_recover(struct mt_index *ix, char *err, size_t errsz)
+{
+    int rc = mt_index__move_aside(ix, err, errsz) == 0 && open_db(ix, err, errsz) == 0 &&
+                     mt_index__rebuilt(ix) == 0
+                 ? 0
+                 : -1;
+    mt_index__unlock(ix);
+    return rc;
 }
 
 void mt_index_close(struct mt_index *ix)
 {
     if (!ix)
         return;
-    for (int i = 0; i < ST_N; i++)
-        sqlite3_finalize(ix->st[i]);
-    sqlite3_close(ix->db);
+    mt_index__close_db(ix);
+    mt_index__unlock(ix);
+    if (ix->root_fd >= 0)
+        close(ix->root_fd);
     free(ix->root);
     free(ix);
 }
@@ -175,6 +234,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 static int sql_fail(struct mt_index *ix, const char *what)
 {
     snprintf(ix->err, sizeof ix->err, "%s: %s", what, sqlite3_errmsg(ix->db));
+    mt_index__note_damage(ix);
     return -1;
 }
 
@@ -564,6 +624,33 @@ char *mt_index_read_file(const char *path, size_t max, size_t *len)
     return b.data;
 }
 
+void *mt_index_read_run_json(const char *run_dir, char *why, size_t whysz)
+{
+    char path[PATH_MAX + 16];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/run.json", run_dir);
+    char *text = mt_index_read_file(path, 64 << 20, &len);
+    if (!text) {
+        if (errno == ENOENT)
+            snprintf(why, whysz, "it has no run.json");
+        else
+            snprintf(why, whysz, "its run.json cannot be read: %s", strerror(errno));
+        return NULL;
+    }
+    cJSON *o = cJSON_Parse(text);
+    if (!o) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : len;
+        snprintf(why, whysz, "its run.json is not valid JSON (at byte %zu of %zu)", off, len);
+    } else if (!cJSON_IsObject(o)) {
+        snprintf(why, whysz, "its run.json holds no JSON object");
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    free(text);
+    return o;
+}
+
 static const char *json_str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -597,10 +684,9 @@ int mt_index_load_dir(const char *store_dir, const char *project, const char *id
     char path[PATH_MAX + 64];
     int rc = -1;
     memset(l, 0, sizeof *l);
-    snprintf(path, sizeof path, "%s/runs/%s/%s/run.json", store_dir, project, id);
-    char *text = mt_index_read_file(path, 64 << 20, NULL);
-    l->json = text ? cJSON_Parse(text) : NULL;
-    free(text);
+    char why[sizeof l->why] = "";
+    snprintf(path, sizeof path, "%s/runs/%s/%s", store_dir, project, id);
+    l->json = mt_index_read_run_json(path, why, sizeof why);
     cJSON *o = l->json;
     if (!cJSON_IsObject(o))
         goto out;
@@ -651,8 +737,10 @@ int mt_index_load_dir(const char *store_dir, const char *project, const char *id
     r->summary_json = l->summary;
     rc = 0;
 out:
-    if (rc != 0)
+    if (rc != 0) {
         mt_index_loaded_free(l);
+        snprintf(l->why, sizeof l->why, "%s", why);
+    }
     return rc;
 }
 
@@ -810,8 +898,13 @@ static int sync_project(struct mt_index *ix, const char *project, int force,
                 if (r < 0)
                     goto out;
                 st->added += r > 0;
-            } else
+            } else {
                 unreadable++;
+                if (ix->on_skipped) {
+                    snprintf(path, sizeof path, "%s/runs/%s/%s", ix->root, project, on_disk.v[j]);
+                    ix->on_skipped(ix->skipped_ctx, path, l.why);
+                }
+            }
             j++;
         } else
             i++, j++;

@@ -32,9 +32,24 @@ struct mt_index_run {
     int signal;                /* 0: none */
 };
 
-/* Opens (creating if needed) the index of the store at `store_dir`. */
+/* Opens (creating if needed) the index of the store at `store_dir`.  The
+ * store's directory is checked first (common/mt_safefs.h) and index.sqlite
+ * and its -wal/-shm/-journal must be plain files of ours, never links.  A
+ * damaged index.sqlite ("not a database", "malformed") is moved aside as
+ * index.sqlite.damaged-<time>-<pid> and rebuilt from the run directories;
+ * mt_index_notice then says so.  NULL with err set and errno ENOENT when
+ * there is no store yet, EPERM/ELOOP when it is refused, EIO otherwise.
+ * Statements wait up to busy_ms (mt_index_open: 10 s) for other writers. */
 struct mt_index *mt_index_open(const char *store_dir, char *err, size_t errsz);
+struct mt_index *mt_index_open_opts(const char *store_dir, int busy_ms, char *err, size_t errsz);
 void mt_index_close(struct mt_index *ix);
+
+/* One line about a repair the open did (empty: none), for the user. */
+const char *mt_index_notice(const struct mt_index *ix);
+/* Did a statement find the database damaged?  mt_index_recover then moves it
+ * aside and rebuilds it (0), as mt_index_open does. */
+int mt_index_damaged(const struct mt_index *ix);
+int mt_index_recover(struct mt_index *ix, char *err, size_t errsz);
 
 /* Inserts or replaces the row of run->id, with its tags and typed values, in
  * one transaction.  0, or -1 (the message: mt_index_error). */
@@ -93,18 +108,29 @@ int mt_index_sync(struct mt_index *ix, const char *project, struct mt_index_sync
 /* Rebuilds every row from the run directories in one transaction. */
 int mt_index_reindex(struct mt_index *ix, struct mt_index_sync_stats *st);
 
+/* Called during sync and reindex for each run directory left out because its
+ * run.json is missing or damaged: its path and why, in words. */
+typedef void (*mt_index_skipped_fn)(void *ctx, const char *dir, const char *why);
+void mt_index_on_skipped(struct mt_index *ix, mt_index_skipped_fn fn, void *ctx);
+
 /* A run read from its directory: run.json and summary.json. */
 struct mt_index_loaded {
     struct mt_index_run run;
     void *json;                 /* the parsed run.json (a cJSON) */
     void *summary_obj;          /* the parsed summary.json, or NULL */
     char *tags, *config, *summary, *dir, *id, *project;
+    char why[200];              /* on failure: what is wrong with the directory */
 };
 /* Loads <store>/runs/<project>/<id>.  0, or -1 when run.json is missing or
  * unreadable.  Free with mt_index_loaded_free. */
 int mt_index_load_dir(const char *store_dir, const char *project, const char *id,
                       struct mt_index_loaded *out);
 void mt_index_loaded_free(struct mt_index_loaded *l);
+
+/* <run_dir>/run.json parsed (a cJSON object, caller deletes), or NULL with
+ * what is wrong with it in words ("its run.json is not valid JSON (at byte
+ * 57 of 120)", "it has no run.json"). */
+void *mt_index_read_run_json(const char *run_dir, char *why, size_t whysz);
 
 /* Reads a whole file (NUL-terminated; caller frees), at most `max` bytes; NULL
  * when it cannot be read. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mt_channel.h"
+#include "mt_safefs.h"
 
 static int env_int(const char *const *names, int *out)
 {
@@ -58,9 +59,40 @@ int mt_rank_shares_run(const struct mt_rank_info *ri)
            strcmp(ri->mode, "per-rank") != 0;
 }
 
-void mt_rank_rendezvous_dir(const struct mt_rank_info *ri, const char *project, char *out,
-                            unsigned long size)
+/* The user's private directory for meeting places: $XDG_RUNTIME_DIR/metrictap
+ * when XDG_RUNTIME_DIR is the user's own and private (as systemd makes it),
+ * else /dev/shm/metrictap-<uid>, else /tmp/metrictap-<uid>; each made 0700
+ * and checked (ours, no access for others, no link) before it is used.  A
+ * place someone else made first is passed over. */
+static int private_base(char *out, size_t size, char *err, size_t errsz)
 {
+    char cand[3][400];
+    int n = 0;
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (xdg && xdg[0] == '/') {
+        int fd = mt_safefs_open_dir(xdg, MT_SAFEFS_PRIVATE, err, errsz);
+        if (fd >= 0) {
+            close(fd);
+            snprintf(cand[n++], sizeof cand[0], "%.380s/metrictap", xdg);
+        }
+    }
+    snprintf(cand[n++], sizeof cand[0], "/dev/shm/metrictap-%u", (unsigned)geteuid());
+    snprintf(cand[n++], sizeof cand[0], "/tmp/metrictap-%u", (unsigned)geteuid());
+    for (int i = 0; i < n; i++) {
+        int fd = mt_safefs_open_dir(cand[i], MT_SAFEFS_CREATE | MT_SAFEFS_PRIVATE, err, errsz);
+        if (fd >= 0) {
+            close(fd);
+            snprintf(out, size, "%s", cand[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int mt_rank_rendezvous_dir(const struct mt_rank_info *ri, const char *project, char *out,
+                           unsigned long size, char *err, unsigned long errsz)
+{
+    char base[400], why[400];
     /* FNV-1a of project and group: a short, safe directory name. */
     uint64_t h = 1469598103934665603ull;
     for (const char *s = project ? project : ""; *s; s++)
@@ -68,8 +100,12 @@ void mt_rank_rendezvous_dir(const struct mt_rank_info *ri, const char *project, 
     h = (h ^ '/') * 1099511628211ull;
     for (const char *s = ri->group; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    snprintf(out, size, "/dev/shm/metrictap-rdv-%u-%016llx", (unsigned)getuid(),
-             (unsigned long long)h);
+    if (private_base(base, sizeof base, why, sizeof why) != 0) {
+        snprintf(err, errsz, "no private place for the ranks to meet (%s)", why);
+        return -1;
+    }
+    snprintf(out, size, "%s/rdv-%016llx", base, (unsigned long long)h);
+    return 0;
 }
 
 static long now_ms(void)
@@ -79,32 +115,62 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static int write_answer(const char *dir, const char *line)
+/* The meeting place, checked: ours, private, no link (its parent is too). */
+static int open_place(const char *dir)
 {
-    char tmp[600], path[600];
-    snprintf(tmp, sizeof tmp, "%s/.answer.%d", dir, (int)getpid());
-    snprintf(path, sizeof path, "%s/answer", dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(line);
-    int ok = write(fd, line, n) == (ssize_t)n;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return mt_safefs_open_dir(dir, MT_SAFEFS_PRIVATE, NULL, 0);
 }
 
-/* Reads "OK id channel run_dir" or "ERR message" left by the leader. */
+static int write_answer(const char *dir, const char *line)
+{
+    char tmp[64];
+    int dfd = open_place(dir);
+    if (dfd < 0)
+        return -1;
+    snprintf(tmp, sizeof tmp, ".answer.%d", (int)getpid());
+    unlinkat(dfd, tmp, 0);
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int rc = -1;
+    if (fd >= 0) {
+        size_t n = strlen(line);
+        int ok = write(fd, line, n) == (ssize_t)n;
+        close(fd);
+        if (ok && renameat(dfd, tmp, dfd, "answer") == 0)
+            rc = 0;
+        else
+            unlinkat(dfd, tmp, 0);
+    }
+    close(dfd);
+    return rc;
+}
+
+/* A word of the answer: printable, no space, at most `max` bytes. */
+static int word_ok(const char *w, size_t max, int path)
+{
+    size_t n = strlen(w);
+    if (!n || n > max || (path && w[0] != '/'))
+        return 0;
+    for (; *w; w++)
+        if ((unsigned char)*w <= ' ' || (unsigned char)*w >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Reads "OK id channel run_dir" or "ERR ..." left by the leader.  The
+ * place and the file are checked first; an ERR's text is not repeated (the
+ * leader printed it), and an OK is taken only when well formed. */
 static int read_answer(const char *dir, struct mt_agent_answer *ans)
 {
-    char path[600], line[2048];
-    snprintf(path, sizeof path, "%s/answer", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char line[2048];
+    int dfd = open_place(dir);
+    if (dfd < 0)
+        return 2; /* not ours: never read, never joined */
+    int fd = mt_safefs_openat(dfd, dir, "answer", O_RDONLY | O_NONBLOCK, 0, NULL, 0);
+    close(dfd);
+    if (fd == -ENOENT)
         return 1; /* not yet */
+    if (fd < 0)
+        return 2;
     ssize_t n = read(fd, line, sizeof line - 1);
     close(fd);
     if (n <= 0)
@@ -112,11 +178,13 @@ static int read_answer(const char *dir, struct mt_agent_answer *ans)
     line[n] = '\0';
     line[strcspn(line, "\n")] = '\0';
     if (strncmp(line, "ERR ", 4) == 0) {
-        snprintf(ans->error, sizeof ans->error, "%s", line + 4);
+        snprintf(ans->error, sizeof ans->error,
+                 "the first rank of this group could not start the run (its own message says why)");
         return -1;
     }
     char id[64], chan[512], rd[1024];
-    if (sscanf(line, "OK %63s %511s %1023s", id, chan, rd) != 3)
+    if (sscanf(line, "OK %63s %511s %1023s", id, chan, rd) != 3 || !word_ok(id, 63, 0) ||
+        !word_ok(chan, 511, 1) || !word_ok(rd, 1023, 1))
         return 1;
     snprintf(ans->run_id, sizeof ans->run_id, "%s", id);
     snprintf(ans->channel, sizeof ans->channel, "%s", chan);
@@ -124,11 +192,13 @@ static int read_answer(const char *dir, struct mt_agent_answer *ans)
     return 0;
 }
 
-static void remove_stale(const char *dir)
+void mt_rank_remove_place(const char *dir)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/answer", dir);
-    unlink(path);
+    int dfd = open_place(dir);
+    if (dfd < 0)
+        return; /* not ours: left alone */
+    unlinkat(dfd, "answer", 0);
+    close(dfd);
     rmdir(dir);
 }
 
@@ -162,6 +232,11 @@ int mt_rank_rendezvous(const char *dir, mt_rank_start_fn start, void *ctx, int t
         }
         if (rc < 0)
             return -1;
+        if (rc == 2) {
+            snprintf(ans->error, sizeof ans->error,
+                     "the ranks' meeting place %s is not private to you", dir);
+            return -1;
+        }
         if (rc == 0) {
             struct mt_ctl *ctl = mt_channel_map_ctl(ans->channel);
             if (ctl) { /* the run is open; the caller maps it for itself */
@@ -172,7 +247,7 @@ int mt_rank_rendezvous(const char *dir, mt_rank_start_fn start, void *ctx, int t
         /* The leader's run is over (or it died before answering): a stale
          * rendezvous from an earlier job of the same group.  Clear it and
          * hold the election again. */
-        remove_stale(dir);
+        mt_rank_remove_place(dir);
     }
     snprintf(ans->error, sizeof ans->error, "cannot join the run of the group's other ranks");
     return -1;

@@ -50,6 +50,8 @@ enum mt_rec_kind {
                             (NUL-terminated strings, perhaps cut short) */
     MT_REC_FDS = 8,      /* what the process's fds 0, 1 and 2 are now: struct mt_rec_fds
                             (at start, and after a dup2 onto one of them) */
+    MT_REC_USER = 9,     /* the process changed its effective user: data = uint32 real
+                            and effective uid after the change (preload/ids.c) */
 };
 
 /* The identity of an open file, as fstat gives it: the same pipe, terminal

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define OFF(f) offsetof(struct mt_config, f)
 
@@ -234,6 +235,26 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* ./metrictap.yaml is found, not named: in a directory others share it may
+ * be theirs, and a config decides where runs are stored and uploaded (git
+ * refuses a repository of "dubious ownership" for the same reason). */
+static int trusted_here(const char *path, char *err, size_t errsz)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    if (st.st_uid != geteuid())
+        snprintf(err, errsz, "refusing ./%s: it belongs to uid %u, not to you (uid %u); name a"
+                             " config with --config if you mean it", path, (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+    else if (st.st_mode & 022)
+        snprintf(err, errsz, "refusing ./%s: others can write it (mode %04o)", path,
+                 (unsigned)(st.st_mode & 07777));
+    else
+        return 0;
+    return -1;
+}
+
 int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t errsz)
 {
     if (mt_config_defaults(cfg, err, errsz) != 0)
@@ -251,7 +272,8 @@ int mt_config_load(struct mt_config *cfg, char *const *envp, char *err, size_t e
         if (mt_config_apply_file(cfg, given, err, errsz) != 0)
             return -1;
     } else if (file_exists("metrictap.yaml")) {
-        if (mt_config_apply_file(cfg, "metrictap.yaml", err, errsz) != 0)
+        if (trusted_here("metrictap.yaml", err, errsz) != 0 ||
+            mt_config_apply_file(cfg, "metrictap.yaml", err, errsz) != 0)
             return -1;
     }
     /* Environment: METRICTAP_<KEY> wins over a key's alias (WANDB_*), both

@@ -51,6 +51,7 @@ struct mt_history {
     uint32_t *pending; /* key indexes of the row being assembled, in order */
     uint32_t npending, pending_metrics;
     uint64_t last_metric; /* h->values when the row's latest metric was added */
+    uint64_t metrics_gen; /* bumped when a metric's settings become known */
     uint64_t gen;
     uint32_t *axes; /* axis keys ever seen, in order */
     uint32_t naxes;
@@ -478,6 +479,7 @@ static void add_field(struct mt_history *h, const struct mt_field *f, double ts_
         int axis = h->line_axis >= 0 ? h->line_axis : h->last_axis;
         k->step_metric = axis >= 0 ? h->keys[axis].name : NULL;
         k->step_metric_fixed = 1;
+        h->metrics_gen++;
     }
     if (k->pending_gen != h->gen) {
         k->pending_gen = h->gen;
@@ -652,6 +654,7 @@ void mt_history_set_start(struct mt_history *h, double start_unix)
 }
 
 uint64_t mt_history_next_step(const struct mt_history *h) { return h->step; }
+uint64_t mt_history_metrics_gen(const struct mt_history *h) { return h->metrics_gen; }
 uint64_t mt_history_rows(const struct mt_history *h) { return h->rows; }
 uint64_t mt_history_values(const struct mt_history *h) { return h->values; }
 uint64_t mt_history_keys_dropped(const struct mt_history *h) { return h->keys_dropped; }

@@ -51,6 +51,8 @@ char *mt_history_axes_json(const struct mt_history *h);
 int mt_history_restore_summary(struct mt_history *h, const char *json);
 
 uint64_t mt_history_next_step(const struct mt_history *h);
+/* Changes whenever a metric is first seen, so its settings are new. */
+uint64_t mt_history_metrics_gen(const struct mt_history *h);
 uint64_t mt_history_rows(const struct mt_history *h);
 uint64_t mt_history_values(const struct mt_history *h);
 uint64_t mt_history_keys_dropped(const struct mt_history *h);

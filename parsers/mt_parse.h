@@ -108,6 +108,9 @@ char *mt_parse_config_json(mt_parse *p);
  * none the metric is plotted against _step, the row counter.  Caller frees. */
 char *mt_parse_metrics_json(mt_parse *p);
 
+/* Changes whenever mt_parse_metrics_json would say more (a new metric). */
+uint64_t mt_parse_metrics_gen(const mt_parse *p);
+
 /* The step axes seen, in order, as a JSON array (["epoch","batch"]), for
  * run.json "axes": keys of history rows that are x axes (a metric's
  * step_metric names one), not metrics of their own.  Caller frees. */

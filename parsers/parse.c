@@ -455,6 +455,11 @@ char *mt_parse_config_json(mt_parse *p)
     return s ? s : mt_xstrdup("{}");
 }
 
+uint64_t mt_parse_metrics_gen(const mt_parse *p)
+{
+    return mt_history_metrics_gen(p->history);
+}
+
 char *mt_parse_metrics_json(mt_parse *p)
 {
     return mt_history_metrics_json(p->history);

@@ -55,6 +55,7 @@ static int strict_mode(void)
 }
 
 extern MT_HIDDEN void mt_capture_reset_thread(void);
+extern MT_HIDDEN uid_t mt_run_uid(void); /* ids.c */
 
 /* This process image's ring in the run (mt_ctl is mapped): counted among
  * the run's producers, or, when none can be made (/dev/shm full), among the
@@ -68,6 +69,10 @@ static int open_ring(uint32_t flags)
      * every process of the run has the same. */
     mt_ring = mt_channel_create_ring(channel_dir, mt_ctl_ring_capacity(mt_ctl), flags,
                                      rank_info.rank, rank_info.world_size);
+    /* A process that became another user cannot enter the run's private
+     * channel: that was told when it changed (ids.c), and is no full tmpfs. */
+    if (!mt_ring && geteuid() != mt_run_uid())
+        return 0;
     return !mt_ring && atomic_fetch_add(&mt_ctl->rings_failed, 1) == 0;
 }
 
@@ -178,12 +183,14 @@ static void start_run(void)
     }
     snprintf(c.pid, sizeof c.pid, "%d", (int)getpid());
     /* The ranks of a distributed job on this host share one run. */
-    char rdv[256];
+    char rdv[512];
     int rc, leader = 1;
     if (mt_rank_shares_run(&rank_info)) {
-        mt_rank_rendezvous_dir(&rank_info, project_from_env(), rdv, sizeof rdv);
+        rc = mt_rank_rendezvous_dir(&rank_info, project_from_env(), rdv, sizeof rdv, ans.error,
+                                    sizeof ans.error);
         c.rendezvous = rdv;
-        rc = mt_rank_rendezvous(rdv, start_agent, &c, 20000, &ans, &leader);
+        if (rc == 0)
+            rc = mt_rank_rendezvous(rdv, start_agent, &c, 20000, &ans, &leader);
     } else {
         rc = start_agent(&c, &ans);
     }
