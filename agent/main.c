@@ -26,18 +26,15 @@
 #include "../common/mt_redact.h"
 #include "../common/mt_spawn.h"
 #include "mt_agent.h"
+#include "mt_journal.h"
+#include "mt_recover.h"
 #include "mt_tail.h"
 
 extern char **environ;
 #include "mt_upload.h"
 
-#define END_GRACE_S 3.0
 #define AGENT_NICE 10
-#define SHARED_LINGER_S 2.0 /* how long a run shared by ranks waits for late ones */     /* how long children may outlive the root */
-#define IDLE_ROW_FLUSH_S 1.0
-#define FLUSH_EVERY_S 0.2
-#define SUMMARY_EVERY_S 5.0
-#define INDEX_EVERY_S 10.0
+#define SHARED_LINGER_S 2.0 /* how long a run shared by ranks waits for late ones */
 #define BUSY_NAP_WINDOW_S 0.05 /* after output, poll every BUSY_NAP_NS this long */
 #define BUSY_NAP_NS 500000
 #define IDLE_NAP_MS 250 /* the longest sleep once output has been quiet a while */
@@ -70,12 +67,8 @@ static void on_console(void *ctx, uint32_t pid, int stream, const char *line, si
     (void)pid;
     if (stream == MT_PARSE_FILE)
         return; /* watched files are not console output */
-    if (a->console_label[0])
-        fputs(a->console_label, a->store.output);
-    if (fwrite(line, 1, len, a->store.output) != len ||
-        (newline && putc('\n', a->store.output) == EOF))
-        a->store.write_errors++;
-    a->store.dirty = 1;
+    mt_store_write(&a->store, a->store.output, a->console_label, strlen(a->console_label), line,
+                   len, newline);
 }
 
 static void drop_row(void *ctx, const char *json, size_t len)
@@ -319,6 +312,16 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     }
     if (mt_store_open(&a->store, a->cfg.dir, a->project, a->id, &exists, err, errsz) != 0)
         return -1;
+    /* Held for the agent's life: readers tell a run whose agent is gone. */
+    a->agent_lock = mt_store_hold_agent_lock(a->store.dir);
+    if (a->agent_lock < 0) {
+        snprintf(err, errsz, "run %s is being written by another agent", a->id);
+        return -1;
+    }
+    a->journal = mt_journal_create(&a->store, a->cfg.journal_max, a->cfg.keep_journal, err,
+                                   errsz);
+    if (!a->journal)
+        return -1;
     if (!a->command)
         command_from_proc(a);
     if (a->command) { /* secrets in flags never reach the store */
@@ -392,6 +395,11 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
         mt_store_event(&a->store, a->start_unix, "resume", fields);
     }
     mt_store_event(&a->store, a->start_unix, "start", NULL);
+    if (mt_recover_write_meta(a) != 0) {
+        snprintf(err, errsz, "cannot write %s/%s/meta: %s", a->store.dir, MT_JOURNAL_DIR,
+                 strerror(errno));
+        return -1;
+    }
     if (mt_run_write_json(a) != 0) {
         snprintf(err, errsz, "cannot write %s/run.json: %s", a->store.dir, strerror(errno));
         return -1;
@@ -404,8 +412,6 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
 }
 
 /* ---- upload (agent/upload.c) ---- */
-
-static struct mt_uploader *uploader;
 
 /* Starts the uploader when a backend is configured and the mode is online.
  * MLFLOW_TRACKING_URI counts below METRICTAP_UPLOAD_URL and above the files. */
@@ -427,8 +433,8 @@ static void upload_start(struct mt_agent *a)
     if ((a->cfg.mode && strcmp(a->cfg.mode, "online") != 0) || !mt_upload_enabled(&o))
         return;
     o.quiet = 1;
-    uploader = mt_uploader_start(a->store.dir, &o, err, sizeof err);
-    if (uploader)
+    a->uploader = mt_uploader_start(a->store.dir, &o, err, sizeof err);
+    if (a->uploader)
         return;
 fail:
     snprintf(fields, sizeof fields, "\"message\":\"%.1000s\"", err);
@@ -443,34 +449,24 @@ static void busy_nap(void)
     nanosleep(&nap, NULL);
 }
 
+/* The drain: rings to the journal, and who is still alive.  Everything
+ * else happens on the parse stage's thread (parse_stage.c). */
 static void run_loop(struct mt_agent *a)
 {
-    double last_flush = 0, last_summary = 0, last_index = mt_now_unix(), root_gone_at = 0;
-    double last_busy = 0;
-    uint64_t rows_at_summary = 0;
+    double root_gone_at = 0, last_busy = 0, last_drop_report = 0;
+    uint64_t journaled_at_root_end = 0;
+    struct mt_journal_counts *jc = mt_journal_counts(a->journal);
     for (;;) {
         mt_collector_scan(a);
         size_t drained = mt_collector_drain(a);
-        size_t handled = drained + mt_tail_poll(a->tail, mt_now_unix());
+        if (drained)
+            mt_journal_commit(a->journal);
         mt_collector_reap(a);
+        atomic_store(&a->ctl->journal_records, atomic_load(&jc->records));
         double now = mt_now_unix();
-        if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
-            mt_parse_flush(a->parse, now);
-        if (now - last_flush >= FLUSH_EVERY_S) {
-            mt_store_flush(&a->store);
-            mt_uploader_notify(uploader);
-            last_flush = now;
-        }
-        struct mt_parse_stats st;
-        mt_parse_stats(a->parse, &st);
-        if (now - last_summary >= SUMMARY_EVERY_S && st.values != rows_at_summary) {
-            mt_run_write_summary(a);
-            rows_at_summary = st.values;
-            last_summary = now;
-        }
-        if (now - last_index >= INDEX_EVERY_S) {
-            mt_run_update_index(a);
-            last_index = now;
+        if (now - last_drop_report >= 1.0) {
+            mt_collector_report_journal_drops(a);
+            last_drop_report = now;
         }
         /* The run waits for its root and every rank that joined it: a
          * launcher's exit record is its end (it then waits for us); a
@@ -478,15 +474,23 @@ static void run_loop(struct mt_agent *a)
          * its death counts. */
         if (!mt_primaries_done(a))
             root_gone_at = 0; /* (another rank may have joined meanwhile) */
-        else if (!root_gone_at)
+        else if (!root_gone_at) {
             root_gone_at = now;
+            journaled_at_root_end = atomic_load(&jc->records);
+        }
+        /* The program's part is saved: `metrictap run` may return while the
+         * capture goes on for processes that outlive it. */
+        if (root_gone_at && !atomic_load(&a->ctl->saved) &&
+            atomic_load(&jc->parsed_records) >= journaled_at_root_end)
+            atomic_store(&a->ctl->saved, 1);
         /* A run shared by ranks stays open a moment for a rank that is still
-         * on its way to the rendezvous. */
+         * on its way to the rendezvous; processes that outlive the root are
+         * followed while they live, up to capture.linger. */
         double linger = a->rendezvous ? SHARED_LINGER_S : 0;
         if (root_gone_at && now - root_gone_at >= linger &&
-            (mt_collector_all_done(a) || now - root_gone_at > END_GRACE_S + linger))
+            (mt_collector_all_done(a) || now - root_gone_at > a->cfg.linger + linger))
             break;
-        if (handled) {
+        if (drained) {
             last_busy = now;
             if (drained < MT_DRAIN_BUDGET) {
                 /* Caught up.  Draining again at once would read right behind
@@ -528,42 +532,22 @@ static void remove_rendezvous(struct mt_agent *a)
 static void finish(struct mt_agent *a)
 {
     mt_run_stop_system_metrics(a);
-    mt_collector_drain(a);
+    if (mt_collector_drain(a))
+        mt_journal_commit(a->journal);
+    /* Processes still running now are cut off (capture.linger): counted. */
+    for (size_t i = 0; i < a->nrings; i++)
+        if (!a->rings[i].dead && !a->rings[i].superseded &&
+            !mt_pid_is_dead(a->rings[i].pidfd, (pid_t)a->rings[i].pid))
+            a->outlived++;
     atomic_store(&a->ctl->closed, 1);
     remove_rendezvous(a);
     mt_collector_close(a);
+    mt_collector_report_journal_drops(a);
+    mt_journal_end(a->journal);
+    mt_parse_stage_stop(a); /* parses what is left of the journal */
     double now = mt_now_unix();
     mt_tail_finish(a->tail, now);
     mt_parse_flush(a->parse, now);
-    mt_run_decide_state(a);
-    struct mt_parse_stats st;
-    mt_parse_stats(a->parse, &st);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    char fields[768];
-    snprintf(fields, sizeof fields,
-             "\"state\":\"%s\",\"exit_code\":%d,\"signal\":%d,\"rows\":%llu,\"lines\":%llu,"
-             "\"lines_truncated\":%llu,\"keys_dropped\":%llu,\"dropped_records\":%llu,"
-             "\"dropped_bytes\":%llu,\"write_errors\":%llu,\"stdout_bytes\":%llu,"
-             "\"stderr_bytes\":%llu,\"agent_max_rss_kb\":%ld,\"agent_cpu_s\":%.3f",
-             a->state, a->exit_code, a->exit_signal, (unsigned long long)st.rows,
-             (unsigned long long)st.lines, (unsigned long long)st.lines_truncated,
-             (unsigned long long)st.keys_dropped, (unsigned long long)a->dropped_records,
-             (unsigned long long)a->dropped_bytes, (unsigned long long)a->store.write_errors,
-             (unsigned long long)a->stream_bytes[1], (unsigned long long)a->stream_bytes[2],
-             ru.ru_maxrss,
-             (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-    { /* parse: the rules in force and what their limits stopped */
-        struct mt_buf pf;
-        mt_buf_init(&pf, 4096);
-        mt_buf_adds(&pf, "\"rules\":");
-        mt_buf_json_string(&pf, mt_parse_rules(a->parse), strlen(mt_parse_rules(a->parse)));
-        mt_buf_printf(&pf, ",\"limit_hits\":%llu,\"streams_dropped\":%llu",
-                      (unsigned long long)st.limit_hits, (unsigned long long)st.streams_dropped);
-        mt_store_event(&a->store, now, "parse", pf.data);
-        mt_buf_free(&pf);
-    }
     uint32_t untracked = atomic_load(&a->ctl->rings_failed);
     if (untracked) {
         char uf[160];
@@ -571,19 +555,21 @@ static void finish(struct mt_agent *a)
                  "\"processes\":%u,\"reason\":\"no capture ring: /dev/shm is full\"", untracked);
         mt_store_event(&a->store, now, "untracked", uf);
     }
-    /* The finish event comes last: readers take it to mean all is written. */
-    mt_store_flush(&a->store);
-    mt_run_write_summary(a);
-    mt_run_write_json(a);
-    mt_run_update_index(a);
-    mt_store_event(&a->store, now, "finish", fields);
-    mt_store_flush(&a->store);
+    if (a->outlived) {
+        char of[200];
+        snprintf(of, sizeof of,
+                 "\"processes\":%llu,\"after_s\":%.1f,\"reason\":\"still running after "
+                 "capture.linger; their later output is not captured\"",
+                 (unsigned long long)a->outlived, a->cfg.linger);
+        mt_store_event(&a->store, now, "outlived", of);
+    }
+    mt_run_write_end(a, now);
     atomic_store(&a->ctl->finished, 1);
     remove_channel(a);
     /* The program and its launcher are gone: flush for a bounded time, the
      * rest is left to `metrictap sync`. */
-    mt_uploader_finish(uploader, -1);
-    uploader = NULL;
+    mt_uploader_finish(a->uploader, -1);
+    a->uploader = NULL;
 }
 
 static void usage(void)
@@ -602,6 +588,7 @@ int main(int argc, char **argv)
     a->exit_code = -1;
     a->root_pidfd = -1;
     a->inotify_fd = -1;
+    a->agent_lock = -1;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
@@ -679,6 +666,11 @@ int main(int argc, char **argv)
     mt_run_collect_metadata(a);
     mt_run_write_json(a);
     upload_start(a);
+    if (mt_parse_stage_start(a, err, sizeof err) != 0) {
+        /* Nothing was promised about metrics yet; the program runs on. */
+        mt_store_event(&a->store, mt_now_unix(), "agent_error", "\"message\":\"no parse stage\"");
+        return 1;
+    }
     run_loop(a);
     finish(a);
     mt_tail_destroy(a->tail);
@@ -686,7 +678,9 @@ int main(int argc, char **argv)
     mt_parse_destroy(a->parse);
     mt_parse_destroy(a->parse_console);
     mt_procstats_free(a);
+    mt_journal_destroy(a->journal);
     mt_store_close(&a->store);
+    mt_store_unlock(a->agent_lock);
     mt_config_free(&a->cfg);
     return 0;
 }

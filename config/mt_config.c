@@ -53,6 +53,15 @@ const struct mt_config_key mt_config_keys[] = {
       1073741824.0, NULL, "capture ring bytes per process (rounded up to a power of two)" },
     { "capture.line_max", MT_CFG_SIZE, OFF(line_max), "64k", NULL, 256, 16777216.0, NULL,
       "longest line offered to the parsers; longer ones are cut and counted" },
+    { "capture.journal_max", MT_CFG_SIZE, OFF(journal_max), "4G", NULL, 1048576.0,
+      1099511627776.0, NULL,
+      "most bytes the run's journal of unparsed output may hold; past it (or when the disk "
+      "has less than 256 MiB, or a twentieth of it, free) output is dropped and counted" },
+    { "capture.keep_journal", MT_CFG_BOOL, OFF(keep_journal), "false", NULL, 0, 0, NULL,
+      "keep the run's journal (journal/ in the run directory) once it is parsed" },
+    { "capture.linger", MT_CFG_DURATION, OFF(linger), "60s", NULL, 0, 86400, NULL,
+      "how long the capture goes on for processes that outlive the run's first one; "
+      "those still running then are counted (processes_outlived)" },
     { "strict", MT_CFG_BOOL, OFF(strict), "false", NULL, 0, 0, NULL,
       "refuse to run the program when tracking cannot start" },
     { "ranks", MT_CFG_ENUM, OFF(ranks), "zero", NULL, 0, 0, "zero|all|per-rank",

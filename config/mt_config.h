@@ -64,6 +64,9 @@ struct mt_config {
     double upload_flush_timeout;
     uint64_t ring_size;     /* bytes per process ring */
     uint64_t line_max;      /* bytes of a line offered to the parsers */
+    uint64_t journal_max;   /* capture.journal_max: the journal's live size cap */
+    int keep_journal;       /* capture.keep_journal: keep it once parsed */
+    double linger;          /* capture.linger: how long processes outliving the root are followed */
     int strict;
     char *ranks;            /* zero | all | per-rank */
     char *files_watch;      /* comma-separated globs of files to tail (with files: entries) */
