@@ -135,6 +135,9 @@ enum { MT_DROP_RING_FULL, MT_DROP_SHM_FULL, MT_DROP_DIED, MT_DROP_JOURNAL_FULL,
        MT_DROP_DISK_FULL, MT_DROP_JOURNAL_WRITE, MT_DROP_N };
 extern const char *const mt_drop_reason_key[MT_DROP_N];
 
+/* sink.c: what the run's parser writes through */
+struct mt_parse_sink mt_agent_sink(struct mt_agent *a);
+
 /* collector.c */
 int mt_collector_open(struct mt_agent *a, char *err, size_t errsz);
 mt_parse *mt_parser_for_ring(struct mt_agent *a, const struct mt_ring_header *r);

@@ -217,29 +217,6 @@ static void load_config(struct mt_agent *a, const cJSON *meta)
     free_strv(env);
 }
 
-static void on_console(void *ctx, uint32_t pid, int stream, const char *line, size_t len,
-                       int newline)
-{
-    struct mt_agent *a = ctx;
-    (void)pid;
-    if (stream == MT_PARSE_FILE)
-        return;
-    mt_store_write(&a->store, a->store.output, a->console_label, strlen(a->console_label), line,
-                   len, newline);
-}
-
-static void on_row(void *ctx, const char *json, size_t len)
-{
-    struct mt_agent *a = ctx;
-    mt_store_append(&a->store, a->store.history, json, len);
-}
-
-static void on_event(void *ctx, const char *json, size_t len)
-{
-    struct mt_agent *a = ctx;
-    mt_store_append(&a->store, a->store.events, json, len);
-}
-
 static char *tags_joined(const cJSON *run)
 {
     struct mt_buf b;
@@ -308,8 +285,7 @@ static int rebuild_agent(struct mt_agent *a, cJSON *run, const cJSON *meta, cons
         .first_step = a->first_step, .runtime_offset = a->runtime_offset,
         .argv = a->command, .argc = a->ncommand,
     };
-    struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
-                                  .event = on_event };
+    struct mt_parse_sink sink = mt_agent_sink(a);
     a->parse = mt_parse_create(&po, &sink, msg, msgsz);
     if (!a->parse)
         return -1;

@@ -332,7 +332,13 @@ void mt_run_update_index(struct mt_agent *a)
         .start_time = a->created_unix ? a->created_unix : a->start_unix, .end_time = ended ? now : 0,
         .runtime = now - a->start_unix + a->runtime_offset,
         .exit_code = ended ? a->exit_code : -1, .signal = ended ? a->exit_signal : 0,
+        .dropped = (double)(a->dropped_records + a->store.lines_lost),
     };
+    if (a->parse) {
+        struct mt_parse_stats ps;
+        mt_parse_stats(a->parse, &ps);
+        r.cut = (double)ps.lines_truncated;
+    }
     if (mt_index_put(a->index, &r) != 0)
         mt_store_event(&a->store, now, "index_error", NULL);
     free(summary);

@@ -17,6 +17,7 @@ int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
+int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;
@@ -43,5 +44,17 @@ void mt_cli_format_value(const struct mt_value *v, char *out, size_t size, int f
 void mt_cli_filter_error(const char *what, const char *text, size_t pos, const char *msg);
 /* Opens the store's index or prints why not (NULL). */
 struct mt_index *mt_cli_open_index(struct mt_config *cfg);
+
+/* cli/recover.c: a run whose agent is gone is finished (its journal parsed,
+ * its true state recorded) by the commands that touch it; one line says so
+ * unless quiet.  Returns mt_recover_run's result. */
+int mt_cli_settle(const char *run_dir, int quiet);
+/* The same for every run of the store still marked running (reindex). */
+void mt_cli_settle_store(const char *store, int quiet);
+/* What a run lost, in one line ("1,282,342 of 2,000,000 writes were
+ * dropped (capture ring full: ...)"), from run.json's capture_counts:
+ * 1 when there is something to say. */
+struct cJSON;
+int mt_cli_drops_line(const struct cJSON *run, char *out, size_t n);
 
 #endif

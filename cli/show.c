@@ -326,6 +326,9 @@ static void print_identity(const struct shown *s)
     if (sig > 0)
         printf(" (signal %d)", (int)sig);
     putchar('\n');
+    char drops[1024];
+    if (mt_cli_drops_line(r, drops, sizeof drops))
+        printf("%-9s%s; see README \"Caps\" and events.jsonl\n", "lost", drops);
     print_time("started", jnum(r, "start_time", 0));
     if (jnum(r, "end_time", 0) > 0)
         print_time("ended", jnum(r, "end_time", 0));
@@ -440,6 +443,7 @@ static int load_shown(struct mt_index *ix, const char *arg, const char *store, s
 {
     if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
         return 1;
+    mt_cli_settle(s->dir, 0); /* a run whose agent died is finished first */
     s->run = read_json(s->dir, "run.json");
     if (!cJSON_IsObject(s->run)) {
         fprintf(stderr, "metrictap: %s/run.json is missing or unreadable; try metrictap reindex\n",
