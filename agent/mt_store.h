@@ -25,6 +25,7 @@ struct mt_store {
         uint64_t lines;     /* lines among them */
     } lines[3];
     uint64_t lines_lost; /* lines a failed write took (all three files) */
+    char *linebuf[3];    /* their stdio buffers, of a size we know */
 };
 
 /* Creates (or, resuming, reopens) root/runs/<project>/<id>.  `exists` tells

@@ -517,7 +517,10 @@ static void *stage_main(void *arg)
      * dropped at nice 10 beside the drain, 0 at 19).  Parse lag only delays. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PARSE_NICE) != 0)
         (void)0; /* not fatal: the ring still absorbs bursts */
-    parse_loop(arg, 1);
+    struct mt_agent *a = arg;
+    mt_run_collect_metadata(a);
+    mt_run_write_json(a);
+    parse_loop(a, 1);
     return NULL;
 }
 

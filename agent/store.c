@@ -13,6 +13,8 @@
 
 #include "../common/mt_buf.h"
 
+#define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
+
 int mt_mkdirs(const char *path)
 {
     char buf[4096];
@@ -109,6 +111,10 @@ int mt_store_open(struct mt_store *s, const char *root, const char *project, con
     for (size_t i = 0; i < 3; i++) {
         struct stat st;
         s->lines[i].good = fstat(fileno(lined[i]), &st) == 0 ? (uint64_t)st.st_size : 0;
+        /* Our own buffer: glibc ignores setvbuf's size without one (it
+         * takes st_blksize, 4 KiB), and mt_store_write must know it. */
+        s->linebuf[i] = mt_xmalloc(LINE_BUF);
+        setvbuf(lined[i], s->linebuf[i], _IOFBF, LINE_BUF);
     }
     return 0;
 }
@@ -121,12 +127,14 @@ void mt_store_close(struct mt_store *s)
             fclose(*files[i]);
             *files[i] = NULL;
         }
+    for (size_t i = 0; i < 3; i++) {
+        free(s->linebuf[i]);
+        s->linebuf[i] = NULL;
+    }
     free(s->root);
     free(s->dir);
     s->root = s->dir = NULL;
 }
-
-#define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
 
 static struct mt_store_lines *lines_of(struct mt_store *s, FILE *f)
 {
@@ -141,7 +149,9 @@ static int flush_lines(struct mt_store *s, FILE *f)
     struct mt_store_lines *l = lines_of(s, f);
     if (fflush(f) == 0) {
         if (l) {
-            l->good += l->buffered;
+            struct stat st; /* what is really there: a cut never extends the file */
+            if (fstat(fileno(f), &st) == 0)
+                l->good = (uint64_t)st.st_size;
             l->buffered = l->lines = 0;
         }
         return 0;
@@ -149,8 +159,11 @@ static int flush_lines(struct mt_store *s, FILE *f)
     s->write_errors++;
     __fpurge(f);
     clearerr(f);
+    struct stat st;
     if (l) {
-        if (ftruncate(fileno(f), (off_t)l->good) != 0)
+        /* Cut back what half got written; never past the end (zeros). */
+        if (fstat(fileno(f), &st) == 0 && (uint64_t)st.st_size > l->good &&
+            ftruncate(fileno(f), (off_t)l->good) != 0)
             (void)0; /* the next whole line still starts at the end */
         s->lines_lost += l->lines;
         l->buffered = l->lines = 0;
@@ -167,7 +180,7 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     size_t n = alen + blen + (newline != 0);
     /* Flush before a line that would not fit, so stdio never writes half
      * of one: what reaches the file ends with a whole line. */
-    if (l && l->buffered && l->buffered + n > LINE_BUF)
+    if (l && l->buffered && l->buffered + n >= LINE_BUF)
         flush_lines(s, f);
     if ((alen && fwrite(a, 1, alen, f) != alen) || (blen && fwrite(b, 1, blen, f) != blen) ||
         (newline && putc('\n', f) == EOF)) {
@@ -181,7 +194,7 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     if (l) {
         l->buffered += n;
         l->lines++;
-        if (l->buffered > LINE_BUF)
+        if (l->buffered >= LINE_BUF)
             flush_lines(s, f); /* a line longer than the buffer: written through */
     }
     s->dirty = 1;
