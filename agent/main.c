@@ -490,6 +490,9 @@ static void finish(struct mt_agent *a)
     mt_collector_close(a);
     mt_collector_report_journal_drops(a);
     mt_journal_end(a->journal);
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    a->drain_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
     mt_parse_stage_stop(a); /* parses what is left of the journal */
     double now = mt_now_unix();
     mt_tail_finish(a->tail, now);

@@ -127,6 +127,7 @@ struct mt_agent {
     uint64_t outlived;     /* processes still running when the capture stopped */
     uint64_t lines_offset, rows_offset; /* counted before a recovery's checkpoint */
     uint64_t data_records; /* writes of the program that were parsed */
+    double drain_cpu_s, parse_cpu_s; /* each stage's own CPU time, for the bench */
     uint64_t journal_drops_told[4], journal_drop_bytes_told[4]; /* the drain's */
 };
 

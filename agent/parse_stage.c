@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
@@ -509,6 +510,13 @@ static void parse_loop(struct mt_agent *a, int wait)
     }
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *stage_main(void *arg)
 {
     /* Below the drain: where the two share a CPU (a 2-core machine, the
@@ -521,6 +529,7 @@ static void *stage_main(void *arg)
     mt_run_collect_metadata(a);
     mt_run_write_json(a);
     parse_loop(a, 1);
+    a->parse_cpu_s = thread_cpu_s();
     return NULL;
 }
 

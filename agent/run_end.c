@@ -69,10 +69,14 @@ void mt_run_write_end(struct mt_agent *a, double now)
                   ru.ru_maxrss,
                   (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-    if (jc)
-        mt_buf_printf(&f, ",\"journal_records\":%llu,\"journal_peak_bytes\":%llu",
+    if (jc && !a->recovering)
+        mt_buf_printf(&f,
+                      ",\"journal_records\":%llu,\"journal_bytes\":%llu,"
+                      "\"journal_peak_bytes\":%llu,\"drain_cpu_s\":%.3f,\"parse_cpu_s\":%.3f",
                       (unsigned long long)atomic_load(&jc->records),
-                      (unsigned long long)atomic_load(&jc->peak));
+                      (unsigned long long)atomic_load(&jc->written),
+                      (unsigned long long)atomic_load(&jc->peak), a->drain_cpu_s,
+                      a->parse_cpu_s);
     if (a->outlived)
         mt_buf_printf(&f, ",\"processes_outlived\":%llu", (unsigned long long)a->outlived);
     if (a->recovering)
