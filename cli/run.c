@@ -214,7 +214,9 @@ static int wait_for_save(struct mt_ctl *ctl, double bound_s)
         if (parsed != last_parsed && deadline < t + END_WAIT_EXTRA_S)
             deadline = t + END_WAIT_EXTRA_S;
         last_parsed = parsed;
-        if (t >= next_print && (tty || !printed)) {
+        /* Only a backlog is worth a line: a run shared by ranks also waits
+         * a moment for late ones, with nothing left to parse. */
+        if (t >= next_print && (tty || !printed) && total >= parsed + 1000) {
             char a[32], b[32];
             commas((unsigned long long)parsed, a, sizeof a);
             commas((unsigned long long)total, b, sizeof b);
