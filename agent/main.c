@@ -34,6 +34,9 @@ extern char **environ;
 #include "mt_upload.h"
 
 #define SHARED_LINGER_S 2.0 /* how long a run shared by ranks waits for late ones */
+/* A child forked just before its parent exits makes its ring a moment
+ * later (daemon(): the parent _exits at once): the end waits that long. */
+#define LATE_RING_S 0.1
 #define BUSY_NAP_WINDOW_S 0.05 /* after output, poll every BUSY_NAP_NS this long */
 #define BUSY_NAP_NS 500000
 #define IDLE_NAP_MS 250 /* the longest sleep once output has been quiet a while */
@@ -426,13 +429,14 @@ static void run_loop(struct mt_agent *a)
         }
         /* The program's part is saved: `metrictap run` may return while the
          * capture goes on for processes that outlive it. */
-        if (root_gone_at && !atomic_load(&a->ctl->saved) &&
+        if (root_gone_at && !atomic_load(&a->ctl->saved) && !mt_collector_all_done(a) &&
+            now - root_gone_at >= LATE_RING_S &&
             atomic_load(&jc->parsed_records) >= journaled_at_root_end)
             atomic_store(&a->ctl->saved, 1);
         /* A run shared by ranks stays open a moment for a rank that is still
          * on its way to the rendezvous; processes that outlive the root are
          * followed while they live, up to capture.linger. */
-        double linger = a->rendezvous ? SHARED_LINGER_S : 0;
+        double linger = a->rendezvous ? SHARED_LINGER_S : LATE_RING_S;
         if (root_gone_at && now - root_gone_at >= linger &&
             (mt_collector_all_done(a) || now - root_gone_at > a->cfg.linger + linger))
             break;

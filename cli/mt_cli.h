@@ -55,6 +55,8 @@ void mt_cli_settle_store(const char *store, int quiet);
  * dropped (capture ring full: ...)"), from run.json's capture_counts:
  * 1 when there is something to say. */
 struct cJSON;
+/* A count with thousands separators: "1,282,342". */
+void mt_cli_format_count(double v, char *out, size_t n);
 int mt_cli_drops_line(const struct cJSON *run, char *out, size_t n);
 
 #endif

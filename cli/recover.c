@@ -54,8 +54,7 @@ void mt_cli_settle_store(const char *store, int quiet)
     globfree(&g);
 }
 
-/* "1,282,342" */
-static void with_commas(double v, char *out, size_t n)
+void mt_cli_format_count(double v, char *out, size_t n)
 {
     char raw[32];
     snprintf(raw, sizeof raw, "%.0f", v);
@@ -90,13 +89,13 @@ int mt_cli_drops_line(const cJSON *run, char *out, size_t n)
     mt_buf_init(&b, 4096);
     char x[32], y[32];
     if (dropped) {
-        with_commas(dropped, x, sizeof x);
-        with_commas(dropped + count_of(counts, "records"), y, sizeof y);
+        mt_cli_format_count(dropped, x, sizeof x);
+        mt_cli_format_count(dropped + count_of(counts, "records"), y, sizeof y);
         mt_buf_printf(&b, "%s of %s writes were dropped (", x, y);
         const cJSON *why = cJSON_GetObjectItemCaseSensitive(counts, "dropped_reasons"), *r;
         int first = 1;
         cJSON_ArrayForEach(r, why) {
-            with_commas(r->valuedouble, x, sizeof x);
+            mt_cli_format_count(r->valuedouble, x, sizeof x);
             mt_buf_printf(&b, "%s%s: %s", first ? "" : ", ", r->string, x);
             first = 0;
         }
@@ -105,16 +104,16 @@ int mt_cli_drops_line(const cJSON *run, char *out, size_t n)
         mt_buf_adds(&b, ")");
     }
     if (lost) {
-        with_commas(lost, x, sizeof x);
+        mt_cli_format_count(lost, x, sizeof x);
         mt_buf_printf(&b, "%s%s lines could not be written to the store (disk full?)",
                       b.len ? "; " : "", x);
     }
     if (cut) {
-        with_commas(cut, x, sizeof x);
+        mt_cli_format_count(cut, x, sizeof x);
         mt_buf_printf(&b, "%s%s lines were cut at capture.line_max", b.len ? "; " : "", x);
     }
     if (outlived) {
-        with_commas(outlived, x, sizeof x);
+        mt_cli_format_count(outlived, x, sizeof x);
         mt_buf_printf(&b, "%s%s processes outlived capture.linger", b.len ? "; " : "", x);
     }
     snprintf(out, n, "%s", b.data);

@@ -181,19 +181,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void commas(unsigned long long v, char *out, size_t n)
-{
-    char raw[32];
-    snprintf(raw, sizeof raw, "%llu", v);
-    size_t len = strlen(raw), k = 0;
-    for (size_t i = 0; i < len && k + 2 < n; i++) {
-        out[k++] = raw[i];
-        if ((len - i - 1) % 3 == 0 && i + 1 < len)
-            out[k++] = ',';
-    }
-    out[k] = '\0';
-}
-
 /* Waits for the agent's save: 1 if the agent died first.  Past a second,
  * one metrictap: line says what it is waiting for (updated in place on a
  * terminal).  The bound moves on while the parse makes progress. */
@@ -218,8 +205,8 @@ static int wait_for_save(struct mt_ctl *ctl, double bound_s)
          * a moment for late ones, with nothing left to parse. */
         if (t >= next_print && (tty || !printed) && total >= parsed + 1000) {
             char a[32], b[32];
-            commas((unsigned long long)parsed, a, sizeof a);
-            commas((unsigned long long)total, b, sizeof b);
+            mt_cli_format_count((double)parsed, a, sizeof a);
+            mt_cli_format_count((double)total, b, sizeof b);
             fprintf(stderr, "%smetrictap: saving the run: %s of %s records parsed...%s",
                     tty ? "\r" : "", a, b, tty ? "" : "\n");
             printed = 1;

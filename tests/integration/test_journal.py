@@ -26,6 +26,20 @@ def print_loop():
                        check=True)
 
 
+def agent_of_root(root, timeout=10):
+    """The agent the shim of process `root` started (never another run's:
+    other runs share this machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-f", f"metrictap-agent --status-fd [0-9]+ --root-pid {root}( |$)"],
+                               capture_output=True, text=True).stdout.split()
+        if len(found) == 1 and Path(f"/proc/{found[0]}/task").exists() and \
+                len(list(Path(f"/proc/{found[0]}/task").iterdir())) > 1:
+            return int(found[0])  # the agent itself (threads), not its first half
+        time.sleep(0.01)
+    raise AssertionError(f"no agent of {root}")
+
+
 def wait_gone(pid, timeout=10):
     deadline = time.monotonic() + timeout
     while Path(f"/proc/{pid}").exists():
@@ -80,12 +94,12 @@ def slow_parse_run(workdir, n, env=None):
         e = clean_env({"LD_PRELOAD": str(SHIM), "METRICTAP_CAPTURE_RING_SIZE": "256M",
                        **(env or {})})
         with open(workdir / "out.txt", "wb") as out:
-            subprocess.run(["taskset", "-c", "0", str(LOOP), str(n)], cwd=workdir, env=e,
-                           stdout=out, stderr=subprocess.DEVNULL, check=True, timeout=120)
+            p = subprocess.Popen(["taskset", "-c", "0", str(LOOP), str(n)], cwd=workdir, env=e,
+                                 stdout=out, stderr=subprocess.DEVNULL)
+            agent = agent_of_root(p.pid)
+            assert p.wait(timeout=120) == 0
         run_dir = (workdir / "metrictap" / "latest-run").resolve()
         run_id = run_dir.name
-        agent = int(subprocess.run(["pgrep", "-n", "-f", "metrictap-agent"],
-                                   capture_output=True, text=True).stdout.split()[0])
         deadline = time.monotonic() + 60
         # Drained: no ring is left in the run's channel.
         while list(Path("/dev/shm").glob(f"metrictap-{run_id}-*/ring.*")):
@@ -167,8 +181,7 @@ def test_a_run_whose_agent_died_shows_as_lost(workdir):
         while not (run_dir / "journal" / "meta").exists():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        agent = int(subprocess.run(["pgrep", "-n", "-f", "metrictap-agent"],
-                                   capture_output=True, text=True).stdout.split()[0])
+        agent = agent_of_root(p.pid)
         os.kill(agent, signal.SIGKILL)
         wait_gone(agent)
         ls = subprocess.run([str(CLI), "ls"], cwd=workdir, env=clean_env(), capture_output=True,
