@@ -15,9 +15,22 @@
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_console.h"
 #include "mt_agent.h"
+#include "mt_journal.h"
 #include "mt_symbolize.h"
 #include "mt_tail.h"
+
+/* A notice for events.jsonl, written by the parse stage in its place among
+ * the records (the drain writes no store file itself). */
+static void journal_event(struct mt_agent *a, const char *name, const char *fields)
+{
+    char rec[512];
+    int n = snprintf(rec, sizeof rec, "%s%c%s", name, '\0', fields);
+    if (n > 0 && (size_t)n < sizeof rec)
+        mt_journal_put(a->journal, 0, MT_REC_META(MT_JREC_EVENT, 0, 0), mt_now_mono_ns(), rec,
+                       (uint32_t)n);
+}
 
 static int open_pidfd(pid_t pid)
 {
@@ -70,7 +83,7 @@ static void add_ring(struct mt_agent *a, const char *name)
     if (mt_ring_validate(mem, (uint64_t)st.st_size) != 0) {
         munmap(mem, (size_t)st.st_size);
         unlink(path);
-        mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
+        journal_event(a, "bad_ring", "");
         return;
     }
     if (a->nrings == a->cap_rings) {
@@ -85,6 +98,10 @@ static void add_ring(struct mt_agent *a, const char *name)
     s->pid = s->ring->pid;
     s->created_ns = s->ring->created_ns;
     s->pidfd = open_pidfd((pid_t)s->pid);
+    /* The journal names the ring once; its records then carry its id. */
+    s->source = ++a->nsources;
+    mt_journal_put(a->journal, 0, MT_REC_META(MT_JREC_SOURCE, 0, s->source), s->created_ns,
+                   s->ring, (uint32_t)sizeof *s->ring);
     /* Another rank's root joined the run: the run now waits for it too. */
     if (s->ring->flags & MT_RING_PRIMARY)
         mt_primary_add(a, (pid_t)s->pid, (s->ring->flags & MT_RING_LAUNCHER) != 0,
@@ -149,21 +166,10 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
         break;
     case MT_REC_EXIT:
     case MT_REC_SIGNAL:
-        for (size_t i = 0; i < a->nprimaries; i++) {
-            struct mt_primary *p = &a->primaries[i];
-            if (p->pid != (pid_t)s->pid)
-                continue;
-            p->have_end = 1;
-            p->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
-            p->exit_signal = v->kind == MT_REC_SIGNAL ? (int)v->aux : 0;
-            if (p->launcher)
-                p->done = 1;
-        }
-        if ((pid_t)s->pid == a->root_pid) {
-            a->have_end = 1;
-            a->exit_code = v->kind == MT_REC_EXIT ? (int)(v->aux & 0xff) : -1;
-            a->exit_signal = v->kind == MT_REC_SIGNAL ? (int)v->aux : 0;
-        }
+        /* The drain noted the end as it went by, so the run's end does not
+         * wait for the parse stage; a recovery has no drain. */
+        if (a->recovering)
+            mt_collector_note_end(a, s->pid, v->kind, v->aux);
         break;
     case MT_REC_FILE_OPEN:
         mt_tail_announce(a->tail, s->pid, v->data, v->len, ts);
@@ -187,23 +193,80 @@ static void handle_record(struct mt_agent *a, struct mt_ring_slot *s, const stru
     }
 }
 
-/* Bytes written to fd 1 or 2 that were not the console (console.c): into
- * the run's counts and the writer's. */
+/* Bytes a process wrote to fd 1 or 2 that were not the console (console.c),
+ * told once its ring retires, as a not_console event through the journal:
+ * the parse stage adds them to the run's counts and the writer's. */
 static void count_elsewhere(struct mt_agent *a, struct mt_ring_slot *s)
 {
+    struct mt_buf b;
+    mt_buf_init(&b, 1024);
+    mt_buf_printf(&b, "\"pid\":%u,\"exe\":", s->pid);
+    mt_buf_json_string(&b, s->ring->exe, strnlen(s->ring->exe, sizeof s->ring->exe));
+    int any = 0;
     for (int k = 0; k < MT_ELSEWHERE_KINDS; k++) {
         uint64_t n = atomic_load_explicit(&s->ring->elsewhere_bytes[k], memory_order_relaxed);
         if (n == s->seen_elsewhere[k])
             continue;
-        a->elsewhere_bytes[k] += n - s->seen_elsewhere[k];
-        mt_procstats_elsewhere(a, s->pid, s->ring->exe, k, n - s->seen_elsewhere[k]);
+        mt_buf_printf(&b, ",\"%s\":%llu", mt_elsewhere_name(k),
+                      (unsigned long long)(n - s->seen_elsewhere[k]));
         s->seen_elsewhere[k] = n;
+        any = 1;
     }
+    if (any)
+        journal_event(a, "not_console", b.data);
+    mt_buf_free(&b);
+}
+
+/* What the journal refused since the last report, as dropped events that
+ * travel through the journal themselves (processes' notices always do). */
+void mt_collector_report_journal_drops(struct mt_agent *a)
+{
+    struct mt_journal_counts *c = mt_journal_counts(a->journal);
+    for (int i = 0; i < MT_JDROP_N; i++) {
+        uint64_t r = atomic_load(&c->dropped_records[i]), b = atomic_load(&c->dropped_bytes[i]);
+        if (r == a->journal_drops_told[i])
+            continue;
+        char fields[256];
+        snprintf(fields, sizeof fields, "\"records\":%llu,\"bytes\":%llu,\"reason\":\"%s\"",
+                 (unsigned long long)(r - a->journal_drops_told[i]),
+                 (unsigned long long)(b - a->journal_drop_bytes_told[i]), mt_jdrop_reason[i]);
+        journal_event(a, "dropped", fields);
+        a->journal_drops_told[i] = r;
+        a->journal_drop_bytes_told[i] = b;
+    }
+}
+
+void mt_collector_handle(struct mt_agent *a, struct mt_ring_slot *s, const struct mt_rec_view *v)
+{
+    handle_record(a, s, v);
+}
+
+void mt_collector_note_end(struct mt_agent *a, uint32_t pid, uint32_t kind, uint32_t aux)
+{
+    int code = kind == MT_REC_EXIT ? (int)(aux & 0xff) : -1;
+    int sig = kind == MT_REC_SIGNAL ? (int)aux : 0;
+    for (size_t i = 0; i < a->nprimaries; i++) {
+        struct mt_primary *p = &a->primaries[i];
+        if (p->pid != (pid_t)pid)
+            continue;
+        p->have_end = 1;
+        p->exit_code = code;
+        p->exit_signal = sig;
+        if (p->launcher)
+            p->done = 1;
+    }
+    if ((pid_t)pid == a->root_pid) {
+        a->have_end = 1;
+        a->exit_code = code;
+        a->exit_signal = sig;
+    }
+    a->last_have_end = 1;
+    a->last_exit_code = code;
+    a->last_exit_signal = sig;
 }
 
 static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
 {
-    count_elsewhere(a, s);
     uint64_t r = atomic_load(&s->ring->dropped_records);
     uint64_t b = atomic_load(&s->ring->dropped_bytes);
     uint64_t u = atomic_load(&s->ring->dropped_unbacked);
@@ -220,9 +283,7 @@ static void report_drops(struct mt_agent *a, struct mt_ring_slot *s)
              "\"pid\":%u,\"records\":%llu,\"bytes\":%llu,\"reason\":\"%s\"", s->pid,
              (unsigned long long)(r - s->seen_drop_records),
              (unsigned long long)(b - s->seen_drop_bytes), why);
-    mt_store_event(&a->store, mt_now_unix(), "dropped", fields);
-    a->dropped_records += r - s->seen_drop_records;
-    a->dropped_bytes += b - s->seen_drop_bytes;
+    journal_event(a, "dropped", fields); /* counted where the parse stage reads it */
     s->seen_drop_records = r;
     s->seen_drop_bytes = b;
     s->seen_drop_unbacked = u;
@@ -243,7 +304,7 @@ size_t mt_collector_drain(struct mt_agent *a)
                 int rc = mt_ring_peek(s->ring, &s->view);
                 if (rc < 0) {
                     s->corrupt = 1;
-                    mt_store_event(&a->store, mt_now_unix(), "bad_ring", NULL);
+                    journal_event(a, "bad_ring", "");
                 }
                 s->has_view = rc == 1;
             }
@@ -252,7 +313,12 @@ size_t mt_collector_drain(struct mt_agent *a)
         }
         if (!best)
             break;
-        handle_record(a, best, &best->view);
+        /* Persist, then parse: the record goes to the journal as it is. */
+        const struct mt_rec_view *v = &best->view;
+        if (v->kind == MT_REC_EXIT || v->kind == MT_REC_SIGNAL)
+            mt_collector_note_end(a, best->pid, v->kind, v->aux);
+        mt_journal_put(a->journal, best->source, MT_REC_META(v->kind, v->stream, v->aux),
+                       v->ts_ns, v->data, v->len);
         mt_ring_consume(best->ring);
         best->has_view = 0;
         handled++;
@@ -271,18 +337,18 @@ static void retire(struct mt_agent *a, size_t i)
         /* Reserved by a process that died before publishing: lost. */
         char fields[160];
         snprintf(fields, sizeof fields,
-                 "\"pid\":%u,\"bytes\":%llu,\"reason\":\"process died while writing\"", s->pid,
-                 (unsigned long long)left);
-        mt_store_event(&a->store, mt_now_unix(), "dropped", fields);
+                 "\"pid\":%u,\"bytes\":%llu,\"reason\":\"process died while writing\"",
+                 s->pid, (unsigned long long)left);
+        journal_event(a, "dropped", fields);
     }
     int pid_has_newer = 0;
     for (size_t j = 0; j < a->nrings; j++)
         if (j != i && a->rings[j].pid == s->pid)
             pid_has_newer = 1;
-    if (!pid_has_newer) {
-        mt_parse_close_pid(mt_parser_for_ring(a, s->ring), s->pid, mt_now_unix());
-        a->console_label[0] = '\0';
-    }
+    /* The parse stage ends the process's partial lines when it gets here
+     * (stream 1: close them; 0: a newer image of the pid goes on). */
+    mt_journal_put(a->journal, 0, MT_REC_META(MT_JREC_CLOSE, !pid_has_newer, s->source),
+                   mt_now_mono_ns(), NULL, 0);
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", a->channel, s->name);
     unlink(path);

@@ -22,6 +22,9 @@ struct cJSON;
 struct mt_sys_thread;
 struct mt_tail; /* mt_tail.h: watched files */
 struct mt_indexer;
+struct mt_journal;      /* mt_journal.h: persist, then parse */
+struct mt_parse_stage;  /* parse_stage.c */
+struct mt_uploader;
 
 struct mt_ring_slot {
     char name[64];
@@ -37,6 +40,7 @@ struct mt_ring_slot {
     uint64_t seen_drop_records, seen_drop_bytes, seen_drop_unbacked;
     uint64_t seen_elsewhere[MT_ELSEWHERE_KINDS];
     uint64_t created_ns;
+    uint32_t source;    /* its id in the journal (mt_journal.h) */
 };
 
 /* A process whose end the run waits for: the root (the program, or the
@@ -122,7 +126,33 @@ struct mt_agent {
     uint64_t stream_bytes[4];
     uint64_t dropped_records, dropped_bytes;
     double last_data_unix;
+
+    /* persist, then parse (journal.c, parse_stage.c) */
+    struct mt_journal *journal;
+    struct mt_parse_stage *stage;
+    struct mt_uploader *uploader;
+    uint32_t nsources;     /* journal source ids handed out */
+    int agent_lock;        /* <run>/.agent.lock, held for the agent's life */
+    int recovering;        /* parsing a dead agent's journal (recover.c) */
+    /* The last process of the run to end with a record: a root that left
+     * none (daemon(), whose parent _exits inside libc) takes its state. */
+    int last_have_end, last_exit_code, last_exit_signal;
+    uint64_t drop_reasons[8]; /* dropped records by reason (MT_DROP_*) */
+    uint64_t drop_reason_bytes[8];
+    uint64_t outlived;     /* processes still running when the capture stopped */
+    uint64_t lines_offset, rows_offset; /* counted before a recovery's checkpoint */
+    uint64_t data_records; /* writes of the program that were parsed */
+    double drain_cpu_s, parse_cpu_s; /* each stage's own CPU time, for the bench */
+    uint64_t journal_drops_told[4], journal_drop_bytes_told[4]; /* the drain's */
 };
+
+/* Why records were dropped, for run.json's capture_counts.dropped_reasons. */
+enum { MT_DROP_RING_FULL, MT_DROP_SHM_FULL, MT_DROP_DIED, MT_DROP_JOURNAL_FULL,
+       MT_DROP_DISK_FULL, MT_DROP_JOURNAL_WRITE, MT_DROP_N };
+extern const char *const mt_drop_reason_key[MT_DROP_N];
+
+/* sink.c: what the run's parser writes through */
+struct mt_parse_sink mt_agent_sink(struct mt_agent *a);
 
 /* collector.c */
 int mt_collector_open(struct mt_agent *a, char *err, size_t errsz);
@@ -135,6 +165,27 @@ struct mt_primary *mt_primary_add(struct mt_agent *a, pid_t pid, int launcher, i
 int mt_primaries_done(struct mt_agent *a);
 uint64_t mt_collector_pending(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
+/* What the agent does with one record, on the parse stage's thread. */
+void mt_collector_handle(struct mt_agent *a, struct mt_ring_slot *s, const struct mt_rec_view *v);
+/* The journal's own drops (its cap, a full disk) as dropped events. */
+void mt_collector_report_journal_drops(struct mt_agent *a);
+/* A process's EXIT or SIGNAL record went by (the drain; recovery's parse). */
+void mt_collector_note_end(struct mt_agent *a, uint32_t pid, uint32_t kind, uint32_t aux);
+
+/* parse_stage.c: the journal read back on a thread of its own */
+int mt_parse_stage_start(struct mt_agent *a, char *err, size_t errsz);
+void mt_parse_stage_stop(struct mt_agent *a);  /* parses to the END, joins */
+/* Parses the journal from where it is until nothing more is there (the
+ * recovery of a dead agent's run, on the caller's thread). */
+void mt_parse_stage_run_to_end(struct mt_agent *a);
+/* Restores the state the last checkpoint recorded (counters, ends, sources;
+ * cuts the store's files back and seeks the journal there): 0, or -1 if
+ * there is none.  Sets a->first_step for the parser to be made, which then
+ * gets the checkpoint's begun lines with mt_parse_stage_refeed. */
+int mt_parse_stage_restore(struct mt_agent *a);
+void mt_parse_stage_refeed(struct mt_agent *a);
+/* Records written to the journal and read back, for the progress line. */
+void mt_parse_stage_progress(struct mt_agent *a, uint64_t *parsed, uint64_t *total);
 int mt_pid_is_dead(int pidfd, pid_t pid);
 
 /* proctree.c */
@@ -155,9 +206,9 @@ void mt_proctree_free(struct mt_agent *a);
 struct mt_procstat;
 void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,
                       uint32_t tid, uint32_t len);
-/* Bytes pid wrote to fd 1 or 2 when it was not the console (enum mt_elsewhere). */
-void mt_procstats_elsewhere(struct mt_agent *a, uint32_t pid, const char *exe, int kind,
-                            uint64_t n);
+/* A not_console event's fields (collector.c): bytes a process wrote to fd 1
+ * or 2 when it was not the console, by kind, into its counts and the run's. */
+void mt_procstats_not_console(struct mt_agent *a, const char *fields_json);
 struct cJSON *mt_procstats_json(const struct mt_agent *a);
 void mt_procstats_free(struct mt_agent *a);
 
@@ -180,5 +231,9 @@ void mt_run_write_summary(struct mt_agent *a);
 void mt_run_update_index(struct mt_agent *a);   /* posts the row to the index thread */
 void mt_run_index_settle(struct mt_agent *a, double timeout_s); /* waits; tells if it cannot */
 void mt_run_decide_state(struct mt_agent *a);
+/* run_end.c: the run's last records (parse counts, drops, finish event,
+ * summary, run.json, index), once everything was parsed. */
+void mt_run_write_end(struct mt_agent *a, double now);
+void mt_run_count_drop(struct mt_agent *a, int reason, uint64_t records, uint64_t bytes);
 
 #endif

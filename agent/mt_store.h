@@ -23,6 +23,16 @@ struct mt_store {
     FILE *history, *events, *output, *system;
     uint64_t write_errors;
     int dirty;      /* appended since the last flush */
+    /* history, events and output are written in whole lines: a flush that
+     * fails (a full disk) is cut back to the last whole line and what it held
+     * is counted here, so a later write never lands after half a line. */
+    struct mt_store_lines {
+        uint64_t good;      /* file size after the last flush that worked */
+        uint64_t buffered;  /* bytes in the stdio buffer since then */
+        uint64_t lines;     /* lines among them */
+    } lines[3];
+    uint64_t lines_lost; /* lines a failed write took (all three files) */
+    char *linebuf[3];    /* their stdio buffers, of a size we know */
 };
 
 /* Creates (or, resuming, reopens) root/runs/<project>/<id>.  `exists` tells
@@ -47,6 +57,10 @@ int mt_store_dir_fd(const char *root, const char *project, const char *id, int c
                     size_t errsz);
 
 void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len);
+/* Appends a, then b, then a newline if `newline` (a console line with its
+ * label), as one line of history, events or output. */
+void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, const char *b,
+                    size_t blen, int newline);
 void mt_store_event(struct mt_store *s, double ts, const char *event, const char *fields_json);
 void mt_store_flush(struct mt_store *s);
 
@@ -61,5 +75,28 @@ char *mt_store_read(const struct mt_store *s, const char *name, size_t *len);
  * read-modify-write.  Returns an fd to pass to mt_store_unlock, or -1. */
 int mt_store_lock(const char *run_dir);
 void mt_store_unlock(int fd);
+
+/* Files of the run directory other than the four above (the journal, its
+ * checkpoint): every one is opened, made, renamed and removed through these,
+ * relative to the run directory, never through a link (O_NOFOLLOW), so the
+ * store's checks apply to them in one place.  `name` may hold one folder
+ * made with mt_store_make_dir.  open: an fd or -1 (errno); others 0/-1. */
+int mt_store_open_in(const struct mt_store *s, const char *name, int flags);
+int mt_store_make_dir(const struct mt_store *s, const char *name);
+int mt_store_rename_file(const struct mt_store *s, const char *from, const char *to);
+int mt_store_remove_file(const struct mt_store *s, const char *name);
+int mt_store_remove_dir(const struct mt_store *s, const char *name);
+/* Cuts one of history, events, output back to `size` (recovery). */
+int mt_store_truncate(struct mt_store *s, FILE *f, uint64_t size);
+/* The current size of one of them, flushed. */
+uint64_t mt_store_size(struct mt_store *s, FILE *f);
+
+/* The agent holds <run_dir>/.agent.lock (flock) for its whole life, so a
+ * reader can tell a run whose agent is gone from one still being written.
+ * mt_store_hold_agent_lock: the fd to keep open, or -1 (held elsewhere:
+ * errno EWOULDBLOCK).  mt_store_agent_alive: 1 held, 0 not held (the agent
+ * is gone), -1 no lock file (a run from before the lock existed). */
+int mt_store_hold_agent_lock(const char *run_dir);
+int mt_store_agent_alive(const char *run_dir);
 
 #endif

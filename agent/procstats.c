@@ -50,12 +50,28 @@ static struct mt_procstat *stat_of(struct mt_agent *a, uint32_t pid, const char 
     return p;
 }
 
-void mt_procstats_elsewhere(struct mt_agent *a, uint32_t pid, const char *exe, int kind,
-                            uint64_t n)
+void mt_procstats_not_console(struct mt_agent *a, const char *fields_json)
 {
-    struct mt_procstat *p = stat_of(a, pid, exe);
-    if (p && kind >= 0 && kind < MT_ELSEWHERE_KINDS)
-        p->elsewhere[kind] += n;
+    struct mt_buf b;
+    mt_buf_init(&b, strlen(fields_json) + 3);
+    mt_buf_addc(&b, '{');
+    mt_buf_adds(&b, fields_json);
+    mt_buf_addc(&b, '}');
+    cJSON *o = cJSON_Parse(b.data);
+    mt_buf_free(&b);
+    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o, "pid");
+    const cJSON *exe = cJSON_GetObjectItemCaseSensitive(o, "exe");
+    struct mt_procstat *p = cJSON_IsNumber(pid) && cJSON_IsString(exe)
+                                ? stat_of(a, (uint32_t)pid->valuedouble, exe->valuestring)
+                                : NULL;
+    for (int k = 0; p && k < MT_ELSEWHERE_KINDS; k++) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, mt_elsewhere_name(k));
+        if (cJSON_IsNumber(n)) {
+            p->elsewhere[k] += (uint64_t)n->valuedouble;
+            a->elsewhere_bytes[k] += (uint64_t)n->valuedouble;
+        }
+    }
+    cJSON_Delete(o);
 }
 
 void mt_procstats_add(struct mt_agent *a, uint32_t pid, const char *exe, int stream,

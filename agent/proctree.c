@@ -49,7 +49,13 @@ static int is_wrapper(const char *program)
         "tr", "cut", "sort", "uniq", "less", "more", "ts", "pv", "strace", "ltrace", "valgrind",
         "pyenv", "conda", "mamba", "micromamba", "uv", "poetry", "pipenv", "torchrun",
         "accelerate", "deepspeed", "horovodrun", "torch.distributed.run",
-        "torch.distributed.launch", "metrictap", NULL,
+        "torch.distributed.launch", "metrictap",
+        /* the utilities shells and launchers ask things of: never trainers */
+        "readlink", "realpath", "dirname", "basename", "uname", "which", "whereis", "type",
+        "mkdir", "rm", "cp", "mv", "ln", "ls", "touch", "chmod", "date", "hostname", "id",
+        "whoami", "expr", "test", "[", "true", "false", "printf", "echo", "sleep", "find",
+        "wc", "seq", "mktemp", "getconf", "nproc", "git", "locale", "tput", "stty", "ps",
+        "pgrep", "kill", "wait", NULL,
     };
     for (int i = 0; names[i]; i++)
         if (strcmp(program, names[i]) == 0)

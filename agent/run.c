@@ -75,7 +75,15 @@ static const char *state_of(int have_end, int code, int sig)
  * several ranks share the run, the worst of their ends. */
 void mt_run_decide_state(struct mt_agent *a)
 {
-    a->end_unix = mt_now_unix(); /* one end time for run.json and the index */
+    if (!a->end_unix) /* a recovery dates the end by the last output */
+        a->end_unix = mt_now_unix(); /* one end time for run.json and the index */
+    if (!a->have_end && !a->launcher && a->last_have_end) {
+        /* The root left no end of its own (daemon(): its parent _exits
+         * inside libc): the last process of the run to end tells. */
+        a->have_end = 1;
+        a->exit_code = a->last_exit_code;
+        a->exit_signal = a->last_exit_signal;
+    }
     a->state = state_of(a->have_end, a->exit_code, a->exit_signal);
     for (size_t i = 0; i < a->nprimaries; i++) {
         const struct mt_primary *p = &a->primaries[i];
@@ -261,6 +269,23 @@ int mt_run_write_json(struct mt_agent *a)
     cJSON_AddNumberToObject(streams, "stderr_bytes", (double)a->stream_bytes[2]);
     cJSON_AddNumberToObject(streams, "dropped_records", (double)a->dropped_records);
     cJSON_AddNumberToObject(streams, "dropped_bytes", (double)a->dropped_bytes);
+    { /* why, and what else was cut or lost: what `run`, `show` and `ls` tell */
+        cJSON *why = cJSON_AddObjectToObject(streams, "dropped_reasons");
+        for (int i = 0; i < MT_DROP_N; i++)
+            if (a->drop_reasons[i] || a->drop_reason_bytes[i])
+                cJSON_AddNumberToObject(why, mt_drop_reason_key[i], (double)a->drop_reasons[i]);
+        struct mt_parse_stats ps;
+        if (a->parse) {
+            mt_parse_stats(a->parse, &ps);
+            cJSON_AddNumberToObject(streams, "lines", (double)(ps.lines + a->lines_offset));
+            cJSON_AddNumberToObject(streams, "lines_truncated", (double)ps.lines_truncated);
+        }
+        cJSON_AddNumberToObject(streams, "records", (double)a->data_records);
+        cJSON_AddNumberToObject(streams, "write_errors", (double)a->store.write_errors);
+        cJSON_AddNumberToObject(streams, "lines_lost_write", (double)a->store.lines_lost);
+        if (a->outlived)
+            cJSON_AddNumberToObject(streams, "processes_outlived", (double)a->outlived);
+    }
     cJSON_AddItemToObject(streams, "processes", mt_procstats_json(a));
     if (a->procs_untracked)
         cJSON_AddNumberToObject(streams, "processes_untracked", (double)a->procs_untracked);
@@ -337,7 +362,13 @@ void mt_run_update_index(struct mt_agent *a)
         .start_time = a->created_unix ? a->created_unix : a->start_unix, .end_time = ended ? now : 0,
         .runtime = now - a->start_unix + a->runtime_offset,
         .exit_code = ended ? a->exit_code : -1, .signal = ended ? a->exit_signal : 0,
+        .dropped = (double)(a->dropped_records + a->store.lines_lost),
     };
+    if (a->parse) {
+        struct mt_parse_stats ps;
+        mt_parse_stats(a->parse, &ps);
+        r.cut = (double)ps.lines_truncated;
+    }
     mt_indexer_post(a->indexer, &r); /* written by the index thread */
     free(summary);
     free(config);

@@ -6,12 +6,15 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio_ext.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/mt_buf.h"
 #include "../common/mt_safefs.h"
+
+#define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
 
 int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
 {
@@ -156,6 +159,15 @@ int mt_store_open(struct mt_store *s, const char *root, const char *project, con
         mt_store_close(s);
         return -1;
     }
+    FILE *lined[] = { s->history, s->events, s->output };
+    for (size_t i = 0; i < 3; i++) {
+        struct stat st;
+        s->lines[i].good = fstat(fileno(lined[i]), &st) == 0 ? (uint64_t)st.st_size : 0;
+        /* Our own buffer: glibc ignores setvbuf's size without one (it
+         * takes st_blksize, 4 KiB), and mt_store_write must know it. */
+        s->linebuf[i] = mt_xmalloc(LINE_BUF);
+        setvbuf(lined[i], s->linebuf[i], _IOFBF, LINE_BUF);
+    }
     return 0;
 }
 
@@ -172,18 +184,82 @@ void mt_store_close(struct mt_store *s)
     if (s->dir && s->dir_fd >= 0)
         close(s->dir_fd);
     s->root_fd = s->dir_fd = -1;
+    for (size_t i = 0; i < 3; i++) {
+        free(s->linebuf[i]);
+        s->linebuf[i] = NULL;
+    }
     free(s->root);
     free(s->dir);
     s->root = s->dir = NULL;
 }
 
-void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len)
+static struct mt_store_lines *lines_of(struct mt_store *s, FILE *f)
+{
+    return f == s->history ? &s->lines[0] : f == s->events ? &s->lines[1]
+                                          : f == s->output ? &s->lines[2] : NULL;
+}
+
+/* Flushes one lined file.  On failure the file is cut back to its last whole
+ * line, the buffer is thrown away and its lines are counted as lost. */
+static int flush_lines(struct mt_store *s, FILE *f)
+{
+    struct mt_store_lines *l = lines_of(s, f);
+    if (fflush(f) == 0) {
+        if (l) {
+            struct stat st; /* what is really there: a cut never extends the file */
+            if (fstat(fileno(f), &st) == 0)
+                l->good = (uint64_t)st.st_size;
+            l->buffered = l->lines = 0;
+        }
+        return 0;
+    }
+    s->write_errors++;
+    __fpurge(f);
+    clearerr(f);
+    struct stat st;
+    if (l) {
+        /* Cut back what half got written; never past the end (zeros). */
+        if (fstat(fileno(f), &st) == 0 && (uint64_t)st.st_size > l->good &&
+            ftruncate(fileno(f), (off_t)l->good) != 0)
+            (void)0; /* the next whole line still starts at the end */
+        s->lines_lost += l->lines;
+        l->buffered = l->lines = 0;
+    }
+    return -1;
+}
+
+void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, const char *b,
+                    size_t blen, int newline)
 {
     if (!f)
         return;
-    if (fwrite(line, 1, len, f) != len || putc('\n', f) == EOF)
-        s->write_errors++;
+    struct mt_store_lines *l = lines_of(s, f);
+    size_t n = alen + blen + (newline != 0);
+    /* Flush before a line that would not fit, so stdio never writes half
+     * of one: what reaches the file ends with a whole line. */
+    if (l && l->buffered && l->buffered + n >= LINE_BUF)
+        flush_lines(s, f);
+    if ((alen && fwrite(a, 1, alen, f) != alen) || (blen && fwrite(b, 1, blen, f) != blen) ||
+        (newline && putc('\n', f) == EOF)) {
+        if (l) {
+            l->buffered += n, l->lines++;
+            flush_lines(s, f); /* cut the half line back out */
+        } else
+            s->write_errors++;
+        return;
+    }
+    if (l) {
+        l->buffered += n;
+        l->lines++;
+        if (l->buffered >= LINE_BUF)
+            flush_lines(s, f); /* a line longer than the buffer: written through */
+    }
     s->dirty = 1;
+}
+
+void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len)
+{
+    mt_store_write(s, f, line, len, NULL, 0, 1);
 }
 
 void mt_store_event(struct mt_store *s, double ts, const char *event, const char *fields_json)
@@ -198,7 +274,7 @@ void mt_store_event(struct mt_store *s, double ts, const char *event, const char
     }
     mt_buf_addc(&b, '}');
     mt_store_append(s, s->events, b.data, b.len);
-    fflush(s->events);
+    flush_lines(s, s->events);
     mt_buf_free(&b);
 }
 
@@ -206,11 +282,134 @@ void mt_store_flush(struct mt_store *s)
 {
     if (!s->dirty)
         return;
-    FILE *files[] = { s->history, s->events, s->output, s->system };
+    FILE *files[] = { s->history, s->events, s->output };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
-        if (files[i] && fflush(files[i]) != 0)
-            s->write_errors++;
+        if (files[i])
+            flush_lines(s, files[i]);
+    if (s->system && fflush(s->system) != 0)
+        s->write_errors++;
     s->dirty = 0;
+}
+
+/* ---- the run directory's other files ---- */
+
+/* The checked run directory's fd, for the caller to close. */
+static int run_dir_fd(const struct mt_store *s)
+{
+    if (s->dir_fd >= 0)
+        return fcntl(s->dir_fd, F_DUPFD_CLOEXEC, 0);
+    errno = EBADF;
+    return -1;
+}
+
+int mt_store_open_in(const struct mt_store *s, const char *name, int flags)
+{
+    int dfd = run_dir_fd(s);
+    if (dfd < 0)
+        return -1;
+    int fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return fd;
+}
+
+int mt_store_make_dir(const struct mt_store *s, const char *name)
+{
+    int dfd = run_dir_fd(s);
+    if (dfd < 0)
+        return -1;
+    int rc = mkdirat(dfd, name, 0700);
+    if (rc != 0 && errno == EEXIST) {
+        struct stat st; /* there already: only a folder of ours will do */
+        rc = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+                     st.st_uid == geteuid() && !(st.st_mode & 022)
+                 ? 0
+                 : -1;
+        if (rc != 0)
+            errno = EEXIST;
+    }
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
+int mt_store_rename_file(const struct mt_store *s, const char *from, const char *to)
+{
+    int dfd = run_dir_fd(s);
+    if (dfd < 0)
+        return -1;
+    int rc = renameat(dfd, from, dfd, to);
+    close(dfd);
+    return rc;
+}
+
+static int remove_at(const struct mt_store *s, const char *name, int flags)
+{
+    int dfd = run_dir_fd(s);
+    if (dfd < 0)
+        return -1;
+    int rc = unlinkat(dfd, name, flags);
+    close(dfd);
+    return rc;
+}
+
+int mt_store_remove_file(const struct mt_store *s, const char *name)
+{
+    return remove_at(s, name, 0);
+}
+
+int mt_store_remove_dir(const struct mt_store *s, const char *name)
+{
+    return remove_at(s, name, AT_REMOVEDIR);
+}
+
+int mt_store_truncate(struct mt_store *s, FILE *f, uint64_t size)
+{
+    struct mt_store_lines *l = lines_of(s, f);
+    if (!f || flush_lines(s, f) != 0 || ftruncate(fileno(f), (off_t)size) != 0)
+        return -1;
+    if (l)
+        l->good = size;
+    return 0;
+}
+
+uint64_t mt_store_size(struct mt_store *s, FILE *f)
+{
+    struct mt_store_lines *l = lines_of(s, f);
+    if (!f)
+        return 0;
+    flush_lines(s, f);
+    return l ? l->good : 0;
+}
+
+int mt_store_hold_agent_lock(const char *run_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.agent.lock", run_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int mt_store_agent_alive(const char *run_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.agent.lock", run_dir);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int alive = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* a shared lock we got goes with the fd */
+    return alive;
 }
 
 int mt_store_replace(struct mt_store *s, const char *name, const char *data, size_t len)
@@ -226,7 +425,10 @@ int mt_store_replace(struct mt_store *s, const char *name, const char *data, siz
 
 char *mt_store_read(const struct mt_store *s, const char *name, size_t *len)
 {
-    int fd = mt_store_open_file((struct mt_store *)s, name, O_RDONLY, NULL, 0);
+    /* A file in a folder of the run directory (journal/checkpoint): opened
+     * relative to the checked run directory, the folder being ours. */
+    int fd = strchr(name, '/') ? mt_store_open_in(s, name, O_RDONLY)
+                               : mt_store_open_file((struct mt_store *)s, name, O_RDONLY, NULL, 0);
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         if (fd >= 0)

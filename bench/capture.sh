@@ -89,7 +89,14 @@ off() { # file -> "median off-CPU s, median involuntary switches"
 }
 echo "INFO capture off CPU (wall - CPU, median) and preempted: file $(off wrapped_file_off) wrapped / $(off plain_file_off) plain; pipe $(off wrapped_pipe_off) wrapped / $(off plain_pipe_off) plain"
 row "capture: printf loop to a file, ${N} lines (program time)" "$wf" "$pf" "<= 1.10" s
-row "capture: printf loop to a drained pipe (program time)" "$wp" "$pp" "<= 1.05" s
+# The pipe's bound is the program's CPU time (issue 16): on this 2-core
+# machine the pipe's reader and the agent share the second CPU, which no
+# tracker can avoid there; the wall ratio, off-CPU time and preemptions are
+# printed beside it (INFO) and as a report row.  scripts/device-check.sh
+# checks the wall bound (<= 1.05) on a host with 4 or more cores.
+row "capture: printf loop to a drained pipe (program CPU time)" "$(median < wrapped_pipe_cpu)" \
+    "$(median < plain_pipe_cpu)" "<= 1.08" s
+row "capture: printf loop to a drained pipe (program wall time)" "$wp" "$pp" "report" s
 row "capture: whole 'metrictap run' command, file" "$wt" "$pt" "report" s
 # A trainer's shape: compute, then a line, about 40,000 lines a second.
 : > plain_train; : > wrapped_train
@@ -99,7 +106,7 @@ for _ in $(seq "$((R + 6))"); do
 done
 echo "INFO capture train loop per-pair ratio median: $(pairs plain_train wrapped_train); runs $(tr '\n' ' ' < wrapped_train)/ $(tr '\n' ' ' < plain_train)"
 row "capture: compute loop printing ~40k lines/s to a file (program time)" \
-    "$(median < wrapped_train)" "$(median < plain_train)" "report" s
+    "$(median < wrapped_train)" "$(median < plain_train)" "<= 1.02" s
 # Inside one process: captured blocks against direct ones.
 inproc="$root/build/bench/capture_inproc"
 ratio_of() { sed -n 's/^ratio_median=\([0-9.]*\).*/\1/p' "$1"; }
@@ -110,7 +117,7 @@ pipe_inproc=$(ratio_of err.txt); echo "INFO capture inside one process, pipe: $(
 "$inproc" 200 25000 > out.txt 2> err.txt
 echo "INFO capture inside one process, unwrapped control (both sides glibc): $(grep ratio_median err.txt)"
 printf 'ROW\t%s\t%s\t%s\t%s\t%s\n' "capture inside one process: captured/direct printf blocks, file" \
-    "$file_inproc" "1.000" "$file_inproc" "report (cf. <= 1.10)"
+    "$file_inproc" "1.000" "$file_inproc" "<= 1.10"
 printf 'ROW\t%s\t%s\t%s\t%s\t%s\n' "capture inside one process: captured/direct printf blocks, pipe" \
     "$pipe_inproc" "1.000" "$pipe_inproc" "report (cf. <= 1.05)"
 # The machine: the unwrapped loop beside a busy loop on the other core.

@@ -8,6 +8,7 @@
 
 #include "../common/mt_buf.h"
 #include "../config/mt_config.h"
+#include "../agent/mt_recover.h"
 #include "mt_cli.h"
 #include "select.h"
 
@@ -62,6 +63,7 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
     char **cell = mt_xcalloc((nrow + 1) * ncol, sizeof *cell);
     size_t *w = mt_xcalloc(ncol, sizeof *w), *minw = mt_xcalloc(ncol, sizeof *minw);
     int *right = mt_xcalloc(ncol, sizeof *right), *flex = mt_xcalloc(ncol, sizeof *flex);
+    int marked = 0;
     for (size_t c = 0; c < ncol; c++) {
         cell[c] = mt_xstrdup(c < C_FIXED ? FIXED_HEAD[c] : s->cols[c - C_FIXED].label);
         flex[c] = c == C_NAME || c == C_TAGS || c == C_GROUP || c >= C_FIXED;
@@ -73,7 +75,11 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
         char buf[256];
         row[C_ID] = mt_xstrdup(r->id ? r->id : "");
         row[C_NAME] = mt_xstrdup(r->name ? r->name : "");
-        row[C_STATE] = mt_xstrdup(r->state ? r->state : "");
+        /* '!': some of the run's output was dropped or cut (see the note). */
+        snprintf(buf, sizeof buf, "%s%s", r->state ? r->state : "",
+                 r->dropped > 0 || r->cut > 0 ? "!" : "");
+        row[C_STATE] = mt_xstrdup(buf);
+        marked |= r->dropped > 0 || r->cut > 0;
         format_time(r->start_time, buf, sizeof buf, 0);
         row[C_CREATED] = mt_xstrdup(buf);
         mt_cli_format_duration(r->runtime, buf, sizeof buf);
@@ -151,6 +157,8 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
     free(minw);
     free(right);
     free(flex);
+    if (marked)
+        printf("! some output of the run was dropped or cut: metrictap show RUN says what\n");
 }
 
 static void csv_field(const char *s)
@@ -273,7 +281,8 @@ static void print_json(const struct mt_select *s, const struct mt_select_rows *r
             mt_buf_printf(&b, "%d", r->exit_code);
         else
             mt_buf_adds(&b, "null");
-        mt_buf_printf(&b, ",\"signal\":%d,\"dir\":", r->signal);
+        mt_buf_printf(&b, ",\"signal\":%d,\"dropped\":%.0f,\"cut\":%.0f,\"dir\":", r->signal,
+                      r->dropped, r->cut);
         json_str_or_null(&b, r->dir);
         mt_buf_adds(&b, ",\"config\":");
         mt_buf_adds(&b, r->config && *r->config ? r->config : "{}");
@@ -323,6 +332,15 @@ int mt_cmd_ls(int argc, char **argv)
     }
     rc = 1;
     if (mt_select_run(&sel, cfg.dir, &rows) == 0) {
+        /* A run still "running" whose agent is gone shows what it is. */
+        for (size_t i = 0; i < rows.n; i++) {
+            struct mt_select_row *r = &rows.v[i];
+            const char *shown = r->dir ? mt_recover_state_to_show(r->dir, r->state) : r->state;
+            if (shown && r->state && strcmp(shown, r->state) != 0) {
+                free(r->state);
+                r->state = mt_xstrdup(shown);
+            }
+        }
         if (json)
             print_json(&sel, &rows);
         else if (csv)

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     { "rm", mt_cmd_rm, "delete runs and their files: metrictap rm RUN... [--yes]" },
     { "restore", mt_cmd_restore, "recreate a run's code: metrictap restore RUN [--dir D]" },
     { "reindex", mt_cmd_reindex, "rebuild the index from the run directories" },
+    { "recover", mt_cmd_recover, "finish runs whose agent died: metrictap recover RUN... | --all" },
     { "sync", mt_cmd_sync, "upload what runs kept: metrictap sync [-j N] RUN... | --all" },
     { "parse", mt_cmd_parse, "try extraction rules on a log: metrictap parse [-c FILE] LOG" },
     { "import", mt_cmd_import, "turn a log into a run: metrictap import [-c FILE] LOG" },

@@ -17,6 +17,7 @@ int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
+int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;
@@ -47,5 +48,19 @@ struct mt_index *mt_cli_open_index(struct mt_config *cfg);
 /* The checked fd of <store>/runs/<project>/<id> for a run directory the
  * index named (mt_store_dir_fd), or -1 with the reason printed. */
 int mt_cli_run_dir_fd(const struct mt_config *cfg, const char *dir);
+
+/* cli/recover.c: a run whose agent is gone is finished (its journal parsed,
+ * its true state recorded) by the commands that touch it; one line says so
+ * unless quiet.  Returns mt_recover_run's result. */
+int mt_cli_settle(const char *run_dir, int quiet);
+/* The same for every run of the store still marked running (reindex). */
+void mt_cli_settle_store(const char *store, int quiet);
+/* What a run lost, in one line ("1,282,342 of 2,000,000 writes were
+ * dropped (capture ring full: ...)"), from run.json's capture_counts:
+ * 1 when there is something to say. */
+struct cJSON;
+/* A count with thousands separators: "1,282,342". */
+void mt_cli_format_count(double v, char *out, size_t n);
+int mt_cli_drops_line(const struct cJSON *run, char *out, size_t n);
 
 #endif

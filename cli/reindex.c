@@ -26,6 +26,7 @@ int mt_cmd_reindex(int argc, char **argv)
     int rc = 1;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    mt_cli_settle_store(cfg.dir, 0); /* runs whose agent died get their end first */
     struct mt_index *ix = mt_cli_open_index(&cfg);
     if (!ix)
         goto out;

@@ -21,7 +21,11 @@
 #include "../common/mt_rank.h"
 #include "../common/mt_ring.h"
 #include "../common/mt_spawn.h"
+#include <cjson/cJSON.h>
+
 #include "../agent/mt_meta.h"
+#include "../agent/mt_recover.h"
+#include "../common/mt_index.h"
 #include "../agent/mt_store.h"
 #include "../config/mt_config.h"
 #include "mt_capture.h"
@@ -178,6 +182,58 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits for the agent's save: 1 if the agent died first.  Past a second,
+ * one metrictap: line says what it is waiting for (updated in place on a
+ * terminal).  The bound moves on while the parse makes progress. */
+static int wait_for_save(struct mt_ctl *ctl, double bound_s)
+{
+    double start = now_s(), deadline = start + bound_s, next_print = start + 1.0;
+    uint64_t last_parsed = 0;
+    int printed = 0, tty = isatty(2);
+    while (!atomic_load(&ctl->finished) && !atomic_load(&ctl->saved) && now_s() < deadline) {
+        if (kill((pid_t)ctl->agent_pid, 0) != 0 && errno == ESRCH) {
+            if (printed && tty)
+                fputc('\n', stderr);
+            return 1;
+        }
+        uint64_t parsed = atomic_load(&ctl->parsed_records);
+        uint64_t total = atomic_load(&ctl->journal_records);
+        double t = now_s();
+        if (parsed != last_parsed && deadline < t + END_WAIT_EXTRA_S)
+            deadline = t + END_WAIT_EXTRA_S;
+        last_parsed = parsed;
+        /* Only a backlog is worth a line: a run shared by ranks also waits
+         * a moment for late ones, with nothing left to parse. */
+        if (t >= next_print && (tty || !printed) && total >= parsed + 1000) {
+            char a[32], b[32];
+            mt_cli_format_count((double)parsed, a, sizeof a);
+            mt_cli_format_count((double)total, b, sizeof b);
+            fprintf(stderr, "%smetrictap: saving the run: %s of %s records parsed...%s",
+                    tty ? "\r" : "", a, b, tty ? "" : "\n");
+            printed = 1;
+            next_print = t + 0.2;
+        }
+        usleep(2000);
+    }
+    if (printed && tty)
+        fprintf(stderr, "\rmetrictap: saving the run: done%-40s\n", "");
+    return 0;
+}
+
+/* One line at the end when any output was dropped or cut. */
+static void tell_drops(const char *run_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/run.json", run_dir);
+    char *text = mt_index_read_file(path, 64 << 20, NULL);
+    cJSON *run = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    char line[1024];
+    if (run && mt_cli_drops_line(run, line, sizeof line))
+        fprintf(stderr, "metrictap: %s; see README \"Caps\"\n", line);
+    cJSON_Delete(run);
 }
 
 /* Exits the way the child did. */
@@ -386,22 +442,34 @@ int mt_cmd_run(int argc, char **argv)
     mt_ctl_ring_bell(ctl);
 
     /* Wait for the agent to write the run's end, so the run is complete when
-     * we return; bounded, since the program's exit must not hang on us. */
-    double deadline = now_s() + cfg.upload_flush_timeout + END_WAIT_EXTRA_S;
-    /* A rank that joined another's run does not wait for the whole job. */
+     * we return; bounded, since the program's exit must not hang on us: the
+     * bound moves on while the agent is still parsing a backlog. */
     int agent_gone = 0;
-    while (leader && !atomic_load(&ctl->finished) && now_s() < deadline) {
-        if (kill((pid_t)ctl->agent_pid, 0) != 0) {
-            agent_gone = 1;
-            break;
-        }
-        usleep(2000);
-    }
-    if (agent_gone) /* it died: nobody else will clear its channel off /dev/shm */
+    /* A rank that joined another's run does not wait for the whole job. */
+    if (leader)
+        agent_gone = wait_for_save(ctl, cfg.upload_flush_timeout + END_WAIT_EXTRA_S);
+    if (agent_gone) {
+        /* It died: record the end ourselves, from its journal and the exit
+         * status we saw; nobody else will clear its channel off /dev/shm. */
         mt_channel_remove(ans.channel, ctl);
+        struct mt_recover_opts ro = {
+            .have_status = 1,
+            .exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+            .exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+        };
+        char msg[1024];
+        int r = mt_recover_run(ans.run_dir, &ro, msg, sizeof msg);
+        if (r == MT_RECOVER_ERROR || (verbose && r == MT_RECOVER_DONE))
+            fprintf(stderr, "metrictap: the agent died; %s\n", msg);
+    }
     if (verbose)
         fprintf(stderr, "metrictap: run %s %s\n", ans.run_id,
-                atomic_load(&ctl->finished) ? "saved" : "still being saved by the agent");
+                atomic_load(&ctl->finished) || agent_gone ? "saved"
+                : atomic_load(&ctl->saved) ? "saved; processes that outlive the program are "
+                                             "still captured (capture.linger)"
+                                           : "still being saved by the agent");
+    if (leader)
+        tell_drops(ans.run_dir);
     mt_config_free(&cfg);
     mt_pump_destroy(pump);
     exit_like(status);

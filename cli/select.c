@@ -160,6 +160,8 @@ static struct mt_select_row *add_row(struct mt_select_rows *rows, const struct m
     row->runtime = r->runtime;
     row->exit_code = r->exit_code;
     row->signal = r->signal;
+    row->dropped = r->dropped;
+    row->cut = r->cut;
     return row;
 }
 

@@ -30,6 +30,7 @@ struct mt_select_row {
     char *id, *project, *name, *state, *group, *job_type, *tags, *config, *summary, *dir;
     double start_time, end_time, runtime;
     int exit_code, signal;
+    double dropped, cut;   /* what the run lost (mt_index_run) */
     struct mt_value *vals; /* per column; text owned */
     struct mt_value sortv; /* --scan only */
 };

@@ -333,6 +333,9 @@ static void print_identity(const struct shown *s)
     if (sig > 0)
         printf(" (signal %d)", (int)sig);
     putchar('\n');
+    char drops[1024];
+    if (mt_cli_drops_line(r, drops, sizeof drops))
+        printf("%-9s%s; see README \"Caps\" and events.jsonl\n", "lost", drops);
     if (jnum(r, "start_time", 0) > 0)
         print_time("started", jnum(r, "start_time", 0));
     if (jnum(r, "end_time", 0) > 0)
@@ -448,6 +451,7 @@ static int load_shown(struct mt_index *ix, const char *arg, const char *store, s
 {
     if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
         return 1;
+    mt_cli_settle(s->dir, 0); /* a run whose agent died is finished first */
     s->run = mt_index_read_run_json(s->dir, s->damage, sizeof s->damage);
     if (!s->run) /* what the other files hold is still worth showing */
         s->run = cJSON_CreateObject();

@@ -189,6 +189,10 @@ int mt_cmd_sync(int argc, char **argv)
     }
     opts.quiet = quiet;
     p.opts = &opts;
+    /* A run whose agent died is finished before it is sent (here, not in
+     * the workers: a recovery reads the run's config in its directory). */
+    for (size_t i = 0; i < p.n; i++)
+        mt_cli_settle(p.jobs[i].dir, quiet);
     size_t nt = (size_t)jobs < p.n ? (size_t)jobs : p.n;
     pthread_t th[64];
     size_t started = 0;

@@ -49,6 +49,13 @@ struct mt_ctl {
     _Alignas(64) _Atomic uint32_t closed;
     /* Set once everything of the run is written (`metrictap run` waits). */
     _Atomic uint32_t finished;
+    /* Set once the program's part is written while the capture goes on for
+     * processes that outlive it (capture.linger): `metrictap run` may go. */
+    _Atomic uint32_t saved;
+    /* Records the agent journaled and parsed, for `metrictap run`'s
+     * progress line while it waits for the save. */
+    _Alignas(64) _Atomic uint64_t journal_records;
+    _Atomic uint64_t parsed_records;
 };
 
 #define MT_CTL_OPT_PYTHON_UNBUFFERED 1u /* capture.python_unbuffered */

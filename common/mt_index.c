@@ -17,7 +17,7 @@
 #include "mt_buf.h"
 #include "mt_index_internal.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define MAX_KEYS_PER_RUN 2000 /* per summary and per config */
 
 enum { ST_UPSERT, ST_INSERT_NEW, ST_DEL_KV, ST_DEL_TAGS, ST_ADD_TAG, ST_ADD_KV, ST_DELETE, ST_N };
@@ -27,15 +27,18 @@ _Static_assert(ST_N == MT_INDEX__NSTMT, "mt_index_internal.h counts the statemen
 static const char *const STMT_SQL[ST_N] = {
     [ST_UPSERT] =
         "INSERT INTO runs (id, project, name, grp, job_type, state, dir, tags, config, summary,"
-        " start_time, end_time, runtime, exit_code, signal) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " start_time, end_time, runtime, exit_code, signal, dropped, cut)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO UPDATE SET project=excluded.project, name=excluded.name,"
         " grp=excluded.grp, job_type=excluded.job_type, state=excluded.state, dir=excluded.dir,"
         " tags=excluded.tags, config=excluded.config, summary=excluded.summary,"
         " start_time=excluded.start_time, end_time=excluded.end_time, runtime=excluded.runtime,"
-        " exit_code=excluded.exit_code, signal=excluded.signal RETURNING rid",
+        " exit_code=excluded.exit_code, signal=excluded.signal, dropped=excluded.dropped,"
+        " cut=excluded.cut RETURNING rid",
     [ST_INSERT_NEW] =
         "INSERT INTO runs (id, project, name, grp, job_type, state, dir, tags, config, summary,"
-        " start_time, end_time, runtime, exit_code, signal) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " start_time, end_time, runtime, exit_code, signal, dropped, cut)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT(id) DO NOTHING RETURNING rid",
     [ST_DEL_KV] = "DELETE FROM kv WHERE rid = ?",
     [ST_DEL_TAGS] = "DELETE FROM tags WHERE rid = ?",
@@ -49,7 +52,8 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS runs ("
     "  rid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, project TEXT, name TEXT, grp TEXT,"
     "  job_type TEXT, state TEXT, dir TEXT, tags TEXT, config TEXT, summary TEXT,"
-    "  start_time REAL, end_time REAL, runtime REAL, exit_code INTEGER, signal INTEGER);"
+    "  start_time REAL, end_time REAL, runtime REAL, exit_code INTEGER, signal INTEGER,"
+    "  dropped INTEGER, cut INTEGER);"
     "CREATE INDEX IF NOT EXISTS runs_project_start ON runs(project, start_time);"
     "CREATE INDEX IF NOT EXISTS runs_state ON runs(state);"
     "CREATE TABLE IF NOT EXISTS tags (tag TEXT NOT NULL, rid INTEGER NOT NULL,"
@@ -323,6 +327,8 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
     else
         sqlite3_bind_null(st, 14);
     sqlite3_bind_int(st, 15, r->signal);
+    sqlite3_bind_double(st, 16, r->dropped);
+    sqlite3_bind_double(st, 17, r->cut);
     sqlite3_int64 rid;
     if (step_returning_id(st, &rid) != 0)
         return sql_fail(ix, "cannot write the run's row");
@@ -394,8 +400,8 @@ int mt_index_delete(struct mt_index *ix, const char *id)
 
 static const char *COLUMNS =
     "r.id, r.project, r.name, r.grp, r.job_type, r.state, r.dir, r.tags, r.config, r.summary,"
-    " r.start_time, r.end_time, r.runtime, r.exit_code, r.signal";
-#define NCOLUMNS 15
+    " r.start_time, r.end_time, r.runtime, r.exit_code, r.signal, r.dropped, r.cut";
+#define NCOLUMNS 17
 
 static void row_of(struct mt_index *ix, sqlite3_stmt *st, struct mt_index_run *r, char *dir,
                    size_t dirsz)
@@ -415,6 +421,8 @@ static void row_of(struct mt_index *ix, sqlite3_stmt *st, struct mt_index_run *r
     r->runtime = sqlite3_column_double(st, 12);
     r->exit_code = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 13);
     r->signal = sqlite3_column_int(st, 14);
+    r->dropped = sqlite3_column_double(st, 15);
+    r->cut = sqlite3_column_double(st, 16);
     snprintf(dir, dirsz, "%s/runs/%s/%s", ix->root, r->project ? r->project : "", r->id);
     r->dir = dir;
 }
@@ -708,6 +716,10 @@ int mt_index_load_dir(const char *store_dir, const char *project, const char *id
     r->runtime = json_num(o, "runtime", 0);
     r->exit_code = (int)json_num(o, "exit_code", -1);
     r->signal = (int)json_num(o, "signal", 0);
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(o, "metadata"), "capture_counts");
+    r->dropped = json_num(counts, "dropped_records", 0) + json_num(counts, "lines_lost_write", 0);
+    r->cut = json_num(counts, "lines_truncated", 0);
     struct mt_buf tags;
     mt_buf_init(&tags, 1 << 20);
     mt_buf_add(&tags, "", 0);

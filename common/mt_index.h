@@ -3,7 +3,7 @@
  * writes a run's row at start, periodically and at the end, and the CLI, which
  * reads it.  WAL mode and a busy timeout let many runs share one store.
  *
- * Tables (user_version 2; an older index is dropped and rebuilt from the run
+ * Tables (user_version 3; an older index is dropped and rebuilt from the run
  * directories on open):
  *   runs(rid, id UNIQUE, project, name, grp, ..., tags, config, summary, times)
  *   tags(tag, rid)                  one row per tag, for --tag
@@ -30,6 +30,10 @@ struct mt_index_run {
     double start_time, end_time, runtime; /* unix seconds; end 0 while running */
     int exit_code;             /* -1: none */
     int signal;                /* 0: none */
+    /* What the run lost (run.json's metadata.capture_counts): writes
+     * dropped plus lines a failed store write took, and lines cut at
+     * capture.line_max.  For the marks of `ls` and `show`. */
+    double dropped, cut;
 };
 
 /* Opens (creating if needed) the index of the store at `store_dir`.  The

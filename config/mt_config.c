@@ -60,6 +60,15 @@ const struct mt_config_key mt_config_keys[] = {
     { "program", MT_CFG_STRING, OFF(program), "", NULL, 0, 0, NULL,
       "the trainer whose preset parses the output (xgboost, fasttext, ...); default: "
       "the name of the process that printed each line" },
+    { "capture.journal_max", MT_CFG_SIZE, OFF(journal_max), "4G", NULL, 1048576.0,
+      1099511627776.0, NULL,
+      "most bytes the run's journal of unparsed output may hold; past it (or when the disk "
+      "has less than 256 MiB, or a twentieth of it, free) output is dropped and counted" },
+    { "capture.keep_journal", MT_CFG_BOOL, OFF(keep_journal), "false", NULL, 0, 0, NULL,
+      "keep the run's journal (journal/ in the run directory) once it is parsed" },
+    { "capture.linger", MT_CFG_DURATION, OFF(linger), "60s", NULL, 0, 86400, NULL,
+      "how long the capture goes on for processes that outlive the run's first one; "
+      "those still running then are counted (processes_outlived)" },
     { "strict", MT_CFG_BOOL, OFF(strict), "false", NULL, 0, 0, NULL,
       "refuse to run the program when tracking cannot start" },
     { "ranks", MT_CFG_ENUM, OFF(ranks), "zero", NULL, 0, 0, "zero|all|per-rank",

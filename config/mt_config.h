@@ -66,6 +66,9 @@ struct mt_config {
     uint64_t line_max;      /* bytes of a line offered to the parsers */
     int python_unbuffered;  /* PYTHONUNBUFFERED=1 for Python programs */
     char *program;          /* forces the preset: as if every line came from it */
+    uint64_t journal_max;   /* capture.journal_max: the journal's live size cap */
+    int keep_journal;       /* capture.keep_journal: keep it once parsed */
+    double linger;          /* capture.linger: how long processes outliving the root are followed */
     int strict;
     char *ranks;            /* zero | all | per-rank */
     char *files_watch;      /* comma-separated globs of files to tail (with files: entries) */

@@ -126,6 +126,14 @@ const char *mt_parse_rules(const mt_parse *p);
  * frees. */
 char *mt_argv_config_json(int argc, char *const *argv);
 
+/* The console lines begun and not yet ended (bytes seen without their
+ * newline), so that the agent's journal checkpoint can carry them: fn once
+ * per stream, `cr` when a '\r' was the last byte.  Fed back with
+ * mt_parse_bytes (and "\r" when cr), they leave the parser as it was. */
+typedef void (*mt_parse_partial_fn)(void *ctx, uint32_t pid, int stream, const char *data,
+                                    size_t len, int cr);
+void mt_parse_each_partial(const mt_parse *p, mt_parse_partial_fn fn, void *ctx);
+
 /* Counters for the run's record. */
 struct mt_parse_stats {
     uint64_t lines, rows, values, lines_truncated, keys_dropped;

@@ -427,6 +427,15 @@ int mt_parse_restore_summary(mt_parse *p, const char *json)
     return mt_history_restore_summary(p->history, json);
 }
 
+void mt_parse_each_partial(const mt_parse *p, mt_parse_partial_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < p->nlines; i++) {
+        const struct pending_line *l = &p->lines[i];
+        if (!l->path && (l->text.len || l->cr))
+            fn(ctx, l->pid, l->stream, l->text.data ? l->text.data : "", l->text.len, l->cr);
+    }
+}
+
 void mt_parse_stats(const mt_parse *p, struct mt_parse_stats *out)
 {
     memset(out, 0, sizeof *out);

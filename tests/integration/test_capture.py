@@ -89,6 +89,21 @@ def run_as(mode, argv, cwd, env=None, wrap="run"):
     raise ValueError(mode)
 
 
+def told_drops(got, want):
+    """got is want plus the one line `metrictap run` prints at the end when
+    output was dropped or cut (issue 16), or nothing more."""
+    if got == want:
+        return True
+    extra = got[len(want):] if got.startswith(want) else b""
+    # On a busy machine the save may also take over a second: one progress
+    # line before it ("saving the run: ...").
+    lines = extra.split(b"\n")
+    if len(lines) == 3 and lines[0].startswith(b"metrictap: saving the run: "):
+        extra = lines[1] + b"\n"
+    return (extra.startswith(b"metrictap: ") and extra.count(b"\n") == 1
+            and b'see README "Caps"' in extra)
+
+
 def compare(mode, argv, cwd, env=None, wrap="run"):
     """Runs both ways, asserts identical terminal bytes and status, and returns
     (unwrapped result, the run's record)."""
@@ -96,7 +111,7 @@ def compare(mode, argv, cwd, env=None, wrap="run"):
     got = run_as(mode, argv, cwd, env, wrap=wrap)
     assert got[0] == want[0], f"exit status {got[0]} != {want[0]}"
     assert got[1] == want[1], "stdout differs"
-    assert got[2] == want[2], "stderr differs"
+    assert told_drops(got[2], want[2]), "stderr differs"
     run = read_run(latest_run(Path(cwd) / "metrictap"))
     return want, run
 
@@ -304,7 +319,7 @@ def test_full_dev_shm_fails_open(workdir, size):
     run_dir = latest_run(workdir / "metrictap")
     events = read_jsonl(run_dir / "events.jsonl")
     if size == "3m":
-        assert got.stderr == want.stderr
+        assert told_drops(got.stderr, want.stderr)
         drops = [e for e in events if e["event"] == "dropped"]
         assert drops and all("/dev/shm is full" in e["reason"] for e in drops)
         captured = read_run(run_dir)["run"]["metadata"]["capture_counts"]["stdout_bytes"]
@@ -431,7 +446,19 @@ def test_agent_leaves_the_terminal_group_but_shares_the_session(bin_dir, workdir
     pgrp, session, nice = int(fields[2]), int(fields[3]), int(fields[16])
     assert pgrp == agent
     assert session == os.getsid(p.pid) == p.pid
-    assert nice == 10
+    # The drain keeps the program's nice (at 10 it starved on a busy machine
+    # and the ring dropped); the parse stage, the agent's real work, is 19.
+    assert nice == 0
+    def nices():
+        out = []
+        for task in Path(f"/proc/{agent}/task").iterdir():
+            t = (task / "stat").read_text()
+            out.append(int(t[t.rindex(")") + 2:].split()[16]))
+        return out
+    deadline = time.monotonic() + 10
+    while 19 not in nices():  # the parse stage sets its own once started
+        assert time.monotonic() < deadline, nices()
+        time.sleep(0.01)
     ignored = int(next(l.split()[1] for l in status.splitlines() if l.startswith("SigIgn:")), 16)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         assert ignored & (1 << (sig - 1)), sig
@@ -458,7 +485,7 @@ def test_a_gigabyte_of_output(bin_dir, workdir):
     with open(os.devnull, "wb") as null:
         p = subprocess.run(argv, cwd=workdir, env=clean_env(), stdout=null,
                            stderr=subprocess.PIPE, timeout=300)
-    assert p.returncode == 0 and p.stderr == b""
+    assert p.returncode == 0 and told_drops(p.stderr, b"")
     run = read_run(latest_run(workdir / "metrictap"))
     finish = run["events"][-1]
     printed = 1024 * 1024 * 1024 + len(b"started loss: 1.5\nbefore the end\n")
