@@ -45,6 +45,9 @@ const struct mt_config_key mt_config_keys[] = {
       NULL, "globs of files kept out of uploads (a YAML list, or comma-separated)" },
     { "upload.backend", MT_CFG_ENUM, OFF(upload_backend), "", NULL, 0, 0, "|mlflow",
       "tracking server to upload to" },
+    { "upload.to", MT_CFG_LIST, OFF(upload_to), "", NULL, 0, 0, NULL,
+      "backends to send the run to: mlflow, tensorboard, wandb (a YAML list, or "
+      "comma-separated; default mlflow when a tracking URL is set)" },
     { "upload.url", MT_CFG_STRING, OFF(upload_url), "", NULL, 0, 0, NULL,
       "tracking server URL (default MLFLOW_TRACKING_URI)" },
     { "upload.flush_timeout", MT_CFG_DURATION, OFF(upload_flush_timeout), "30s", NULL, 0,

@@ -59,7 +59,8 @@ struct mt_config {
     double system_window;   /* seconds */
     int code_disabled;
     char *ignore_globs;     /* comma-separated */
-    char *upload_backend;   /* "" | mlflow */
+    char *upload_backend;   /* "" | mlflow (one backend; upload.to lists several) */
+    char *upload_to;        /* comma-separated backends: mlflow,tensorboard,wandb */
     char *upload_url;
     double upload_flush_timeout;
     uint64_t ring_size;     /* bytes per process ring */

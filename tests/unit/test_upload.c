@@ -32,12 +32,6 @@ static int fk_map(const char *key, int system, char *out, size_t outsz, double *
     snprintf(out, outsz, "%s%s", system ? "sys/" : "", key);
     return 0;
 }
-static int fk_tags(const cJSON *run, cJSON *out)
-{
-    (void)run;
-    cJSON_AddStringToObject(out, "t", "v");
-    return 0;
-}
 static void *fk_create(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *e,
                        size_t n)
 {
@@ -77,14 +71,14 @@ static enum mt_upload_result fk_points(void *b, const struct mt_upload_point *p,
     pthread_mutex_unlock(&srv.mu);
     return MT_UPLOAD_OK;
 }
-static enum mt_upload_result fk_kv(void *b, const struct mt_upload_kv *kv, size_t n)
+static enum mt_upload_result fk_update(void *b, const cJSON *run)
 {
-    (void)b, (void)kv, (void)n;
+    (void)b, (void)run;
     return MT_UPLOAD_OK;
 }
-static enum mt_upload_result fk_state(void *b, const char *state, double end)
+static enum mt_upload_result fk_state(void *b, const cJSON *run, const char *state)
 {
-    (void)b, (void)end;
+    (void)b, (void)run;
     snprintf(srv.state, sizeof(srv.state), "%s", state);
     return MT_UPLOAD_OK;
 }
@@ -97,9 +91,9 @@ static enum mt_upload_result fk_file(void *b, const char *name, const char *path
 static double fk_ra(void *b) { (void)b; return 0; }
 
 static const struct mt_upload_backend fake = {
-    .name = "fake", .max_points = 1000, .max_params = 100, .max_tags = 100,
-    .map_key = fk_map, .run_tags = fk_tags, .create = fk_create, .destroy = fk_destroy,
-    .open_run = fk_open, .send_points = fk_points, .send_params = fk_kv, .send_tags = fk_kv,
+    .name = "fake", .max_points = 1000,
+    .map_key = fk_map, .create = fk_create, .destroy = fk_destroy,
+    .open_run = fk_open, .update_run = fk_update, .send_points = fk_points,
     .set_state = fk_state, .put_file = fk_file, .retry_after = fk_ra,
 };
 
