@@ -144,45 +144,110 @@ static const char *axis_of(const struct mt_uploader *u, const char *key)
 
 /* ---- rows into points ---- */
 
-/* Turns one row into points.  Returns how many (<= max). */
+static int is_axis(const struct mt_uploader *u, const char *key)
+{
+    for (size_t i = 0; i < u->naxis_names; i++)
+        if (strcmp(u->axis_names[i], key) == 0)
+            return 1;
+    for (size_t i = 0; i < u->ndefs; i++)
+        if (strcmp(u->defs[i].axis, key) == 0)
+            return 1;
+    return 0;
+}
+
+static void note_axis(struct mt_upload__axes *ax, const cJSON *row, const char *name)
+{
+    double v;
+    if (!value_of(cJSON_GetObjectItemCaseSensitive(row, name), &v) || !isfinite(v))
+        return;
+    axes_set(ax, name, v);
+    int i = axis_index(ax, name);
+    /* Once fractional, always: a metric keeps one kind of step. */
+    if (i >= 0 && (v != floor(v) || fabs(v) > 9007199254740992.0))
+        ax->fractional[i] = 1;
+}
+
+/* The step of a point of metric `key` in a row whose counter is `row_step`.
+ * Its step_metric's value when that axis is an integer one; for a fractional
+ * axis (Hugging Face's epoch) another axis of the run that is an integer one
+ * (run.json's axes, in order), else the row counter, and then *show_axis
+ * names the fractional axis so that it goes up as a metric of its own (to
+ * plot against).  No step_metric, or no value of it yet: the row counter. */
+static int64_t step_of(const struct mt_uploader *u, const struct mt_upload__axes *ax,
+                       const char *key, int64_t row_step, const char **show_axis)
+{
+    const char *axis = axis_of(u, key);
+    int ai = axis ? axis_index(ax, axis) : -1;
+    if (ai < 0)
+        return row_step;
+    if (!ax->fractional[ai])
+        return (int64_t)llround(ax->val[ai]);
+    for (size_t i = 0; i < u->naxis_names; i++) {
+        int k = axis_index(ax, u->axis_names[i]);
+        if (k >= 0 && !ax->fractional[k])
+            return (int64_t)llround(ax->val[k]);
+    }
+    *show_axis = ax->name[ai];
+    return row_step;
+}
+
+static int add_point(struct mt_uploader *u, int sys, const char *key, double v, int64_t ts_ms,
+                     int64_t step, struct mt_upload_point *p)
+{
+    double scale = 1;
+    if (u->be_ops->map_key(key, sys, p->key, sizeof(p->key), &scale) != 0)
+        return 0;
+    p->value = v * scale;
+    p->ts_ms = ts_ms;
+    p->step = step;
+    return 1;
+}
+
+/* Turns one row into points.  Returns how many (<= max).  Step axes are the
+ * x of the other metrics, not metrics of their own (see step_of). */
 static size_t row_points(struct mt_uploader *u, int sys, const cJSON *j, long long lineno,
                          struct mt_upload__axes *ax, struct mt_upload_point *out, size_t max)
 {
     size_t n = 0;
     double ts = num(j, "_timestamp", 0);
     int64_t ts_ms = llround(ts * 1000.0);
-    int64_t step = sys ? lineno : (int64_t)llround(num(j, "_step", (double)lineno));
+    int64_t row_step = sys ? lineno : (int64_t)llround(num(j, "_step", (double)lineno));
+    const char *shown[MT_UPLOAD__AXES_MAX];
+    int nshown = 0;
     const cJSON *it;
     if (!sys) {
         /* the axes this row sets apply to its own metrics */
-        for (size_t i = 0; i < u->ndefs; i++) {
-            double v;
-            if (value_of(cJSON_GetObjectItemCaseSensitive(j, u->defs[i].axis), &v) && isfinite(v))
-                axes_set(ax, u->defs[i].axis, v);
-        }
+        for (size_t i = 0; i < u->naxis_names; i++)
+            note_axis(ax, j, u->axis_names[i]);
+        for (size_t i = 0; i < u->ndefs; i++)
+            note_axis(ax, j, u->defs[i].axis);
     }
     cJSON_ArrayForEach(it, j)
     {
-        double v, scale = 1;
+        double v;
         if (!it->string || it->string[0] == '_' || !value_of(it, &v))
+            continue;
+        if (!sys && is_axis(u, it->string))
             continue;
         if (n == max) {
             u->skipped_points++;
             continue;
         }
-        struct mt_upload_point *p = &out[n];
-        if (u->be_ops->map_key(it->string, sys, p->key, sizeof(p->key), &scale) != 0)
-            continue;
-        p->value = v * scale;
-        p->ts_ms = ts_ms;
-        p->step = step;
-        if (!sys) {
-            const char *axis = axis_of(u, it->string);
-            int ai = axis ? axis_index(ax, axis) : -1;
-            if (ai >= 0)
-                p->step = (int64_t)llround(ax->val[ai]);
-        }
-        n++;
+        const char *show = NULL;
+        int64_t step = sys ? row_step : step_of(u, ax, it->string, row_step, &show);
+        n += (size_t)add_point(u, sys, it->string, v, ts_ms, step, &out[n]);
+        int seen = 0;
+        for (int k = 0; show && k < nshown; k++)
+            seen |= strcmp(shown[k], show) == 0;
+        if (show && !seen && nshown < MT_UPLOAD__AXES_MAX)
+            shown[nshown++] = show;
+    }
+    /* A fractional axis a metric is plotted against, where no integer axis
+     * could be the step: the axis as a metric, at the row counter. */
+    for (int k = 0; k < nshown; k++) {
+        double v;
+        if (n < max && value_of(cJSON_GetObjectItemCaseSensitive(j, shown[k]), &v))
+            n += (size_t)add_point(u, sys, shown[k], v, ts_ms, row_step, &out[n]);
     }
     return n;
 }

@@ -187,8 +187,9 @@ MT_TEST(uses_the_step_axis_of_a_defined_metric_across_restarts)
     put("history.jsonl", "{\"_step\":2,\"_timestamp\":3,\"val_acc\":\"-Infinity\",\"train_loss\":1}\n",
         "a");
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
-    MT_CHECK(srv.n == 8);
+    MT_CHECK(srv.n == 6); /* the axes epoch and batch are x, not metrics */
     MT_CHECK(count_key("val_acc") == 3);
+    MT_CHECK(count_key("epoch") == 0 && count_key("batch") == 0);
     for (size_t i = 0; i < srv.n; i++) {
         const struct mt_upload_point *p = &srv.pts[i];
         if (strcmp(p->key, "val_acc") == 0)
@@ -199,6 +200,73 @@ MT_TEST(uses_the_step_axis_of_a_defined_metric_across_restarts)
             MT_CHECK(p->step == 1 && isnan(p->value));
         if (strcmp(p->key, "val_acc") == 0 && p->ts_ms == 3000)
             MT_CHECK(isinf(p->value) && p->value < 0);
+    }
+}
+
+static void make_run_axes(const char *metrics, const char *axes)
+{
+    make_run("finished", metrics);
+    char rj[1024];
+    snprintf(rj, sizeof(rj),
+             "{\"id\":\"r1\",\"project\":\"p\",\"state\":\"finished\",\"start_time\":1.0,"
+             "\"config\":{},\"metrics\":%s,\"axes\":%s}\n", metrics, axes);
+    put("run.json", rj, "w");
+}
+
+/* A rule's `step` group: MLflow's step is the trainer's, 50, 100, 150. */
+MT_TEST(an_integer_axis_is_the_step_and_not_a_metric)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"step\"}}", "[\"step\"]");
+    put("history.jsonl",
+        "{\"_step\":0,\"_timestamp\":1,\"step\":50,\"loss\":3}\n"
+        "{\"_step\":1,\"_timestamp\":2,\"step\":100,\"loss\":2}\n"
+        "{\"_step\":2,\"_timestamp\":3,\"step\":150,\"loss\":1}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(srv.n == 3);
+    for (size_t i = 0; i < srv.n; i++) {
+        MT_CHECK_STR(srv.pts[i].key, "loss");
+        MT_CHECK(srv.pts[i].step == (int64_t)(50 * (i + 1)));
+    }
+}
+
+/* Hugging Face: `epoch` is fractional, `global_step` an integer axis. */
+MT_TEST(a_fractional_axis_gives_way_to_an_integer_one)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\",\"global_step\"]");
+    put("history.jsonl",
+        "{\"_step\":0,\"_timestamp\":1,\"epoch\":0.5,\"global_step\":10,\"loss\":3}\n"
+        "{\"_step\":1,\"_timestamp\":2,\"epoch\":1.0,\"global_step\":20,\"loss\":2}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(srv.n == 2);
+    MT_CHECK(srv.pts[0].step == 10 && srv.pts[1].step == 20); /* 1.0 stays fractional's */
+    MT_CHECK(count_key("epoch") == 0 && count_key("global_step") == 0);
+}
+
+/* Only a fractional axis: the row counter is the step, and the axis goes up
+ * as a metric of its own so that a chart can be drawn against it. */
+MT_TEST(a_fractional_axis_alone_goes_up_as_a_metric_at_the_row_counter)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"},\"acc\":{\"step_metric\":\"epoch\"}}",
+                  "[\"epoch\"]");
+    put("history.jsonl",
+        "{\"_step\":4,\"_timestamp\":1,\"epoch\":0.25,\"loss\":3,\"acc\":0.1}\n"
+        "{\"_step\":5,\"_timestamp\":2,\"epoch\":0.5,\"loss\":2}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(count_key("loss") == 2 && count_key("acc") == 1);
+    MT_CHECK(count_key("epoch") == 2); /* once per row, not once per metric */
+    for (size_t i = 0; i < srv.n; i++) {
+        MT_CHECK(srv.pts[i].step == (srv.pts[i].ts_ms == 1000 ? 4 : 5));
+        if (strcmp(srv.pts[i].key, "epoch") == 0)
+            MT_CHECK(srv.pts[i].value == (srv.pts[i].step == 5 ? 0.5 : 0.25));
     }
 }
 
