@@ -22,6 +22,8 @@
 
 #include <cjson/cJSON.h>
 
+#include <zlib.h>
+
 #include "../common/mt_buf.h"
 #include "../common/mt_json.h"
 #include "../common/mt_redact.h"
@@ -465,6 +467,29 @@ static void upload_finish(void)
     nuploaders = 0;
 }
 
+/* run.json describes each metric (its step_metric, summary) and the axes;
+ * the uploaders need that before a metric's first point goes out, so it is
+ * rewritten when they change (checked when rows came in), before the rows
+ * are flushed. */
+static void describe_new_metrics(struct mt_agent *a, uint64_t rows)
+{
+    static uint64_t rows_seen;
+    static uint32_t described;
+    if (rows == rows_seen || !nuploaders)
+        return;
+    rows_seen = rows;
+    char *m = mt_parse_metrics_json(a->parse);
+    char *x = mt_parse_axes_json(a->parse);
+    uint32_t crc = (uint32_t)crc32(crc32(0, (const Bytef *)(m ? m : ""), (uInt)(m ? strlen(m) : 0)),
+                                   (const Bytef *)(x ? x : ""), (uInt)(x ? strlen(x) : 0));
+    free(m);
+    free(x);
+    if (crc != described) {
+        described = crc;
+        mt_run_write_json(a);
+    }
+}
+
 /* ---- the loop ---- */
 
 static void busy_nap(void)
@@ -487,6 +512,9 @@ static void run_loop(struct mt_agent *a)
         if (a->last_data_unix && now - a->last_data_unix > IDLE_ROW_FLUSH_S && !handled)
             mt_parse_flush(a->parse, now);
         if (now - last_flush >= FLUSH_EVERY_S) {
+            struct mt_parse_stats ps;
+            mt_parse_stats(a->parse, &ps);
+            describe_new_metrics(a, ps.rows);
             mt_store_flush(&a->store);
             upload_notify();
             last_flush = now;

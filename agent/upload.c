@@ -372,6 +372,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         set_str(u->cursor, "state", "running");
         cursor_save(u);
     }
+    u->running = strcmp(state, "running") == 0;
     if (mt_upload__fill_batch(u) < 0)
         return ST_WAIT;
     if (u->nbatch) {
@@ -479,8 +480,10 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
         goto out;
     }
     u->dir = strdup(run_dir);
-    u->cap = o->batch_max && o->batch_max < u->be_ops->max_points ? o->batch_max
-                                                                 : u->be_ops->max_points;
+    /* batch_max bounds requests to a server; a file backend takes its own. */
+    u->cap = o->batch_max && o->batch_max < u->be_ops->max_points && !u->be_ops->local
+                 ? o->batch_max
+                 : u->be_ops->max_points;
     u->bufcap = 1 << 16;
     u->buf = malloc(u->bufcap);
     if (!u->dir || mt_upload__alloc_batch(u) != 0 || !u->buf) {

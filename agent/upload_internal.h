@@ -74,6 +74,10 @@ struct mt_uploader {
     char *buf;            /* line buffer */
     size_t bufcap;
     unsigned long long skipped_lines, skipped_points;
+    /* While the run goes, a row with a key that run.json does not describe
+     * yet (its step_metric unknown) waits for run.json, HOLD_MS at most. */
+    int running;
+    int64_t hold_since_ms;
 
     /* timing */
     int64_t last_send_ms, next_try_ms;

@@ -58,8 +58,13 @@ void mt_upload_opts_from_config(struct mt_upload_opts *o, const struct mt_config
     set(o->backend, sizeof(o->backend), cfg->upload_backend);
     set(o->url, sizeof(o->url), cfg->upload_url);
     set(o->mode, sizeof(o->mode), cfg->mode);
+    set(o->tensorboard_dir, sizeof(o->tensorboard_dir), cfg->tensorboard_logdir);
+    set(o->wandb_dir, sizeof(o->wandb_dir), cfg->wandb_dir);
+    set(o->wandb_entity, sizeof(o->wandb_entity), cfg->wandb_entity);
     if (cfg->upload_flush_timeout > 0)
         o->finish_timeout_s = cfg->upload_flush_timeout;
+    if (cfg->wandb_sync_timeout > 0)
+        o->wandb_sync_timeout_s = cfg->wandb_sync_timeout;
 }
 
 static int env_dur(const char *name, double *out, char *err, size_t errsz)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/mt_json.h"
@@ -17,6 +18,7 @@
 
 #define ROW_POINTS_MAX 4096      /* metrics in one row; more are counted and skipped */
 #define LINE_MAX_BYTES (4 << 20) /* a longer line is skipped and counted */
+#define HOLD_MS 5000             /* longest wait for run.json to describe a row's keys */
 
 char *mt_upload__read_file(const char *path, size_t *len)
 {
@@ -140,6 +142,50 @@ static const char *axis_of(const struct mt_uploader *u, const char *key)
             return u->defs[i].axis;
     }
     return NULL;
+}
+
+/* ---- waiting for run.json ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int described(const struct mt_uploader *u, const char *key)
+{
+    if (key[0] == '_' || axis_of(u, key))
+        return 1;
+    for (size_t i = 0; i < u->naxis_names; i++)
+        if (strcmp(u->axis_names[i], key) == 0)
+            return 1;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(u->run, "metrics");
+    return cJSON_GetObjectItemCaseSensitive(m, key) != NULL;
+}
+
+/* Should the reader stop before this history row?  The agent rewrites
+ * run.json when a new key appears, before it flushes the row, but a full
+ * stdio buffer can put the row on disk first; a key's step_metric must be
+ * known before its first point goes out. */
+static int hold_row(struct mt_uploader *u, int sys, const cJSON *j, unsigned skip)
+{
+    if (sys || skip || !u->running)
+        return 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+    {
+        if (it->string && !described(u, it->string)) {
+            int64_t now = mono_ms();
+            if (!u->hold_since_ms)
+                u->hold_since_ms = now;
+            if (now - u->hold_since_ms < HOLD_MS)
+                return 1;
+            break; /* waited long enough: as it is */
+        }
+    }
+    u->hold_since_ms = 0;
+    return 0;
 }
 
 /* ---- rows into points ---- */
@@ -339,6 +385,7 @@ static int read_rows(struct mt_uploader *u, int sys, struct mt_upload__pos *pos,
 
 /* Called for each point; returns 0 to take it, 1 to stop before it. */
 typedef int (*emit_fn)(void *ctx, struct mt_uploader *u, const struct mt_upload_point *p);
+static int emit_batch(void *ctx, struct mt_uploader *u, const struct mt_upload_point *p);
 
 static int line_points(struct mt_uploader *u, void *ctx, int sys, const char *line, size_t len,
                        struct mt_upload__pos *pos, struct mt_upload__axes *ax,
@@ -347,6 +394,10 @@ static int line_points(struct mt_uploader *u, void *ctx, int sys, const char *li
     emit_fn emit = *(emit_fn *)ctx;
     cJSON *j = cJSON_ParseWithLength(line, len);
     size_t n = 0;
+    if (emit == emit_batch && cJSON_IsObject(j) && hold_row(u, sys, j, pos->skip)) {
+        cJSON_Delete(j);
+        return 1;
+    }
     if (cJSON_IsObject(j))
         n = row_points(u, sys, j, pos->line, ax, u->rowpts, ROW_POINTS_MAX);
     else
@@ -380,6 +431,10 @@ static int line_row(struct mt_uploader *u, void *ctx, int sys, const char *line,
         u->skipped_lines++;
         cJSON_Delete(j);
         return 0;
+    }
+    if (hold_row(u, sys, j, 0)) {
+        cJSON_Delete(j);
+        return 1;
     }
     struct mt_upload_row *r = &u->rows[u->nbatch++];
     r->system = sys;

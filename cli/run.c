@@ -49,6 +49,7 @@ static const struct {
     { "--id", "METRICTAP_ID" },             { "--resume", "METRICTAP_RESUME" },
     { "--config", "METRICTAP_CONFIG" },     { "-c", "METRICTAP_CONFIG" },
     { "--dir", "METRICTAP_DIR" },           { "--mode", "METRICTAP_MODE" },
+    { "--to", "METRICTAP_UPLOAD_TO" },      { "--tensorboard-dir", "METRICTAP_TENSORBOARD_DIR" },
     { NULL, NULL },
 };
 
@@ -58,6 +59,7 @@ static int usage(void)
           "                     [--job-type J] [--notes TEXT] [--id ID]\n"
           "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
           "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
+          "                     [--to mlflow,tensorboard,wandb] [--tensorboard-dir D]\n"
           "                     -- CMD [ARGS...]\n",
           stderr);
     return 2;

@@ -7,6 +7,7 @@
 
 static const struct mt_upload_backend *const backends[] = {
     &mt_mlflow_backend,
+    &mt_tensorboard_backend,
 };
 
 const struct mt_upload_backend *mt_upload_backend_find(const char *name)
@@ -19,5 +20,5 @@ const struct mt_upload_backend *mt_upload_backend_find(const char *name)
 
 const char *mt_upload_backend_names(void)
 {
-    return "mlflow";
+    return "mlflow, tensorboard";
 }
