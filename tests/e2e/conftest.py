@@ -364,5 +364,5 @@ def agent_done(run_dir):
             return False
 
 
-__all__ = ["FaultProxy", "wait_until", "compare", "wait_equal", "expected_points", "run_dirs",
+__all__ = ["free_port", "VENV_BIN", "FaultProxy", "wait_until", "compare", "wait_equal", "expected_points", "run_dirs",
            "metrictap_env", "agent_done", "METRICTAP", "BUILD", "tempfile"]
