@@ -67,6 +67,8 @@ int mt_upload_opts_from_env(struct mt_upload_opts *o, char *err, size_t errsz);
 /* Is online upload wanted?  0 when METRICTAP_MODE=offline|disabled or
  * WANDB_MODE=offline|dryrun|disabled, or when no backend URL is set. */
 int mt_upload_enabled(const struct mt_upload_opts *o);
+/* The same without the URL: is the mode online? */
+int mt_upload_online(const struct mt_upload_opts *o);
 
 /* Takes upload.to (or upload.backend), upload.url, the mode, the
  * tensorboard.* and wandb.* keys and upload.flush_timeout from a loaded

@@ -98,6 +98,11 @@ struct mt_upload_backend {
      * end (output.log, crash.txt, diff.patch, run.json; ignore globs already
      * applied).  OK for a file the backend does not want. */
     enum mt_upload_result (*put_file)(void *be, const char *name, const char *path);
+    /* Optional: the run is complete in the backend (final state set, files
+     * handed over): what comes after it, e.g. handing a W&B directory to
+     * `wandb sync`.  Called at the end of each final flush and each sync,
+     * so it must itself know what it already did. */
+    void (*finish)(void *be, const cJSON *run);
     /* Optional: seconds the server asked us to wait (Retry-After) after the
      * last RETRY, or 0. */
     double (*retry_after)(void *be);

@@ -396,9 +396,9 @@ static enum step_status step(struct mt_uploader *u, int final)
     /* Rows first, so that a summary or console line never runs ahead of the
      * history it follows. */
     int eof = u->eof;
-    res = mt_upload__send_summary(u);
-    if (res == MT_UPLOAD_OK)
-        res = mt_upload__send_output(u, final && eof && strcmp(state, "running") != 0);
+    res = eof ? mt_upload__send_summary(u) : MT_UPLOAD_OK;
+    if (res == MT_UPLOAD_OK && eof)
+        res = mt_upload__send_output(u, final && strcmp(state, "running") != 0);
     if (res != MT_UPLOAD_OK) {
         cursor_save(u);
         return on_result(u, res);
@@ -416,12 +416,20 @@ static enum step_status step(struct mt_uploader *u, int final)
             return on_result(u, res);
         set_str(u->cursor, "state", state);
         cursor_save(u);
+        if (u->be_ops->finish) {
+            u->be_ops->finish(u->be, u->run);
+            cursor_save(u);
+        }
         return ST_IDLE;
     }
     res = mt_upload__send_artifacts(u);
     cursor_save(u);
     if (res != MT_UPLOAD_OK)
         return on_result(u, res);
+    if (u->be_ops->finish) {
+        u->be_ops->finish(u->be, u->run);
+        cursor_save(u);
+    }
     return ST_IDLE;
 }
 

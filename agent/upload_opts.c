@@ -117,12 +117,15 @@ static int mode_is(const char *v, const char *const *vals)
 
 static const char *const offline_modes[] = {"offline", "dryrun", "disabled", NULL};
 
+int mt_upload_online(const struct mt_upload_opts *o)
+{
+    return !mode_is(getenv("METRICTAP_MODE"), offline_modes) &&
+           !mode_is(getenv("WANDB_MODE"), offline_modes) && !mode_is(o->mode, offline_modes);
+}
+
 int mt_upload_enabled(const struct mt_upload_opts *o)
 {
-    if (mode_is(getenv("METRICTAP_MODE"), offline_modes) ||
-        mode_is(getenv("WANDB_MODE"), offline_modes) || mode_is(o->mode, offline_modes))
-        return 0;
-    return o->url[0] != '\0';
+    return mt_upload_online(o) && o->url[0] != '\0';
 }
 
 int mt_upload_wanted(const struct mt_upload_opts *o)

@@ -8,6 +8,7 @@
 static const struct mt_upload_backend *const backends[] = {
     &mt_mlflow_backend,
     &mt_tensorboard_backend,
+    &mt_wandb_backend,
 };
 
 const struct mt_upload_backend *mt_upload_backend_find(const char *name)
@@ -20,5 +21,5 @@ const struct mt_upload_backend *mt_upload_backend_find(const char *name)
 
 const char *mt_upload_backend_names(void)
 {
-    return "mlflow, tensorboard";
+    return "mlflow, tensorboard, wandb";
 }

@@ -59,8 +59,10 @@ int mt_outdir_open(const char *root, const char *const *parts, int nparts, char 
         int next = openat(fd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0) {
             result = -errno;
-            snprintf(err, errsz, "cannot open %s: %s%s", what, strerror(errno),
-                     errno == ELOOP ? " (a link; not followed)" : "");
+            struct stat ls;
+            int link = fstatat(fd, parts[i], &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(ls.st_mode);
+            snprintf(err, errsz, "cannot open %s: %s", what,
+                     link ? "a link, not followed" : strerror(-result));
             goto fail;
         }
         close(fd);

@@ -213,6 +213,27 @@ static void make_run_axes(const char *metrics, const char *axes)
     put("run.json", rj, "w");
 }
 
+/* make_run_axes writes a finished run; this one is still going. */
+static void set_state_running(void)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/run.json", dir);
+    char *t = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(p, "r");
+    if (f && getdelim(&t, &cap, '\0', f) > 0) {
+        char *s = strstr(t, "\"finished\"");
+        if (s) {
+            memmove(s + 9, s + 10, strlen(s + 10) + 1);
+            memcpy(s, "\"running\"", 9);
+        }
+    }
+    if (f)
+        fclose(f);
+    put("run.json", t ? t : "", "w");
+    free(t);
+}
+
 /* A rule's `step` group: MLflow's step is the trainer's, 50, 100, 150. */
 MT_TEST(an_integer_axis_is_the_step_and_not_a_metric)
 {
@@ -367,7 +388,7 @@ MT_TEST(finish_returns_within_its_timeout_when_the_server_never_answers)
 
 MT_TEST(thread_sends_appended_rows_within_the_interval)
 {
-    make_run("running", NULL);
+    make_run("running", "{\"a\":{}}");
     struct mt_upload_opts o;
     opts(&o);
     o.interval_s = 0.2;
@@ -394,6 +415,44 @@ MT_TEST(thread_sends_appended_rows_within_the_interval)
     MT_CHECK(mt_uploader_finish(u, 5) == 0);
     MT_CHECK(srv.n == 2);
     MT_CHECK_STR(srv.state, "finished");
+}
+
+static size_t points_now(void)
+{
+    pthread_mutex_lock(&srv.mu);
+    size_t n = srv.n;
+    pthread_mutex_unlock(&srv.mu);
+    return n;
+}
+
+/* A row whose metric run.json does not describe yet waits for it, so that
+ * its first point already goes out at its step_metric's value. */
+MT_TEST(a_row_waits_until_run_json_describes_its_metric)
+{
+    make_run("running", "{}");
+    struct mt_upload_opts o;
+    opts(&o);
+    o.interval_s = 0.05;
+    char err[512];
+    put("history.jsonl", "{\"_step\":0,\"_timestamp\":1,\"epoch\":7,\"loss\":1}\n", "w");
+    struct mt_uploader *u = mt_uploader_start(dir, &o, err, sizeof(err));
+    MT_CHECK(u != NULL);
+    for (int i = 0; i < 40; i++) { /* 10 intervals: held */
+        mt_uploader_notify(u);
+        usleep(12500);
+    }
+    MT_CHECK(points_now() == 0);
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\"]");
+    set_state_running();
+    for (int i = 0; i < 400 && points_now() == 0; i++) {
+        mt_uploader_notify(u);
+        usleep(10000);
+    }
+    MT_CHECK(points_now() == 1);
+    MT_CHECK(srv.pts[0].step == 7);
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\"]");
+    MT_CHECK(mt_uploader_finish(u, 5) == 0);
+    MT_CHECK(srv.n == 1);
 }
 
 MT_TEST(sync_skips_a_run_its_agent_is_uploading)
