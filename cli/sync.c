@@ -132,6 +132,11 @@ static int usage(void)
 
 int mt_cmd_sync(int argc, char **argv)
 {
+    return mt_cli_sync_main(argc, argv, 0);
+}
+
+int mt_cli_sync_main(int argc, char **argv, int exporting)
+{
     struct mt_config cfg;
     struct mt_upload_opts opts;
     struct pool p = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -219,6 +224,7 @@ int mt_cmd_sync(int argc, char **argv)
                      names[b]);
         }
     opts.quiet = quiet;
+    opts.exporting = exporting;
     p.opts = &opts;
     size_t nt = (size_t)jobs < p.n ? (size_t)jobs : p.n;
     pthread_t th[64];
@@ -235,7 +241,8 @@ int mt_cmd_sync(int argc, char **argv)
         if (j->result != 0)
             result = 1;
         if (j->result != 0 || !quiet)
-            fprintf(stderr, "metrictap: sync: %s: %s\n", j->backend, j->msg);
+            fprintf(stderr, "metrictap: %s: %s: %s\n", exporting ? "export" : "sync", j->backend,
+                    j->msg);
     }
     goto out;
 oom:
