@@ -426,7 +426,11 @@ static int line_row(struct mt_uploader *u, void *ctx, int sys, const char *line,
     (void)ctx, (void)ax, (void)limit;
     if (u->nbatch >= u->cap)
         return 1;
-    cJSON *j = cJSON_ParseWithLength(line, len);
+    /* Whole rows keep each number's text as stored: a backend that writes
+     * JSON text (W&B's value_json) need not format the double again. */
+    char *copy = strndup(line, len);
+    cJSON *j = copy ? mt_json_parse_literal(copy) : NULL;
+    free(copy);
     if (!cJSON_IsObject(j)) {
         u->skipped_lines++;
         cJSON_Delete(j);

@@ -75,6 +75,7 @@ struct wb {
     cJSON *metrics;           /* run.json's metrics, as last read */
     int cpu_count;
     int sync_tried;           /* this process ran `wandb sync` already */
+    double num, next_step;    /* records written, the next _step (state's "num", "next_step") */
     unsigned long long write_errors;
 };
 
@@ -163,9 +164,8 @@ static void pb_timestamp(struct mt_enc *e, unsigned field, double t)
 
 static void record_begin(struct wb *b, unsigned type)
 {
-    double num = jnum(b->state, "num", 0) + 1;
-    set_num(b->state, "num", num);
-    mt_enc_pb_varint(&b->rec, REC_NUM, (uint64_t)num);
+    b->num++;
+    mt_enc_pb_varint(&b->rec, REC_NUM, (uint64_t)b->num);
     mt_enc_pb_begin(&b->rec, type);
 }
 
@@ -189,7 +189,7 @@ static enum mt_upload_result flush_out(struct wb *b, double num_before)
     mt_enc_reset(&b->out);
     if (r != 0) {
         b->write_errors++;
-        set_num(b->state, "num", num_before);
+        b->num = num_before;
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "kind", "transaction log");
         cJSON_AddNumberToObject(f, "errno", -r);
@@ -199,6 +199,8 @@ static enum mt_upload_result flush_out(struct wb *b, double num_before)
         return MT_UPLOAD_RETRY;
     }
     set_num(b->state, "size", (double)b->file.size);
+    set_num(b->state, "num", b->num);
+    set_num(b->state, "next_step", b->next_step);
     return MT_UPLOAD_OK;
 }
 
@@ -247,7 +249,7 @@ static void write_run(struct wb *b, const cJSON *run, int resumed)
         if (cJSON_IsString(t)) pb_str(&b->rec, RUN_TAGS, t->valuestring);
     pb_str(&b->rec, RUN_HOST, jstr(run, "host"));
     if (resumed) {
-        mt_enc_pb_varint(&b->rec, RUN_STARTING_STEP, (uint64_t)jnum(b->state, "next_step", 0));
+        mt_enc_pb_varint(&b->rec, RUN_STARTING_STEP, (uint64_t)b->next_step);
         mt_enc_pb_varint(&b->rec, RUN_RESUMED, 1);
     }
     pb_timestamp(&b->rec, RUN_START_TIME, jnum(run, "start_time", (double)time(NULL)));
@@ -379,7 +381,7 @@ static enum mt_upload_result new_segment(struct wb *b, const cJSON *run, int res
     cJSON_DeleteItemFromObjectCaseSensitive(b->state, "synced");
     cJSON_Delete(b->summary_sent);
     b->summary_sent = cJSON_CreateObject();
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     mt_enc_wandb_header(&b->out);
     record_begin(b, REC_HEADER);
     mt_enc_pb_begin(&b->rec, HEADER_VERSION);
@@ -449,6 +451,8 @@ static enum mt_upload_result wb_open_run(void *p, const cJSON *run, cJSON *state
     struct wb *b = p;
     char err[1200];
     b->state = state;
+    b->num = jnum(state, "num", 0);
+    b->next_step = jnum(state, "next_step", 0);
     take_run_facts(b, run);
     const char *dir = jstr(state, "dir"), *fname = jstr(state, "file");
     enum mt_upload_result res = MT_UPLOAD_OK;
@@ -470,7 +474,7 @@ static enum mt_upload_result wb_open_run(void *p, const cJSON *run, cJSON *state
 static enum mt_upload_result wb_update_run(void *p, const cJSON *run)
 {
     struct wb *b = p;
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     take_run_facts(b, run);
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(run, "config");
     if (jnum(b->state, "run_crc", -1) != (double)identity_crc(run)) {
@@ -498,7 +502,7 @@ static void history_record(struct wb *b, const cJSON *row)
         mt_enc_pb_varint(&b->rec, STEP_NUM, (uint64_t)step);
     mt_enc_pb_end(&b->rec);
     record_end(b);
-    set_num(b->state, "next_step", step + 1);
+    b->next_step = step + 1;
 }
 
 static void stats_record(struct wb *b, const cJSON *row)
@@ -526,7 +530,7 @@ static void stats_record(struct wb *b, const cJSON *row)
 static enum mt_upload_result wb_send_rows(void *p, const struct mt_upload_row *rows, size_t n)
 {
     struct wb *b = p;
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     for (size_t i = 0; i < n; i++) {
         if (rows[i].system)
             stats_record(b, rows[i].json);
@@ -543,7 +547,7 @@ static enum mt_upload_result wb_send_summary(void *p, const cJSON *summary)
 {
     struct wb *b = p;
     cJSON *w = mt_wandb__summary(summary, b->metrics);
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     int any = 0;
     const cJSON *it;
     record_begin(b, REC_SUMMARY);
@@ -561,7 +565,7 @@ static enum mt_upload_result wb_send_summary(void *p, const cJSON *summary)
     cJSON_Delete(w);
     if (!any) {
         mt_enc_reset(&b->rec);
-        set_num(b->state, "num", num0);
+        b->num = num0;
         return MT_UPLOAD_OK;
     }
     record_end(b);
@@ -571,7 +575,7 @@ static enum mt_upload_result wb_send_summary(void *p, const cJSON *summary)
 static enum mt_upload_result wb_send_output(void *p, const char *bytes, size_t n)
 {
     struct wb *b = p;
-    double num0 = jnum(b->state, "num", 0), now = (double)time(NULL);
+    double num0 = b->num, now = (double)time(NULL);
     for (size_t off = 0; off < n;) {
         size_t len = n - off < OUTPUT_CHUNK ? n - off : OUTPUT_CHUNK;
         record_begin(b, REC_OUTPUT_RAW);
@@ -622,7 +626,7 @@ static enum mt_upload_result wb_put_file(void *p, const char *name, const char *
         event_msg(b, "upload_write_error", "file", msg);
         return err == ENOSPC ? MT_UPLOAD_RETRY : MT_UPLOAD_DROP;
     }
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     record_begin(b, REC_FILES);
     mt_enc_pb_begin(&b->rec, FILES_FILE);
     pb_str(&b->rec, FILE_PATH, name);
@@ -654,7 +658,7 @@ static enum mt_upload_result wb_set_state(void *p, const cJSON *run, const char 
     }
     if (jtrue(b->state, "exit"))
         return MT_UPLOAD_OK;
-    double num0 = jnum(b->state, "num", 0);
+    double num0 = b->num;
     /* the code a shell reports: the exit status, or 128 + the signal */
     int code = (int)jnum(run, "exit_code", -1), sig = (int)jnum(run, "signal", 0);
     if (sig > 0)
