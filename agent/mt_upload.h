@@ -83,6 +83,11 @@ void mt_upload_opts_from_config(struct mt_upload_opts *o, const struct mt_config
 int mt_upload_choose(const char *to, const struct mt_upload_opts *o, char names[][32], int max,
                      char *err, size_t errsz);
 
+/* Before a run: each chosen file backend that cannot write where it would
+ * gets one "metrictap: ..." line on stderr (the run goes on without it).
+ * `to` as for mt_upload_choose. */
+void mt_upload_preflight(const char *to, const struct mt_upload_opts *o);
+
 /* Should this backend run now?  A backend that writes files runs in any
  * mode but disabled; one with a server only online and with a URL. */
 int mt_upload_wanted(const struct mt_upload_opts *o);

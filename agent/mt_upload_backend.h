@@ -75,6 +75,9 @@ struct mt_upload_backend {
     size_t max_points;       /* per send_points call (rows per send_rows call) */
     void *(*create)(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *err,
                     size_t errsz);
+    /* Optional, before a run: can this backend write where it would?  0, or
+     * -errno with the reason in err (`metrictap run` says it in one line). */
+    int (*check)(const struct mt_upload_opts *o, char *err, size_t errsz);
     void (*destroy)(void *be);
     /* Point backends: maps a history key ("loss") or a system key
      * ("system.cpu_percent") to the backend's key and the factor its values

@@ -172,3 +172,20 @@ int mt_upload_choose(const char *to, const struct mt_upload_opts *o, char names[
     }
     return n;
 }
+
+void mt_upload_preflight(const char *to, const struct mt_upload_opts *o)
+{
+    char names[8][32], err[1200];
+    int n = mt_upload_choose(to, o, names, 8, err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "metrictap: %s\n", err);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const struct mt_upload_backend *be = mt_upload_backend_find(names[i]);
+        struct mt_upload_opts one = *o;
+        snprintf(one.backend, sizeof(one.backend), "%s", names[i]);
+        if (be && be->check && mt_upload_wanted(&one) && be->check(&one, err, sizeof(err)) != 0)
+            fprintf(stderr, "metrictap: %s: %s; the run goes on without it\n", names[i], err);
+    }
+}

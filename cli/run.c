@@ -24,6 +24,7 @@
 #include "../agent/mt_store.h"
 #include "../config/mt_config.h"
 #include "mt_capture.h"
+#include "../agent/mt_upload.h"
 #include "mt_cli.h"
 
 extern char **environ;
@@ -63,6 +64,18 @@ static int usage(void)
           "                     -- CMD [ARGS...]\n",
           stderr);
     return 2;
+}
+
+/* A TensorBoard logdir or W&B directory that cannot be written: said once
+ * here, where the user sees it (the agent's stderr is /dev/null). */
+static void check_backends(const struct mt_config *cfg)
+{
+    struct mt_upload_opts o;
+    char err[1024];
+    mt_upload_opts_init(&o);
+    mt_upload_opts_from_config(&o, cfg);
+    if (mt_upload_opts_from_env(&o, err, sizeof err) == 0)
+        mt_upload_preflight(cfg->upload_to, &o);
 }
 
 static char **environment_without_preload(void)
@@ -262,6 +275,7 @@ int mt_cmd_run(int argc, char **argv)
         exit(exec_untracked(cmd));
     check_resume(&cfg);
     check_runnable(cmd[0]);
+    check_backends(&cfg);
 
     char shim[4096], agent[4096];
     if (mt_cli_find_beside("libmetrictap.so", shim, sizeof shim) != 0)

@@ -143,6 +143,19 @@ static void *tb_create(const struct mt_upload_opts *o, const struct mt_upload_io
     return b;
 }
 
+static int tb_check(const struct mt_upload_opts *o, char *err, size_t errsz)
+{
+    struct tb *b = tb_create(o, NULL, err, errsz);
+    if (!b)
+        return -ENOMEM;
+    int fd = mt_outdir_open(b->logdir, NULL, 0, err, errsz);
+    tb_destroy(b);
+    if (fd < 0)
+        return fd;
+    close(fd);
+    return 0;
+}
+
 /* ---- writing events ---- */
 
 /* Frames b->rec as a record after whatever is pending in b->out. */
@@ -448,6 +461,7 @@ const struct mt_upload_backend mt_tensorboard_backend = {
     .local = 1,
     .max_points = 8192,
     .create = tb_create,
+    .check = tb_check,
     .destroy = tb_destroy,
     .map_key = tb_map_key,
     .open_run = tb_open_run,

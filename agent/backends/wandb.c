@@ -437,6 +437,19 @@ static void *wb_create(const struct mt_upload_opts *o, const struct mt_upload_io
     return b;
 }
 
+static int wb_check(const struct mt_upload_opts *o, char *err, size_t errsz)
+{
+    struct wb *b = wb_create(o, NULL, err, errsz);
+    if (!b)
+        return -ENOMEM;
+    int fd = mt_outdir_open(b->root, NULL, 0, err, errsz);
+    wb_destroy(b);
+    if (fd < 0)
+        return fd;
+    close(fd);
+    return 0;
+}
+
 static void take_run_facts(struct wb *b, const cJSON *run)
 {
     const cJSON *host = cJSON_GetObjectItemCaseSensitive(
@@ -726,6 +739,7 @@ const struct mt_upload_backend mt_wandb_backend = {
     .whole_rows = 1,
     .max_points = 4096,
     .create = wb_create,
+    .check = wb_check,
     .destroy = wb_destroy,
     .open_run = wb_open_run,
     .update_run = wb_update_run,

@@ -350,9 +350,9 @@ def store(tmp_path):
     yield d
 
 
-def agent_done(run_dir):
+def agent_done(run_dir, backend="mlflow"):
     """The agent's uploader has let go of the run (finished or gave up)."""
-    lock = Path(run_dir) / "upload" / "mlflow.lock"
+    lock = Path(run_dir) / "upload" / f"{backend}.lock"
     if not lock.exists():
         return True
     import fcntl

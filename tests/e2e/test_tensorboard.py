@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, METRICTAP, VENV_BIN, expected_points, free_port, metrictap_env,
-                      run_dirs, wait_until)
+from conftest import (BUILD, METRICTAP, VENV_BIN, agent_done, expected_points, free_port,
+                      metrictap_env, run_dirs, wait_until)
 
 TRAIN_OK = BUILD / "examples" / "train_ok"
 TRAIN_FAIL = BUILD / "examples" / "train_fail"
@@ -26,6 +26,10 @@ def tb_run(tmp, store, logdir, *cmd, project="tb", extra=None):
     env = metrictap_env(store, METRICTAP_TENSORBOARD_DIR=logdir, **(extra or {}))
     p = subprocess.run([str(METRICTAP), "run", "--to", "tensorboard", "--project", project, "--",
                         *map(str, cmd)], env=env, capture_output=True, timeout=120, cwd=tmp)
+    # `metrictap run` returns once the run is saved; the agent's uploaders
+    # finish after it
+    for d in run_dirs(store):
+        assert wait_until(lambda: agent_done(d, "tensorboard"), 60)
     return p
 
 
@@ -98,16 +102,17 @@ def test_a_failed_run_ends_in_failure_status(tmp_path, store):
 
 
 def test_an_unwritable_logdir_leaves_the_run_and_says_why(tmp_path, store):
-    logdir = tmp_path / "ro"
-    logdir.mkdir()
-    (logdir / "tb").write_text("a file where a directory should be")
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    logdir = tmp_path / "blocker" / "tb"
     p = tb_run(tmp_path, store, logdir, TRAIN_OK, "--epochs", "2", "--delay-ms", "1")
     assert p.returncode == 0
+    said = [l for l in p.stderr.decode().splitlines() if l.startswith("metrictap:")]
+    assert len(said) == 1 and "tensorboard" in said[0] and "goes on" in said[0], said
     (run_dir,) = run_dirs(store)
     assert "loss" in (run_dir / "history.jsonl").read_text()  # the run itself was kept
     events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
     refused = [e for e in events if e.get("backend") == "tensorboard" and e["event"] == "upload_refused"]
-    assert refused and "tb" in refused[0]["message"], events
+    assert refused and "blocker" in refused[0]["message"], events
 
 
 def test_a_link_in_the_logdir_is_not_followed(tmp_path, store):

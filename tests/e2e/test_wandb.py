@@ -14,7 +14,7 @@ import pytest
 
 import wandb_log
 import wandb_stub
-from conftest import BUILD, METRICTAP, VENV_BIN, metrictap_env, run_dirs, wait_until
+from conftest import BUILD, METRICTAP, VENV_BIN, agent_done, metrictap_env, run_dirs, wait_until
 
 TRAIN_OK = BUILD / "examples" / "train_ok"
 TRAIN_FAIL = BUILD / "examples" / "train_fail"
@@ -46,10 +46,14 @@ def wandb_env(store, tmp, stub_url=None, online=True, path_with_wandb=True, **ex
 
 def run_wandb(tmp, store, env, *cmd, project="wb", args=()):
     (tmp / "m.yaml").write_text(METRICS_YAML)
-    return subprocess.run([str(METRICTAP), "run", "-c", str(tmp / "m.yaml"), "--to", "wandb",
-                           "--project", project, "--tags", "base,lr-sweep", "--group", "grp",
-                           *args, "--", *map(str, cmd)],
-                          env=env, cwd=tmp, capture_output=True, timeout=120)
+    p = subprocess.run([str(METRICTAP), "run", "-c", str(tmp / "m.yaml"), "--to", "wandb",
+                        "--project", project, "--tags", "base,lr-sweep", "--group", "grp",
+                        *args, "--", *map(str, cmd)],
+                       env=env, cwd=tmp, capture_output=True, timeout=120)
+    # the agent's uploader (and its wandb sync) finishes after `run` returns
+    for d in run_dirs(store):
+        assert wait_until(lambda: agent_done(d, "wandb"), 180)
+    return p
 
 
 def events(run_dir):
