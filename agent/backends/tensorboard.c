@@ -28,6 +28,7 @@
 #include "../../common/mt_json.h"
 #include "../mt_upload_backend.h"
 #include "mt_outfile.h"
+#include "mt_state_json.h"
 
 /* tensorboard/compat/proto/event.proto, summary.proto, tensor.proto */
 enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5 };
@@ -56,42 +57,10 @@ struct tb {
     unsigned long long write_errors;
 };
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
-static double jnum(const cJSON *o, const char *k, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
 
-static void set_num(cJSON *o, const char *k, double v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    cJSON_AddNumberToObject(o, k, v);
-}
 
-static void set_str(cJSON *o, const char *k, const char *v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    cJSON_AddStringToObject(o, k, v);
-}
 
-/* An event whose fields are a cJSON object (consumed). */
-static void event_json(struct tb *b, const char *name, cJSON *fields)
-{
-    char *t = cJSON_PrintUnformatted(fields);
-    size_t n = t ? strlen(t) : 0;
-    if (n >= 2) {
-        t[n - 1] = '\0'; /* the inside of the object */
-        b->io->event(b->io->ctx, name, t + 1);
-    }
-    free(t);
-    cJSON_Delete(fields);
-}
 
 static void event_error(struct tb *b, int err, const char *detail)
 {
@@ -100,7 +69,7 @@ static void event_error(struct tb *b, int err, const char *detail)
     cJSON_AddNumberToObject(f, "errno", -err);
     cJSON_AddStringToObject(f, "message", detail ? detail : strerror(-err));
     cJSON_AddNumberToObject(f, "count", (double)b->write_errors);
-    event_json(b, "upload_write_error", f);
+    mt_sj_event(b->io, "upload_write_error", f);
 }
 
 /* ---- create / destroy ---- */
@@ -182,7 +151,7 @@ static enum mt_upload_result flush_out(struct tb *b)
         return MT_UPLOAD_RETRY;
     }
     mt_enc_reset(&b->out);
-    set_num(b->state, "size", (double)b->file.size);
+    mt_sj_set_num(b->state, "size", (double)b->file.size);
     return MT_UPLOAD_OK;
 }
 
@@ -232,13 +201,13 @@ static enum mt_upload_result tb_open_run(void *p, const cJSON *run, cJSON *state
     struct tb *b = p;
     char err[1200], name[300], project[300], dirname[600], file[600];
     b->state = state;
-    const char *dir = jstr(state, "dir");
-    const char *fname = jstr(state, "file");
+    const char *dir = mt_sj_str(state, "dir");
+    const char *fname = mt_sj_str(state, "file");
     int create = !dir || !fname;
     if (create) {
-        const char *id = jstr(run, "id");
-        const char *rn = jstr(run, "name");
-        const char *pj = jstr(run, "project");
+        const char *id = mt_sj_str(run, "id");
+        const char *rn = mt_sj_str(run, "name");
+        const char *pj = mt_sj_str(run, "project");
         mt_outdir_component(pj && *pj ? pj : "uncategorized", project, sizeof(project));
         mt_outdir_component(rn && *rn ? rn : "run", name, sizeof(name));
         /* <name>-<id>; the default name already ends with the id */
@@ -259,19 +228,19 @@ static enum mt_upload_result tb_open_run(void *p, const cJSON *run, cJSON *state
             goto fail;
         char abs[PATH_MAX + 700];
         snprintf(abs, sizeof(abs), "%s/%s/%s", b->logdir, project, dirname);
-        set_str(state, "dir", abs);
+        mt_sj_set_str(state, "dir", abs);
         fname = file;
     } else {
         b->dirfd = mt_outdir_open(dir, NULL, 0, err, sizeof(err));
         if (b->dirfd < 0)
             goto fail;
     }
-    uint64_t committed = (uint64_t)jnum(state, "size", 0);
+    uint64_t committed = (uint64_t)mt_sj_num(state, "size", 0);
     int r = mt_outfile_open(&b->file, b->dirfd, fname, create, create ? 0 : committed, err,
                             sizeof(err));
     if (r == -ENOENT && !create) { /* removed since: a new file from here on */
         r = mt_outfile_open(&b->file, b->dirfd, fname, 1, 0, err, sizeof(err));
-        set_num(state, "size", 0);
+        mt_sj_set_num(state, "size", 0);
         cJSON_DeleteItemFromObjectCaseSensitive(state, "config_crc");
     }
     if (r != 0)
@@ -279,7 +248,7 @@ static enum mt_upload_result tb_open_run(void *p, const cJSON *run, cJSON *state
     if (b->file.shorter)
         event_error(b, -EIO, "the event file is shorter than written; "
                                             "going on from its end");
-    set_str(state, "file", fname);
+    mt_sj_set_str(state, "file", fname);
     if (b->file.size == 0) {
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(run, "start_time");
         event_begin(b, cJSON_IsNumber(st) ? st->valuedouble : (double)time(NULL), 0);
@@ -297,7 +266,7 @@ fail:
         cJSON *f = cJSON_CreateObject();
         cJSON_AddStringToObject(f, "kind", "logdir");
         cJSON_AddStringToObject(f, "message", err);
-        event_json(b, "upload_refused", f);
+        mt_sj_event(b->io, "upload_refused", f);
     }
     return MT_UPLOAD_DROP;
 }
@@ -342,9 +311,9 @@ static enum mt_upload_result tb_update_run(void *p, const cJSON *run)
     uint32_t crc = txt ? mt_enc_crc32(0, txt, strlen(txt)) : 0;
     free(txt);
     enum mt_upload_result res = MT_UPLOAD_OK;
-    if (jnum(b->state, "config_crc", -1) == (double)crc)
+    if (mt_sj_num(b->state, "config_crc", -1) == (double)crc)
         goto out;
-    double start = jnum(run, "start_time", (double)time(NULL));
+    double start = mt_sj_num(run, "start_time", (double)time(NULL));
     struct mt_enc hp, table;
     mt_enc_init(&hp, RECORD_MAX);
     mt_enc_init(&table, RECORD_MAX);
@@ -393,7 +362,7 @@ static enum mt_upload_result tb_update_run(void *p, const cJSON *run)
     mt_enc_free(&table);
     res = flush_out(b);
     if (res == MT_UPLOAD_OK)
-        set_num(b->state, "config_crc", (double)crc);
+        mt_sj_set_num(b->state, "config_crc", (double)crc);
 out:
     cJSON_Delete(flat);
     return res;
@@ -429,7 +398,7 @@ static enum mt_upload_result tb_set_state(void *p, const cJSON *run, const char 
     int status = strcmp(state, "finished") == 0 ? STATUS_SUCCESS
                  : strcmp(state, "running") == 0 ? STATUS_RUNNING
                                                   : STATUS_FAILURE;
-    double end = jnum(run, "end_time", (double)time(NULL));
+    double end = mt_sj_num(run, "end_time", (double)time(NULL));
     struct mt_enc hp;
     mt_enc_init(&hp, 4096);
     mt_enc_pb_begin(&hp, HP_SESSION_END);

@@ -34,6 +34,7 @@
 #include "../../common/mt_json.h"
 #include "../mt_upload_backend.h"
 #include "mt_outfile.h"
+#include "mt_state_json.h"
 #include "mt_wandb.h"
 
 /* wandb/proto/wandb_internal.proto */
@@ -79,60 +80,19 @@ struct wb {
     unsigned long long write_errors;
 };
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
-}
 
-static double jnum(const cJSON *o, const char *k, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
 
-static void set_num(cJSON *o, const char *k, double v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    cJSON_AddNumberToObject(o, k, v);
-}
 
-static void set_str(cJSON *o, const char *k, const char *v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    cJSON_AddStringToObject(o, k, v);
-}
 
-static void set_bool(cJSON *o, const char *k, int v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, k);
-    cJSON_AddBoolToObject(o, k, v);
-}
 
-static int jtrue(const cJSON *o, const char *k)
-{
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
 
-/* An event whose fields are a cJSON object (consumed). */
-static void event_json(struct wb *b, const char *name, cJSON *fields)
-{
-    char *t = cJSON_PrintUnformatted(fields);
-    size_t n = t ? strlen(t) : 0;
-    if (n >= 2) {
-        t[n - 1] = '\0';
-        b->io->event(b->io->ctx, name, t + 1);
-    }
-    free(t);
-    cJSON_Delete(fields);
-}
 
 static void event_msg(struct wb *b, const char *name, const char *kind, const char *msg)
 {
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "kind", kind);
     cJSON_AddStringToObject(f, "message", msg);
-    event_json(b, name, f);
+    mt_sj_event(b->io, name, f);
 }
 
 static void pb_str(struct mt_enc *e, unsigned field, const char *s)
@@ -195,12 +155,12 @@ static enum mt_upload_result flush_out(struct wb *b, double num_before)
         cJSON_AddNumberToObject(f, "errno", -r);
         cJSON_AddStringToObject(f, "message", strerror(-r));
         cJSON_AddNumberToObject(f, "count", (double)b->write_errors);
-        event_json(b, "upload_write_error", f);
+        mt_sj_event(b->io, "upload_write_error", f);
         return MT_UPLOAD_RETRY;
     }
-    set_num(b->state, "size", (double)b->file.size);
-    set_num(b->state, "num", b->num);
-    set_num(b->state, "next_step", b->next_step);
+    mt_sj_set_num(b->state, "size", (double)b->file.size);
+    mt_sj_set_num(b->state, "num", b->num);
+    mt_sj_set_num(b->state, "next_step", b->next_step);
     return MT_UPLOAD_OK;
 }
 
@@ -234,34 +194,34 @@ static void write_run(struct wb *b, const cJSON *run, int resumed)
     const cJSON *git = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(run, "metadata"), "git");
     record_begin(b, REC_RUN);
-    pb_str(&b->rec, RUN_ID, jstr(b->state, "run_id"));
+    pb_str(&b->rec, RUN_ID, mt_sj_str(b->state, "run_id"));
     pb_str(&b->rec, RUN_ENTITY, b->o.wandb_entity[0] ? b->o.wandb_entity : NULL);
-    pb_str(&b->rec, RUN_PROJECT, jstr(run, "project"));
+    pb_str(&b->rec, RUN_PROJECT, mt_sj_str(run, "project"));
     mt_enc_pb_begin(&b->rec, RUN_CONFIG);
     config_items(b, cJSON_GetObjectItemCaseSensitive(run, "config"));
     mt_enc_pb_end(&b->rec);
-    pb_str(&b->rec, RUN_GROUP, jstr(run, "group"));
-    pb_str(&b->rec, RUN_JOB_TYPE, jstr(run, "job_type"));
-    pb_str(&b->rec, RUN_DISPLAY_NAME, jstr(run, "name"));
-    pb_str(&b->rec, RUN_NOTES, jstr(run, "notes"));
+    pb_str(&b->rec, RUN_GROUP, mt_sj_str(run, "group"));
+    pb_str(&b->rec, RUN_JOB_TYPE, mt_sj_str(run, "job_type"));
+    pb_str(&b->rec, RUN_DISPLAY_NAME, mt_sj_str(run, "name"));
+    pb_str(&b->rec, RUN_NOTES, mt_sj_str(run, "notes"));
     const cJSON *t;
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(run, "tags"))
         if (cJSON_IsString(t)) pb_str(&b->rec, RUN_TAGS, t->valuestring);
-    pb_str(&b->rec, RUN_HOST, jstr(run, "host"));
+    pb_str(&b->rec, RUN_HOST, mt_sj_str(run, "host"));
     if (resumed) {
         mt_enc_pb_varint(&b->rec, RUN_STARTING_STEP, (uint64_t)b->next_step);
         mt_enc_pb_varint(&b->rec, RUN_RESUMED, 1);
     }
-    pb_timestamp(&b->rec, RUN_START_TIME, jnum(run, "start_time", (double)time(NULL)));
-    if (jstr(git, "remote") || jstr(git, "commit")) {
+    pb_timestamp(&b->rec, RUN_START_TIME, mt_sj_num(run, "start_time", (double)time(NULL)));
+    if (mt_sj_str(git, "remote") || mt_sj_str(git, "commit")) {
         mt_enc_pb_begin(&b->rec, RUN_GIT);
-        pb_str(&b->rec, GIT_REMOTE, jstr(git, "remote"));
-        pb_str(&b->rec, GIT_COMMIT, jstr(git, "commit"));
+        pb_str(&b->rec, GIT_REMOTE, mt_sj_str(git, "remote"));
+        pb_str(&b->rec, GIT_COMMIT, mt_sj_str(git, "commit"));
         mt_enc_pb_end(&b->rec);
     }
     record_end(b);
-    set_num(b->state, "run_crc", identity_crc(run));
-    set_num(b->state, "config_crc", crc_of(cJSON_GetObjectItemCaseSensitive(run, "config")));
+    mt_sj_set_num(b->state, "run_crc", identity_crc(run));
+    mt_sj_set_num(b->state, "config_crc", crc_of(cJSON_GetObjectItemCaseSensitive(run, "config")));
 }
 
 /* define_metric: a Metric record for each metric of run.json that is new or
@@ -277,9 +237,9 @@ static void write_metrics(struct wb *b, const cJSON *run)
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(run, "metrics"))
     {
         uint32_t c = crc_of(m);
-        if (!m->string || jnum(defined, m->string, -1) == (double)c)
+        if (!m->string || mt_sj_num(defined, m->string, -1) == (double)c)
             continue;
-        const char *axis = jstr(m, "step_metric");
+        const char *axis = mt_sj_str(m, "step_metric");
         record_begin(b, REC_METRIC);
         pb_str(&b->rec, METRIC_NAME, m->string);
         if (axis && strcmp(axis, m->string) != 0)
@@ -305,12 +265,12 @@ static void write_metrics(struct wb *b, const cJSON *run)
                     mt_enc_pb_varint(&b->rec, sm[i].field, 1);
             mt_enc_pb_end(&b->rec);
         }
-        const char *goal = jstr(m, "goal");
+        const char *goal = mt_sj_str(m, "goal");
         if (goal && (strcmp(goal, "minimize") == 0 || strcmp(goal, "maximize") == 0))
             mt_enc_pb_varint(&b->rec, METRIC_GOAL,
                              strcmp(goal, "minimize") == 0 ? GOAL_MINIMIZE : GOAL_MAXIMIZE);
         record_end(b);
-        set_num(defined, m->string, c);
+        mt_sj_set_num(defined, m->string, c);
     }
 }
 
@@ -346,8 +306,8 @@ static enum mt_upload_result new_segment(struct wb *b, const cJSON *run, int res
                                          size_t errsz)
 {
     char id[128], dirname[300], fname[300], stamp[32];
-    wandb_id(jstr(run, "id"), id, sizeof(id));
-    time_t t = resumed ? time(NULL) : (time_t)jnum(run, "start_time", (double)time(NULL));
+    wandb_id(mt_sj_str(run, "id"), id, sizeof(id));
+    time_t t = resumed ? time(NULL) : (time_t)mt_sj_num(run, "start_time", (double)time(NULL));
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
@@ -372,10 +332,10 @@ static enum mt_upload_result new_segment(struct wb *b, const cJSON *run, int res
     close(rootfd);
     char abs[PATH_MAX + 400];
     snprintf(abs, sizeof(abs), "%s/%s", b->root, dirname);
-    set_str(b->state, "dir", abs);
-    set_str(b->state, "file", fname);
-    set_str(b->state, "run_id", id);
-    set_num(b->state, "size", 0);
+    mt_sj_set_str(b->state, "dir", abs);
+    mt_sj_set_str(b->state, "file", fname);
+    mt_sj_set_str(b->state, "run_id", id);
+    mt_sj_set_num(b->state, "size", 0);
     cJSON_DeleteItemFromObjectCaseSensitive(b->state, "defined");
     cJSON_DeleteItemFromObjectCaseSensitive(b->state, "exit");
     cJSON_DeleteItemFromObjectCaseSensitive(b->state, "synced");
@@ -454,7 +414,7 @@ static void take_run_facts(struct wb *b, const cJSON *run)
 {
     const cJSON *host = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(run, "metadata"), "host");
-    b->cpu_count = (int)jnum(host, "cpu_count", 0);
+    b->cpu_count = (int)mt_sj_num(host, "cpu_count", 0);
     cJSON_Delete(b->metrics);
     b->metrics = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(run, "metrics"), 1);
 }
@@ -464,15 +424,15 @@ static enum mt_upload_result wb_open_run(void *p, const cJSON *run, cJSON *state
     struct wb *b = p;
     char err[1200];
     b->state = state;
-    b->num = jnum(state, "num", 0);
-    b->next_step = jnum(state, "next_step", 0);
+    b->num = mt_sj_num(state, "num", 0);
+    b->next_step = mt_sj_num(state, "next_step", 0);
     take_run_facts(b, run);
-    const char *dir = jstr(state, "dir"), *fname = jstr(state, "file");
+    const char *dir = mt_sj_str(state, "dir"), *fname = mt_sj_str(state, "file");
     enum mt_upload_result res = MT_UPLOAD_OK;
     if (!dir || !fname) {
         res = new_segment(b, run, 0, err, sizeof(err));
     } else if ((b->dirfd = mt_outdir_open(dir, NULL, 0, err, sizeof(err))) < 0 ||
-               mt_outfile_open(&b->file, b->dirfd, fname, 0, (uint64_t)jnum(state, "size", 0),
+               mt_outfile_open(&b->file, b->dirfd, fname, 0, (uint64_t)mt_sj_num(state, "size", 0),
                                err, sizeof(err)) != 0) {
         res = MT_UPLOAD_DROP;
     } else if (b->file.shorter) {
@@ -490,13 +450,13 @@ static enum mt_upload_result wb_update_run(void *p, const cJSON *run)
     double num0 = b->num;
     take_run_facts(b, run);
     const cJSON *config = cJSON_GetObjectItemCaseSensitive(run, "config");
-    if (jnum(b->state, "run_crc", -1) != (double)identity_crc(run)) {
+    if (mt_sj_num(b->state, "run_crc", -1) != (double)identity_crc(run)) {
         write_run(b, run, 0);
-    } else if (jnum(b->state, "config_crc", -1) != (double)crc_of(config)) {
+    } else if (mt_sj_num(b->state, "config_crc", -1) != (double)crc_of(config)) {
         record_begin(b, REC_CONFIG);
         config_items(b, config);
         record_end(b);
-        set_num(b->state, "config_crc", crc_of(config));
+        mt_sj_set_num(b->state, "config_crc", crc_of(config));
     }
     write_metrics(b, run);
     return b->out.len ? flush_out(b, num0) : MT_UPLOAD_OK;
@@ -509,7 +469,7 @@ static void history_record(struct wb *b, const cJSON *row)
     const cJSON *it;
     record_begin(b, REC_HISTORY);
     cJSON_ArrayForEach(it, row) pb_item(&b->rec, HISTORY_ITEM, it->string, it);
-    double step = jnum(row, "_step", 0);
+    double step = mt_sj_num(row, "_step", 0);
     mt_enc_pb_begin(&b->rec, HISTORY_STEP);
     if (step > 0)
         mt_enc_pb_varint(&b->rec, STEP_NUM, (uint64_t)step);
@@ -522,7 +482,7 @@ static void stats_record(struct wb *b, const cJSON *row)
 {
     const cJSON *it;
     record_begin(b, REC_STATS);
-    pb_timestamp(&b->rec, STATS_TIMESTAMP, jnum(row, "_timestamp", (double)time(NULL)));
+    pb_timestamp(&b->rec, STATS_TIMESTAMP, mt_sj_num(row, "_timestamp", (double)time(NULL)));
     cJSON_ArrayForEach(it, row)
     {
         char key[256], num[64];
@@ -570,7 +530,7 @@ static enum mt_upload_result wb_send_summary(void *p, const cJSON *summary)
         const cJSON *sent = cJSON_GetObjectItemCaseSensitive(b->summary_sent, it->string);
         if (j && !(cJSON_IsString(sent) && strcmp(sent->valuestring, j) == 0)) {
             pb_item(&b->rec, UPDATE, it->string, it);
-            set_str(b->summary_sent, it->string, j);
+            mt_sj_set_str(b->summary_sent, it->string, j);
             any = 1;
         }
         free(j);
@@ -657,7 +617,7 @@ static enum mt_upload_result wb_set_state(void *p, const cJSON *run, const char 
     struct wb *b = p;
     char err[1200];
     if (strcmp(state, "running") == 0) {
-        if (!jtrue(b->state, "exit"))
+        if (!mt_sj_true(b->state, "exit"))
             return MT_UPLOAD_OK;
         /* resumed after its end: W&B's way, a new offline directory */
         mt_outfile_close(&b->file);
@@ -669,11 +629,11 @@ static enum mt_upload_result wb_set_state(void *p, const cJSON *run, const char 
             event_msg(b, "upload_refused", "wandb dir", err);
         return res;
     }
-    if (jtrue(b->state, "exit"))
+    if (mt_sj_true(b->state, "exit"))
         return MT_UPLOAD_OK;
     double num0 = b->num;
     /* the code a shell reports: the exit status, or 128 + the signal */
-    int code = (int)jnum(run, "exit_code", -1), sig = (int)jnum(run, "signal", 0);
+    int code = (int)mt_sj_num(run, "exit_code", -1), sig = (int)mt_sj_num(run, "signal", 0);
     if (sig > 0)
         code = 128 + sig;
     else if (code < 0)
@@ -681,7 +641,7 @@ static enum mt_upload_result wb_set_state(void *p, const cJSON *run, const char 
     record_begin(b, REC_EXIT);
     if (code)
         mt_enc_pb_varint(&b->rec, EXIT_CODE, (uint64_t)code);
-    double rt = jnum(run, "runtime", 0);
+    double rt = mt_sj_num(run, "runtime", 0);
     if (rt >= 1)
         mt_enc_pb_varint(&b->rec, EXIT_RUNTIME, (uint64_t)llround(rt));
     record_end(b);
@@ -689,7 +649,7 @@ static enum mt_upload_result wb_set_state(void *p, const cJSON *run, const char 
     record_end(b);
     enum mt_upload_result res = flush_out(b, num0);
     if (res == MT_UPLOAD_OK)
-        set_bool(b->state, "exit", 1);
+        mt_sj_set_bool(b->state, "exit", 1);
     return res;
 }
 
@@ -699,36 +659,36 @@ static void wb_finish(void *p, const cJSON *run)
 {
     struct wb *b = p;
     (void)run;
-    if (b->o.exporting || b->sync_tried || jtrue(b->state, "synced") ||
-        !jtrue(b->state, "exit") || !mt_upload_online(&b->o))
+    if (b->o.exporting || b->sync_tried || mt_sj_true(b->state, "synced") ||
+        !mt_sj_true(b->state, "exit") || !mt_upload_online(&b->o))
         return;
     b->sync_tried = 1;
     char wandb[PATH_MAX], msg[1200];
     cJSON *f = cJSON_CreateObject();
-    cJSON_AddStringToObject(f, "dir", jstr(b->state, "dir"));
+    cJSON_AddStringToObject(f, "dir", mt_sj_str(b->state, "dir"));
     if (mt_wandb__find(b->o.wandb_command, wandb, sizeof(wandb)) != 0) {
-        if (jtrue(b->state, "told")) {
+        if (mt_sj_true(b->state, "told")) {
             cJSON_Delete(f);
             return;
         }
-        set_bool(b->state, "told", 1);
+        mt_sj_set_bool(b->state, "told", 1);
         cJSON_AddFalseToObject(f, "ok");
         cJSON_AddStringToObject(f, "message",
                                 "wandb is not installed: `pip install wandb`, then "
                                 "`metrictap sync --to wandb` uploads the directory kept here");
         if (!b->o.quiet)
             fprintf(stderr, "metrictap: wandb is not installed: `pip install wandb`, then "
-                            "`metrictap sync --to wandb` uploads %s\n", jstr(b->state, "dir"));
-        event_json(b, "wandb_sync", f);
+                            "`metrictap sync --to wandb` uploads %s\n", mt_sj_str(b->state, "dir"));
+        mt_sj_event(b->io, "wandb_sync", f);
         return;
     }
-    int r = mt_wandb__sync(wandb, jstr(b->state, "dir"), b->o.wandb_sync_timeout_s, msg,
+    int r = mt_wandb__sync(wandb, mt_sj_str(b->state, "dir"), b->o.wandb_sync_timeout_s, msg,
                            sizeof(msg));
     cJSON_AddBoolToObject(f, "ok", r == 0);
     cJSON_AddStringToObject(f, "message", msg);
-    event_json(b, "wandb_sync", f);
+    mt_sj_event(b->io, "wandb_sync", f);
     if (r == 0)
-        set_bool(b->state, "synced", 1);
+        mt_sj_set_bool(b->state, "synced", 1);
     else if (!b->o.quiet)
         fprintf(stderr, "metrictap: wandb: %s\n", msg);
 }
