@@ -352,8 +352,9 @@ def real_sync(tmp, run_dir, stub):
     shutil.copytree(run_dir, copy)
     env = {**os.environ, "WANDB_API_KEY": wandb_stub.API_KEY, "WANDB_BASE_URL": stub.url,
            "HOME": str(tmp), "WANDB_MODE": "online"}
+    # (sync writes its logs into ./wandb: the test's directory, not the tree's)
     return subprocess.run(["timeout", "120", str(VENV_BIN / "wandb"), "sync", str(copy)], env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp)
 
 
 def test_framing_edges_reach_wandb_whole(tmp_path, store, stub):
