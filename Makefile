@@ -4,7 +4,7 @@
 
 CC      ?= cc
 B       := build
-PKGS    := libcurl libcjson libelf libpcre2-8 yaml-0.1 sqlite3
+PKGS    := libcurl libcjson libelf libpcre2-8 yaml-0.1 sqlite3 zlib
 WERROR  ?= -Werror
 OPT     ?= -O2
 BASE_CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-format-truncation $(WERROR) -MMD -MP -D_GNU_SOURCE
@@ -24,6 +24,8 @@ COMMON_SRC  := $(wildcard common/*.c)
 PARSERS_SRC := $(wildcard parsers/*.c)
 CONFIG_SRC  := $(wildcard config/*.c)
 AGENT_SRC   := $(filter-out agent/main.c,$(wildcard agent/*.c))
+# The uploader's backends, one file each (agent/backends/README in README.md).
+AGENT_SRC   += $(wildcard agent/backends/*.c)
 CLI_SRC     := $(wildcard cli/*.c)
 PRELOAD_SRC := $(wildcard preload/*.c)
 # The shim links only what it needs from common/, compiled position-independent.

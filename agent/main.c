@@ -367,34 +367,56 @@ static int setup(struct mt_agent *a, char *err, size_t errsz, int *off)
     return 0;
 }
 
-/* ---- upload (agent/upload.c) ---- */
+/* ---- upload (agent/upload.c), one uploader per backend ---- */
 
-/* Starts the uploader when a backend is configured and the mode is online.
+static void upload_error(struct mt_agent *a, const char *backend, const char *err)
+{
+    struct mt_buf f;
+    mt_buf_init(&f, 2048);
+    mt_buf_adds(&f, "\"backend\":");
+    mt_buf_json_string(&f, backend, strlen(backend));
+    mt_buf_adds(&f, ",\"message\":");
+    mt_buf_json_string(&f, err, strlen(err));
+    mt_store_event(&a->store, mt_now_unix(), "upload_error", f.data);
+    mt_buf_free(&f);
+}
+
+/* Starts an uploader for each chosen backend that the mode lets run.
  * MLFLOW_TRACKING_URI counts below METRICTAP_UPLOAD_URL and above the files. */
 static void upload_start(struct mt_agent *a)
 {
     struct mt_upload_opts o;
-    char err[1024], fields[1200];
+    char err[1024], names[8][32];
     mt_upload_opts_init(&o);
-    if (a->cfg.upload_backend && a->cfg.upload_backend[0])
-        snprintf(o.backend, sizeof o.backend, "%s", a->cfg.upload_backend);
-    if (a->cfg.upload_flush_timeout > 0)
-        o.finish_timeout_s = a->cfg.upload_flush_timeout;
-    if (mt_upload_opts_from_env(&o, err, sizeof err) != 0)
-        goto fail;
-    const char *env_url = getenv("METRICTAP_UPLOAD_URL");
-    const char *mlflow_url = getenv("MLFLOW_TRACKING_URI");
-    if ((!env_url || !*env_url) && (!mlflow_url || !*mlflow_url) && a->cfg.upload_url)
-        snprintf(o.url, sizeof o.url, "%s", a->cfg.upload_url);
-    if ((a->cfg.mode && strcmp(a->cfg.mode, "online") != 0) || !mt_upload_enabled(&o))
+    mt_upload_opts_from_config(&o, &a->cfg);
+    if (mt_upload_opts_from_env(&o, err, sizeof err) != 0) {
+        upload_error(a, o.backend, err);
         return;
+    }
+    int n = mt_upload_choose(a->cfg.upload_to, &o, names, 8, err, sizeof err);
+    if (n < 0)
+        upload_error(a, "", err);
     o.quiet = 1;
-    a->uploader = mt_uploader_start(a->store.dir, &o, err, sizeof err);
-    if (a->uploader)
-        return;
-fail:
-    snprintf(fields, sizeof fields, "\"message\":\"%.1000s\"", err);
-    mt_store_event(&a->store, mt_now_unix(), "upload_error", fields);
+    for (int i = 0; i < n && a->nuploaders < MT_AGENT_UPLOADERS; i++) {
+        snprintf(o.backend, sizeof o.backend, "%s", names[i]);
+        if (!mt_upload_wanted(&o))
+            continue;
+        struct mt_uploader *u = mt_uploader_start(a->store.dir, &o, err, sizeof err);
+        if (u)
+            a->uploaders[a->nuploaders++] = u;
+        else
+            upload_error(a, names[i], err);
+    }
+}
+
+/* Flushes every backend at once, each for at most its timeout. */
+static void upload_finish(struct mt_agent *a)
+{
+    for (int i = 0; i < a->nuploaders; i++)
+        mt_uploader_finish_begin(a->uploaders[i], -1);
+    for (int i = 0; i < a->nuploaders; i++)
+        mt_uploader_finish(a->uploaders[i], -1);
+    a->nuploaders = 0;
 }
 
 /* ---- the loop ---- */
@@ -525,8 +547,7 @@ static void finish(struct mt_agent *a)
     remove_channel(a);
     /* The program and its launcher are gone: flush for a bounded time, the
      * rest is left to `metrictap sync`. */
-    mt_uploader_finish(a->uploader, -1);
-    a->uploader = NULL;
+    upload_finish(a);
 }
 
 static void usage(void)

@@ -130,7 +130,9 @@ struct mt_agent {
     /* persist, then parse (journal.c, parse_stage.c) */
     struct mt_journal *journal;
     struct mt_parse_stage *stage;
-    struct mt_uploader *uploader;
+#define MT_AGENT_UPLOADERS 8
+    struct mt_uploader *uploaders[MT_AGENT_UPLOADERS]; /* one per backend (main.c) */
+    int nuploaders;
     uint32_t nsources;     /* journal source ids handed out */
     int agent_lock;        /* <run>/.agent.lock, held for the agent's life */
     int recovering;        /* parsing a dead agent's journal (recover.c) */

@@ -29,10 +29,16 @@ enum mt_upload_result {
 };
 
 struct mt_upload_opts {
-    char backend[32];          /* "mlflow" */
+    char backend[32];          /* "mlflow", "tensorboard", "wandb" */
     char url[1024];            /* tracking URI, http(s)://host[:port][/prefix] */
     char username[256], password[256], token[1024];
     char ca_path[1024];        /* extra CA bundle (MLFLOW_TRACKING_SERVER_CERT_PATH) */
+    char mode[16];             /* online | offline | disabled; "" is online */
+    char tensorboard_dir[1024];/* TensorBoard logdir; "" ./tensorboard */
+    char wandb_dir[1024];      /* W&B's WANDB_DIR (runs go to <dir>/wandb/); "" . */
+    char wandb_entity[256];    /* WANDB_ENTITY */
+    char wandb_command[1024];  /* the `wandb` program; "" found on PATH */
+    double wandb_sync_timeout_s; /* one `wandb sync` at most this long (300 s) */
     double interval_s;         /* send at least this often while data waits (1 s) */
     double finish_timeout_s;   /* mt_uploader_finish() flushes this long at most (30 s) */
     double sync_timeout_s;     /* mt_upload_sync_run() gives up after this long (600 s) */
@@ -42,6 +48,7 @@ struct mt_upload_opts {
     size_t batch_max;          /* points per request, at most the backend's limit (1000) */
     size_t param_value_max;    /* longest param value sent (6000, MLflow's limit) */
     int quiet;                 /* no messages on stderr */
+    int exporting;             /* `metrictap export`: write files, start no upload of them */
     /* Tests and future callers may hand a backend directly; NULL: by name. */
     const struct mt_upload_backend *backend_ops;
 };
@@ -60,6 +67,30 @@ int mt_upload_opts_from_env(struct mt_upload_opts *o, char *err, size_t errsz);
 /* Is online upload wanted?  0 when METRICTAP_MODE=offline|disabled or
  * WANDB_MODE=offline|dryrun|disabled, or when no backend URL is set. */
 int mt_upload_enabled(const struct mt_upload_opts *o);
+/* The same without the URL: is the mode online? */
+int mt_upload_online(const struct mt_upload_opts *o);
+
+/* Takes upload.to (or upload.backend), upload.url, the mode, the
+ * tensorboard.* and wandb.* keys and upload.flush_timeout from a loaded
+ * config (struct mt_config), before mt_upload_opts_from_env. */
+struct mt_config;
+void mt_upload_opts_from_config(struct mt_upload_opts *o, const struct mt_config *cfg);
+
+/* The backends to run: the comma-separated `to` (--to, upload.to,
+ * METRICTAP_UPLOAD_TO), else "mlflow" when a tracking URL is set.  Writes up
+ * to `max` names; returns how many, or -EINVAL with a message naming the
+ * unknown backend and the known ones. */
+int mt_upload_choose(const char *to, const struct mt_upload_opts *o, char names[][32], int max,
+                     char *err, size_t errsz);
+
+/* Before a run: each chosen file backend that cannot write where it would
+ * gets one "metrictap: ..." line on stderr (the run goes on without it).
+ * `to` as for mt_upload_choose. */
+void mt_upload_preflight(const char *to, const struct mt_upload_opts *o);
+
+/* Should this backend run now?  A backend that writes files runs in any
+ * mode but disabled; one with a server only online and with a URL. */
+int mt_upload_wanted(const struct mt_upload_opts *o);
 
 /* Starts the upload thread for run_dir.  Never blocks on the network.
  * Returns NULL (with a message in err) when the backend is unknown, the URL
@@ -69,6 +100,10 @@ struct mt_uploader *mt_uploader_start(const char *run_dir, const struct mt_uploa
 
 /* New data was appended: send soon if a batch is full.  Cheap, never blocks. */
 void mt_uploader_notify(struct mt_uploader *u);
+
+/* Starts the final flush without waiting for it (so that several backends
+ * flush at once); mt_uploader_finish then waits.  timeout_s as below. */
+void mt_uploader_finish_begin(struct mt_uploader *u, double timeout_s);
 
 /* Flushes for at most timeout_s (< 0: the opts' finish_timeout_s), sets the
  * final state and uploads the artifacts, stops the thread and frees u

@@ -1,15 +1,32 @@
-/* The interface between the uploader (upload.c) and one backend
- * (mlflow_backend.c; wandb or tensorboard later, one file each).
+/* The interface between the uploader (upload.c, upload_read.c) and one
+ * backend (agent/backends/<name>.c: mlflow.c, tensorboard.c, wandb.c).
  *
  * The uploader reads the store, keeps the cursor and the retry schedule; a
- * backend only talks to its server.  Every call returns an mt_upload_result:
- * OK (items the server refused were dropped, each reported through
- * io->event), RETRY (nothing or part of it done: the uploader calls again
- * with the same items after a backoff), never DROP for a whole call unless
- * the run itself cannot be uploaded.  A backend whose server appends (MLflow
- * metrics) must make a repeated send_points() idempotent itself; it can ask
- * the uploader how often a point occurs in the store before the batch
- * (io->count_prior) to tell a point that landed from an identical older one. */
+ * backend only writes to its server or its files.  Every call returns an
+ * mt_upload_result: OK (items the backend refused were dropped, each reported
+ * through io->event), RETRY (nothing or part of it done: the uploader calls
+ * again with the same items after a backoff), DROP only when the run itself
+ * cannot go to this backend.
+ *
+ * The uploader hands a backend the store in two shapes, and the backend
+ * says which it takes:
+ *   points (send_points): one value of one key at one step, with the key in
+ *     the backend's naming (map_key) and the step resolved from the metric's
+ *     step_metric (upload_read.c says how); a row may be split between two
+ *     calls.  MLflow and TensorBoard.
+ *   rows (send_rows, whole_rows = 1): each line of history.jsonl and
+ *     system.jsonl whole, never split.  W&B.
+ * A backend whose server appends (MLflow metrics) must make a repeated
+ * send_points() idempotent itself; it can ask the uploader how often a point
+ * occurs in the store before the batch (io->count_prior) to tell a point that
+ * landed from an identical older one.  A backend that writes files keeps the
+ * size it has written in its state and cuts the file back to it on open, so a
+ * batch written but not yet recorded in the cursor is not written twice.
+ *
+ * `state` (given to open_run) is the backend's own part of the cursor, a cJSON
+ * object owned by the uploader and alive as long as the backend: the backend
+ * may change it in any call, and the uploader saves it with the read position
+ * after each call that returned OK, in one atomic write. */
 #ifndef MT_UPLOAD_BACKEND_H
 #define MT_UPLOAD_BACKEND_H
 
@@ -29,8 +46,11 @@ struct mt_upload_point {
     int64_t step;
 };
 
-struct mt_upload_kv {
-    const char *key, *value;
+/* One line of history.jsonl (system = 0) or system.jsonl (system = 1). */
+struct mt_upload_row {
+    int system;
+    long long line;               /* 0-based line number in its file */
+    const cJSON *json;            /* the parsed line, owned by the uploader */
 };
 
 /* What the uploader lends a backend. */
@@ -45,39 +65,60 @@ struct mt_upload_io {
     /* Monotonic ms after which requests should give up (0: none). */
     const volatile int64_t *deadline_ms;
     struct mt_upload_stats *stats;
+    const char *run_dir;          /* the run's directory in the store */
 };
 
 struct mt_upload_backend {
-    const char *name;        /* cursor file upload/<name>.json */
-    size_t max_points;       /* per send_points call */
-    size_t max_params;       /* per send_params call */
-    size_t max_tags;         /* per send_tags call */
-    /* Maps a history key ("loss") or a system key ("system.cpu_percent") to the
-     * backend's key and the factor its values are multiplied by; returns 0,
-     * or -1 to skip the key. */
-    int (*map_key)(const char *key, int system, char *out, size_t outsz, double *scale);
-    /* Fills `out` (a cJSON object) with the run-level tags, key -> string,
-     * derived from run.json; the uploader sends the ones that changed. */
-    int (*run_tags)(const cJSON *run, cJSON *out);
+    const char *name;        /* --to NAME; cursor file upload/<name>.json */
+    int local;               /* writes files here: runs offline too (not under mode disabled) */
+    int whole_rows;          /* takes rows (send_rows), not points */
+    size_t max_points;       /* per send_points call (rows per send_rows call) */
     void *(*create)(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *err,
                     size_t errsz);
+    /* Optional, before a run: can this backend write where it would?  0, or
+     * -errno with the reason in err (`metrictap run` says it in one line). */
+    int (*check)(const struct mt_upload_opts *o, char *err, size_t errsz);
     void (*destroy)(void *be);
-    /* Makes sure the remote run exists.  `state` is the backend's own part of
-     * the cursor (a cJSON object, e.g. the remote run id), saved by the
-     * uploader after OK; `run` is run.json. */
+    /* Point backends: maps a history key ("loss") or a system key
+     * ("system.cpu_percent") to the backend's key and the factor its values
+     * are multiplied by; returns 0, or -1 to skip the key. */
+    int (*map_key)(const char *key, int system, char *out, size_t outsz, double *scale);
+    /* Makes sure the remote run (or the output files) exists; `run` is
+     * run.json, `state` see above. */
     enum mt_upload_result (*open_run)(void *be, const cJSON *run, cJSON *state);
+    /* run.json changed (config, name, tags, notes...): send what changed. */
+    enum mt_upload_result (*update_run)(void *be, const cJSON *run);
     enum mt_upload_result (*send_points)(void *be, const struct mt_upload_point *pts, size_t n);
-    /* Write-once parameters; value_max is the longest value to send. */
-    enum mt_upload_result (*send_params)(void *be, const struct mt_upload_kv *kv, size_t n);
-    enum mt_upload_result (*send_tags)(void *be, const struct mt_upload_kv *kv, size_t n);
-    /* state: running|finished|failed|crashed|killed|lost; end_time unix s or < 0. */
-    enum mt_upload_result (*set_state)(void *be, const char *state, double end_time);
-    /* Uploads one file of the run directory under `name`. */
+    enum mt_upload_result (*send_rows)(void *be, const struct mt_upload_row *rows, size_t n);
+    /* Optional: summary.json changed. */
+    enum mt_upload_result (*send_summary)(void *be, const cJSON *summary);
+    /* Optional: output.log grew by these bytes (complete lines, except at the
+     * end of the run). */
+    enum mt_upload_result (*send_output)(void *be, const char *bytes, size_t n);
+    /* state: running|finished|failed|crashed|killed|lost, with run.json. */
+    enum mt_upload_result (*set_state)(void *be, const cJSON *run, const char *state);
+    /* Optional: hands over one file of the run directory under `name` at the
+     * end (output.log, crash.txt, diff.patch, run.json; ignore globs already
+     * applied).  OK for a file the backend does not want. */
     enum mt_upload_result (*put_file)(void *be, const char *name, const char *path);
-    /* Seconds the server asked us to wait (Retry-After) after the last RETRY, or 0. */
+    /* Optional: the run is complete in the backend (final state set, files
+     * handed over): what comes after it, e.g. handing a W&B directory to
+     * `wandb sync`.  Called at the end of each final flush and each sync,
+     * so it must itself know what it already did. */
+    void (*finish)(void *be, const cJSON *run);
+    /* Optional: seconds the server asked us to wait (Retry-After) after the
+     * last RETRY, or 0. */
     double (*retry_after)(void *be);
 };
 
+/* The backends (agent/backends/backends.c). */
 extern const struct mt_upload_backend mt_mlflow_backend;
+extern const struct mt_upload_backend mt_tensorboard_backend;
+extern const struct mt_upload_backend mt_wandb_backend;
+
+/* The backend called `name`, or NULL. */
+const struct mt_upload_backend *mt_upload_backend_find(const char *name);
+/* "mlflow, tensorboard, wandb": the names, for messages. */
+const char *mt_upload_backend_names(void);
 
 #endif

@@ -439,8 +439,8 @@ static void periodic(struct mt_agent *a, struct mt_parse_stage *st, double now)
     }
     if (now - st->last_flush >= FLUSH_EVERY_S) {
         mt_store_flush(&a->store);
-        if (a->uploader)
-            mt_uploader_notify(a->uploader);
+        for (int i = 0; i < a->nuploaders; i++)
+            mt_uploader_notify(a->uploaders[i]);
         st->last_flush = now;
     }
     if (a->recovering)

@@ -2,12 +2,15 @@
 #include "mt_recover.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -383,6 +386,39 @@ static int settle_without_journal(const char *run_dir, cJSON *run, const char *r
     return MT_RECOVER_DONE;
 }
 
+/* The capture channel a dead agent left on tmpfs (metrictap-<id>-XXXXXX,
+ * main.c's make_channel): removed when it is ours and its agent is gone, so
+ * killed agents do not fill /dev/shm. */
+static void remove_dead_channels(const char *id)
+{
+    const char *bases[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "metrictap-%s-", id);
+    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
+        if (!bases[i] || !*bases[i])
+            continue;
+        DIR *d = opendir(bases[i]);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+                continue;
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, "%s/%s", bases[i], e->d_name);
+            struct stat st;
+            if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+                continue;
+            struct mt_ctl *ctl = mt_channel_map_ctl(dir);
+            pid_t agent = ctl ? (pid_t)ctl->agent_pid : 0;
+            if (ctl && agent > 0 && kill(agent, 0) != 0 && errno == ESRCH)
+                mt_channel_remove(dir, ctl);
+            else if (ctl)
+                munmap(ctl, MT_CTL_SIZE);
+        }
+        if (d)
+            closedir(d);
+    }
+}
+
 int mt_recover_run(const char *run_dir, const struct mt_recover_opts *o, char *msg,
                    size_t msgsz)
 {
@@ -450,6 +486,7 @@ int mt_recover_run(const char *run_dir, const struct mt_recover_opts *o, char *m
     snprintf(msg, msgsz, "run %s: %s, %llu records parsed from its journal", a->id, a->state,
              (unsigned long long)(parsed - before));
     result = MT_RECOVER_DONE;
+    remove_dead_channels(a->id);
     free_agent(a);
     free(a);
 out:

@@ -24,6 +24,8 @@ static const struct command commands[] = {
     { "reindex", mt_cmd_reindex, "rebuild the index from the run directories" },
     { "recover", mt_cmd_recover, "finish runs whose agent died: metrictap recover RUN... | --all" },
     { "sync", mt_cmd_sync, "upload what runs kept: metrictap sync [-j N] RUN... | --all" },
+    { "export", mt_cmd_export_to, "write runs of the store as W&B or TensorBoard files: "
+                                  "metrictap export --to wandb|tensorboard RUN... | --all" },
     { "parse", mt_cmd_parse, "try extraction rules on a log: metrictap parse [-c FILE] LOG" },
     { "import", mt_cmd_import, "turn a log into a run: metrictap import [-c FILE] LOG" },
     { "config", mt_cmd_config, "check the config, or list its keys: metrictap config --help" },

@@ -14,6 +14,12 @@ int mt_cmd_tag(int argc, char **argv);
 int mt_cmd_rename(int argc, char **argv);
 int mt_cmd_rm(int argc, char **argv);
 int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
+/* sync's body; exporting: write files only (`metrictap export --to`), start
+ * no upload of them (no `wandb sync`). */
+int mt_cli_sync_main(int argc, char **argv, int exporting);
+int mt_cmd_export_to(int argc, char **argv); /* cli/export_to.c */
+/* cli/upload_state.c: each backend's state and last problem, for show. */
+void mt_cli_print_uploads(const char *run_dir);
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);

@@ -29,6 +29,7 @@
 #include "../agent/mt_store.h"
 #include "../config/mt_config.h"
 #include "mt_capture.h"
+#include "../agent/mt_upload.h"
 #include "mt_cli.h"
 
 extern char **environ;
@@ -55,6 +56,7 @@ static const struct {
     { "--config", "METRICTAP_CONFIG" },     { "-c", "METRICTAP_CONFIG" },
     { "--dir", "METRICTAP_DIR" },           { "--mode", "METRICTAP_MODE" },
     { "--program", "METRICTAP_PROGRAM" },
+    { "--to", "METRICTAP_UPLOAD_TO" },      { "--tensorboard-dir", "METRICTAP_TENSORBOARD_DIR" },
     { NULL, NULL },
 };
 
@@ -65,9 +67,22 @@ static int usage(void)
           "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
           "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
           "                     [--program NAME (the trainer whose preset parses the output)]\n"
+          "                     [--to mlflow,tensorboard,wandb] [--tensorboard-dir D]\n"
           "                     -- CMD [ARGS...]\n",
           stderr);
     return 2;
+}
+
+/* A TensorBoard logdir or W&B directory that cannot be written: said once
+ * here, where the user sees it (the agent's stderr is /dev/null). */
+static void check_backends(const struct mt_config *cfg)
+{
+    struct mt_upload_opts o;
+    char err[1024];
+    mt_upload_opts_init(&o);
+    mt_upload_opts_from_config(&o, cfg);
+    if (mt_upload_opts_from_env(&o, err, sizeof err) == 0)
+        mt_upload_preflight(cfg->upload_to, &o);
 }
 
 static char **environment_without_preload(void)
@@ -319,6 +334,7 @@ int mt_cmd_run(int argc, char **argv)
         exit(exec_untracked(cmd));
     check_resume(&cfg);
     check_runnable(cmd[0]);
+    check_backends(&cfg);
 
     char shim[4096], agent[4096];
     if (mt_cli_find_beside("libmetrictap.so", shim, sizeof shim) != 0)

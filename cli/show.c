@@ -599,6 +599,7 @@ int mt_cmd_show(int argc, char **argv)
     print_values("config", cJSON_GetObjectItemCaseSensitive(runs[0].run, "config"));
     print_values("summary", runs[0].summary);
     print_system(runs[0].dir);
+    mt_cli_print_uploads(runs[0].dir);
     print_output(runs[0].dir, lines);
     if (runs[0].hist.bad_lines)
         printf("history: %zu rows, %zu unreadable lines skipped\n", runs[0].hist.rows,

@@ -18,6 +18,7 @@
 
 struct job {
     char dir[PATH_MAX];
+    char backend[32];
     int result;
     char msg[1024];
 };
@@ -52,6 +53,22 @@ static int add_job(struct pool *p, size_t *cap, const char *dir)
     }
     memset(&p->jobs[p->n], 0, sizeof(p->jobs[0]));
     snprintf(p->jobs[p->n].dir, sizeof(p->jobs[0].dir), "%s", dir);
+    p->n++;
+    return 0;
+}
+
+/* Another job for the run of job i (for the next backend). */
+static int add_job_dup(struct pool *p, size_t *cap, size_t i)
+{
+    if (p->n == *cap) {
+        size_t nc = *cap * 2;
+        struct job *nj = realloc(p->jobs, nc * sizeof(*nj));
+        if (!nj)
+            return -ENOMEM;
+        p->jobs = nj;
+        *cap = nc;
+    }
+    p->jobs[p->n] = p->jobs[i];
     p->n++;
     return 0;
 }
@@ -99,41 +116,56 @@ static void *worker(void *arg)
         if (i >= p->n)
             break;
         struct job *j = &p->jobs[i];
-        j->result = mt_upload_sync_run(j->dir, p->opts, j->msg, sizeof(j->msg));
+        struct mt_upload_opts o = *p->opts;
+        snprintf(o.backend, sizeof(o.backend), "%s", j->backend);
+        j->result = mt_upload_sync_run(j->dir, &o, j->msg, sizeof(j->msg));
     }
     return NULL;
 }
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap sync [-j N] [-q] RUN... | --all\n"
+    fprintf(stderr, "usage: metrictap sync [--to mlflow,tensorboard,wandb] [-j N] [-q] RUN... | "
+                    "--all\n"
                     "  RUN is a run id, PROJECT/ID or a run directory\n");
     return 2;
 }
 
 int mt_cmd_sync(int argc, char **argv)
 {
+    return mt_cli_sync_main(argc, argv, 0);
+}
+
+int mt_cli_sync_main(int argc, char **argv, int exporting)
+{
     struct mt_config cfg;
     struct mt_upload_opts opts;
     struct pool p = {.mu = PTHREAD_MUTEX_INITIALIZER};
     size_t cap = 0;
-    int all = 0, quiet = 0, jobs = 4, result = 0;
-    char err[1024];
+    int all = 0, quiet = 0, jobs = 4, result = 0, nbe;
+    char err[1024], names[8][32];
+    const char *to = NULL;
 
     mt_cli_load_config(&cfg);
     mt_upload_opts_init(&opts);
-    if (cfg.upload_backend && cfg.upload_backend[0])
-        snprintf(opts.backend, sizeof(opts.backend), "%s", cfg.upload_backend);
-    if (cfg.upload_url && cfg.upload_url[0])
-        snprintf(opts.url, sizeof(opts.url), "%s", cfg.upload_url);
+    mt_upload_opts_from_config(&opts, &cfg);
     if (mt_upload_opts_from_env(&opts, err, sizeof(err)) != 0) {
         fprintf(stderr, "metrictap: %s\n", err);
         result = 2;
         goto out;
     }
-    if (!opts.url[0]) {
-        fprintf(stderr, "metrictap: sync: no tracking server; set MLFLOW_TRACKING_URI or "
-                        "upload.url\n");
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--to") == 0)
+            to = argv[i + 1];
+    nbe = mt_upload_choose(to ? to : cfg.upload_to, &opts, names, 8, err, sizeof(err));
+    if (nbe < 0) {
+        fprintf(stderr, "metrictap: sync: %s\n", err);
+        result = 2;
+        goto out;
+    }
+    if (nbe == 0) {
+        fprintf(stderr, "metrictap: sync: nothing to sync to; give --to mlflow,tensorboard,wandb, "
+                        "upload.to, or set MLFLOW_TRACKING_URI\n");
         result = 2;
         goto out;
     }
@@ -150,6 +182,8 @@ int mt_cmd_sync(int argc, char **argv)
         const char *a = argv[i];
         if (strcmp(a, "--all") == 0) {
             all = 1;
+        } else if (strcmp(a, "--to") == 0 && i + 1 < argc) {
+            i++; /* read above */
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             quiet = 1;
         } else if (strcmp(a, "-j") == 0 && i + 1 < argc) {
@@ -187,7 +221,19 @@ int mt_cmd_sync(int argc, char **argv)
         result = usage();
         goto out;
     }
+    /* one job per run and backend: each backend has its own cursor and lock */
+    size_t nruns = p.n;
+    for (int b = 0; b < nbe; b++)
+        for (size_t r = 0; r < nruns; r++) {
+            if (b > 0) {
+                if (add_job_dup(&p, &cap, r) != 0)
+                    goto oom;
+            }
+            snprintf(p.jobs[b == 0 ? r : p.n - 1].backend, sizeof(p.jobs[0].backend), "%s",
+                     names[b]);
+        }
     opts.quiet = quiet;
+    opts.exporting = exporting;
     p.opts = &opts;
     /* A run whose agent died is finished before it is sent (here, not in
      * the workers: a recovery reads the run's config in its directory). */
@@ -208,7 +254,8 @@ int mt_cmd_sync(int argc, char **argv)
         if (j->result != 0)
             result = 1;
         if (j->result != 0 || !quiet)
-            fprintf(stderr, "metrictap: sync: %s\n", j->msg);
+            fprintf(stderr, "metrictap: %s: %s: %s\n", exporting ? "export" : "sync", j->backend,
+                    j->msg);
     }
     goto out;
 oom:

@@ -59,7 +59,12 @@ struct mt_config {
     double system_window;   /* seconds */
     int code_disabled;
     char *ignore_globs;     /* comma-separated */
-    char *upload_backend;   /* "" | mlflow */
+    char *upload_backend;   /* "" | mlflow (one backend; upload.to lists several) */
+    char *upload_to;        /* comma-separated backends: mlflow,tensorboard,wandb */
+    char *tensorboard_logdir; /* TensorBoard's --logdir; runs go to <logdir>/<project>/<name>-<id> */
+    char *wandb_dir;        /* WANDB_DIR: W&B runs go to <dir>/wandb/ */
+    char *wandb_entity;
+    double wandb_sync_timeout; /* one `wandb sync` at the end of a run, at most */
     char *upload_url;
     double upload_flush_timeout;
     uint64_t ring_size;     /* bytes per process ring */

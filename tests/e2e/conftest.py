@@ -212,11 +212,18 @@ def system_key(k):
 
 
 def expected_points(run_dir):
-    """{mlflow key: Counter((step, ts_ms, value))} for a run directory."""
+    """{mlflow key: Counter((step, ts_ms, value))} for a run directory.
+
+    The step rule (README "Uploading"): a metric's step_metric's value when
+    that axis is an integer one; a fractional axis gives way to the first
+    integer axis of run.json's axes, else the row counter is the step and the
+    fractional axis is a metric of its own; axes are not metrics."""
     run_dir = Path(run_dir)
     run = json.loads((run_dir / "run.json").read_text())
     defs = {k: v["step_metric"] for k, v in (run.get("metrics") or {}).items()
             if isinstance(v, dict) and v.get("step_metric")}
+    axis_names = list(run.get("axes") or [])
+    all_axes = set(axis_names) | set(defs.values())
 
     def axis_of(key):
         for name, ax in defs.items():
@@ -225,20 +232,36 @@ def expected_points(run_dir):
         return None
 
     out = defaultdict(Counter)
-    axes = {}
+    axes, fractional = {}, set()
     for i, line in enumerate(_lines(run_dir / "history.jsonl")):
         row = json.loads(line)
-        for ax in defs.values():
+        for ax in all_axes:
             v = _num(row.get(ax))
             if v is not None and math.isfinite(v):
                 axes[ax] = v
+                if v != math.floor(v):
+                    fractional.add(ax)
+        row_step = int(row.get("_step", i))
+        ts = _ms(row.get("_timestamp", 0))
+        shown = []
         for k, v in row.items():
             val = _num(v)
-            if k.startswith("_") or val is None:
+            if k.startswith("_") or val is None or k in all_axes:
                 continue
             ax = axis_of(k)
-            step = int(math.floor(axes[ax] + 0.5)) if ax in axes else int(row.get("_step", i))
-            out[k][(step, _ms(row.get("_timestamp", 0)), norm(val))] += 1
+            if ax not in axes:
+                step = row_step
+            elif ax not in fractional:
+                step = int(math.floor(axes[ax] + 0.5))
+            else:
+                ints = [a for a in axis_names if a in axes and a not in fractional]
+                step = int(math.floor(axes[ints[0]] + 0.5)) if ints else row_step
+                if not ints and ax not in shown:
+                    shown.append(ax)
+            out[k][(step, ts, norm(val))] += 1
+        for ax in shown:
+            if _num(row.get(ax)) is not None:
+                out[ax][(row_step, ts, norm(_num(row[ax])))] += 1
     for i, line in enumerate(_lines(run_dir / "system.jsonl")):
         row = json.loads(line)
         for k, v in row.items():
@@ -327,9 +350,9 @@ def store(tmp_path):
     yield d
 
 
-def agent_done(run_dir):
+def agent_done(run_dir, backend="mlflow"):
     """The agent's uploader has let go of the run (finished or gave up)."""
-    lock = Path(run_dir) / "upload" / "mlflow.lock"
+    lock = Path(run_dir) / "upload" / f"{backend}.lock"
     if not lock.exists():
         return True
     import fcntl
@@ -341,5 +364,5 @@ def agent_done(run_dir):
             return False
 
 
-__all__ = ["FaultProxy", "wait_until", "compare", "wait_equal", "expected_points", "run_dirs",
+__all__ = ["free_port", "VENV_BIN", "FaultProxy", "wait_until", "compare", "wait_equal", "expected_points", "run_dirs",
            "metrictap_env", "agent_done", "METRICTAP", "BUILD", "tempfile"]

@@ -5,6 +5,7 @@ and each test checks that the program ran as it would have, the store refused
 what it must with metrictap's own line, and nothing outside the store was
 written or created."""
 import os
+import signal
 import secrets
 import shutil
 import stat
@@ -235,12 +236,12 @@ def test_privileges_dropped_inside_the_tree_are_recorded(tmp_path):
 
 
 WRITER = r"""
-import os, sys
+import os, sys, time
 log, go = sys.argv[1], sys.argv[2]
 with open(log, "a") as f:
     f.write("loss: 1\n"); f.flush()
     while not os.path.exists(go):
-        pass
+        time.sleep(0.01)
     f.write("loss: 2\n"); f.flush()
 """
 
@@ -263,7 +264,7 @@ def test_watched_file_swapped_for_a_link_is_not_followed(place, tmp_path):
     log = logs / "train.log"
     p = subprocess.Popen([str(CLI), "run", "--watch", str(log), "--", "python3", str(script),
                           str(log), str(go)], cwd=tmp_path, env=v.env_for(store),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         run = v.wait_for(lambda: (store / "latest-run").exists() and v.latest_run(store),
                          what="the run")
@@ -273,7 +274,11 @@ def test_watched_file_swapped_for_a_link_is_not_followed(place, tmp_path):
         go.write_text("")
         out, err = p.communicate(timeout=60)
     finally:
-        p.kill()
+        go.write_text("")  # the writer stops waiting, whatever happened
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # metrictap and the writer below it
+        except ProcessLookupError:
+            pass
     assert p.returncode == 0 and err == b""
     wait_finished(run)
     assert "secret_loss" not in (run / "history.jsonl").read_text()

@@ -4,7 +4,7 @@
 #include <float.h>
 #include <math.h>
 
-#include "../../agent/mt_mlflow.h"
+#include "../../agent/backends/mt_mlflow.h"
 #include "../../agent/upload_internal.h"
 #include "mt_test.h"
 

@@ -32,12 +32,6 @@ static int fk_map(const char *key, int system, char *out, size_t outsz, double *
     snprintf(out, outsz, "%s%s", system ? "sys/" : "", key);
     return 0;
 }
-static int fk_tags(const cJSON *run, cJSON *out)
-{
-    (void)run;
-    cJSON_AddStringToObject(out, "t", "v");
-    return 0;
-}
 static void *fk_create(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *e,
                        size_t n)
 {
@@ -77,14 +71,14 @@ static enum mt_upload_result fk_points(void *b, const struct mt_upload_point *p,
     pthread_mutex_unlock(&srv.mu);
     return MT_UPLOAD_OK;
 }
-static enum mt_upload_result fk_kv(void *b, const struct mt_upload_kv *kv, size_t n)
+static enum mt_upload_result fk_update(void *b, const cJSON *run)
 {
-    (void)b, (void)kv, (void)n;
+    (void)b, (void)run;
     return MT_UPLOAD_OK;
 }
-static enum mt_upload_result fk_state(void *b, const char *state, double end)
+static enum mt_upload_result fk_state(void *b, const cJSON *run, const char *state)
 {
-    (void)b, (void)end;
+    (void)b, (void)run;
     snprintf(srv.state, sizeof(srv.state), "%s", state);
     return MT_UPLOAD_OK;
 }
@@ -97,9 +91,9 @@ static enum mt_upload_result fk_file(void *b, const char *name, const char *path
 static double fk_ra(void *b) { (void)b; return 0; }
 
 static const struct mt_upload_backend fake = {
-    .name = "fake", .max_points = 1000, .max_params = 100, .max_tags = 100,
-    .map_key = fk_map, .run_tags = fk_tags, .create = fk_create, .destroy = fk_destroy,
-    .open_run = fk_open, .send_points = fk_points, .send_params = fk_kv, .send_tags = fk_kv,
+    .name = "fake", .max_points = 1000,
+    .map_key = fk_map, .create = fk_create, .destroy = fk_destroy,
+    .open_run = fk_open, .update_run = fk_update, .send_points = fk_points,
     .set_state = fk_state, .put_file = fk_file, .retry_after = fk_ra,
 };
 
@@ -193,8 +187,9 @@ MT_TEST(uses_the_step_axis_of_a_defined_metric_across_restarts)
     put("history.jsonl", "{\"_step\":2,\"_timestamp\":3,\"val_acc\":\"-Infinity\",\"train_loss\":1}\n",
         "a");
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
-    MT_CHECK(srv.n == 8);
+    MT_CHECK(srv.n == 6); /* the axes epoch and batch are x, not metrics */
     MT_CHECK(count_key("val_acc") == 3);
+    MT_CHECK(count_key("epoch") == 0 && count_key("batch") == 0);
     for (size_t i = 0; i < srv.n; i++) {
         const struct mt_upload_point *p = &srv.pts[i];
         if (strcmp(p->key, "val_acc") == 0)
@@ -205,6 +200,94 @@ MT_TEST(uses_the_step_axis_of_a_defined_metric_across_restarts)
             MT_CHECK(p->step == 1 && isnan(p->value));
         if (strcmp(p->key, "val_acc") == 0 && p->ts_ms == 3000)
             MT_CHECK(isinf(p->value) && p->value < 0);
+    }
+}
+
+static void make_run_axes(const char *metrics, const char *axes)
+{
+    make_run("finished", metrics);
+    char rj[1024];
+    snprintf(rj, sizeof(rj),
+             "{\"id\":\"r1\",\"project\":\"p\",\"state\":\"finished\",\"start_time\":1.0,"
+             "\"config\":{},\"metrics\":%s,\"axes\":%s}\n", metrics, axes);
+    put("run.json", rj, "w");
+}
+
+/* make_run_axes writes a finished run; this one is still going. */
+static void set_state_running(void)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/run.json", dir);
+    char *t = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(p, "r");
+    if (f && getdelim(&t, &cap, '\0', f) > 0) {
+        char *s = strstr(t, "\"finished\"");
+        if (s) {
+            memmove(s + 9, s + 10, strlen(s + 10) + 1);
+            memcpy(s, "\"running\"", 9);
+        }
+    }
+    if (f)
+        fclose(f);
+    put("run.json", t ? t : "", "w");
+    free(t);
+}
+
+/* A rule's `step` group: MLflow's step is the trainer's, 50, 100, 150. */
+MT_TEST(an_integer_axis_is_the_step_and_not_a_metric)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"step\"}}", "[\"step\"]");
+    put("history.jsonl",
+        "{\"_step\":0,\"_timestamp\":1,\"step\":50,\"loss\":3}\n"
+        "{\"_step\":1,\"_timestamp\":2,\"step\":100,\"loss\":2}\n"
+        "{\"_step\":2,\"_timestamp\":3,\"step\":150,\"loss\":1}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(srv.n == 3);
+    for (size_t i = 0; i < srv.n; i++) {
+        MT_CHECK_STR(srv.pts[i].key, "loss");
+        MT_CHECK(srv.pts[i].step == (int64_t)(50 * (i + 1)));
+    }
+}
+
+/* Hugging Face: `epoch` is fractional, `global_step` an integer axis. */
+MT_TEST(a_fractional_axis_gives_way_to_an_integer_one)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\",\"global_step\"]");
+    put("history.jsonl",
+        "{\"_step\":0,\"_timestamp\":1,\"epoch\":0.5,\"global_step\":10,\"loss\":3}\n"
+        "{\"_step\":1,\"_timestamp\":2,\"epoch\":1.0,\"global_step\":20,\"loss\":2}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(srv.n == 2);
+    MT_CHECK(srv.pts[0].step == 10 && srv.pts[1].step == 20); /* 1.0 stays fractional's */
+    MT_CHECK(count_key("epoch") == 0 && count_key("global_step") == 0);
+}
+
+/* Only a fractional axis: the row counter is the step, and the axis goes up
+ * as a metric of its own so that a chart can be drawn against it. */
+MT_TEST(a_fractional_axis_alone_goes_up_as_a_metric_at_the_row_counter)
+{
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"},\"acc\":{\"step_metric\":\"epoch\"}}",
+                  "[\"epoch\"]");
+    put("history.jsonl",
+        "{\"_step\":4,\"_timestamp\":1,\"epoch\":0.25,\"loss\":3,\"acc\":0.1}\n"
+        "{\"_step\":5,\"_timestamp\":2,\"epoch\":0.5,\"loss\":2}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    char err[512];
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    MT_CHECK(count_key("loss") == 2 && count_key("acc") == 1);
+    MT_CHECK(count_key("epoch") == 2); /* once per row, not once per metric */
+    for (size_t i = 0; i < srv.n; i++) {
+        MT_CHECK(srv.pts[i].step == (srv.pts[i].ts_ms == 1000 ? 4 : 5));
+        if (strcmp(srv.pts[i].key, "epoch") == 0)
+            MT_CHECK(srv.pts[i].value == (srv.pts[i].step == 5 ? 0.5 : 0.25));
     }
 }
 
@@ -305,7 +388,7 @@ MT_TEST(finish_returns_within_its_timeout_when_the_server_never_answers)
 
 MT_TEST(thread_sends_appended_rows_within_the_interval)
 {
-    make_run("running", NULL);
+    make_run("running", "{\"a\":{}}");
     struct mt_upload_opts o;
     opts(&o);
     o.interval_s = 0.2;
@@ -332,6 +415,44 @@ MT_TEST(thread_sends_appended_rows_within_the_interval)
     MT_CHECK(mt_uploader_finish(u, 5) == 0);
     MT_CHECK(srv.n == 2);
     MT_CHECK_STR(srv.state, "finished");
+}
+
+static size_t points_now(void)
+{
+    pthread_mutex_lock(&srv.mu);
+    size_t n = srv.n;
+    pthread_mutex_unlock(&srv.mu);
+    return n;
+}
+
+/* A row whose metric run.json does not describe yet waits for it, so that
+ * its first point already goes out at its step_metric's value. */
+MT_TEST(a_row_waits_until_run_json_describes_its_metric)
+{
+    make_run("running", "{}");
+    struct mt_upload_opts o;
+    opts(&o);
+    o.interval_s = 0.05;
+    char err[512];
+    put("history.jsonl", "{\"_step\":0,\"_timestamp\":1,\"epoch\":7,\"loss\":1}\n", "w");
+    struct mt_uploader *u = mt_uploader_start(dir, &o, err, sizeof(err));
+    MT_CHECK(u != NULL);
+    for (int i = 0; i < 40; i++) { /* 10 intervals: held */
+        mt_uploader_notify(u);
+        usleep(12500);
+    }
+    MT_CHECK(points_now() == 0);
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\"]");
+    set_state_running();
+    for (int i = 0; i < 400 && points_now() == 0; i++) {
+        mt_uploader_notify(u);
+        usleep(10000);
+    }
+    MT_CHECK(points_now() == 1);
+    MT_CHECK(srv.pts[0].step == 7);
+    make_run_axes("{\"loss\":{\"step_metric\":\"epoch\"}}", "[\"epoch\"]");
+    MT_CHECK(mt_uploader_finish(u, 5) == 0);
+    MT_CHECK(srv.n == 1);
 }
 
 MT_TEST(sync_skips_a_run_its_agent_is_uploading)

@@ -1,11 +1,9 @@
-/* The MLflow backend of the uploader: experiment and run, log-batch within
- * the server's limits, state, artifacts through the mlflow-artifacts proxy.
+/* The MLflow backend of the uploader: experiment and run, params and tags,
+ * state, artifacts through the mlflow-artifacts proxy.  Metrics go through
+ * runs/log-batch in mlflow_log.c; the REST client is mlflow_client.c.
  *
- * MLflow appends metrics, so a batch whose outcome is unknown (the request
- * may have been applied: timeout, broken connection, 5xx) is checked against
- * metrics/get-history before it is sent again; so is the first batch after a
- * start (a previous process may have died with a request in flight), and
- * each batch after one that was found already applied. */
+ * Its part of the cursor: {"run_id", "experiment_id", "artifact_uri",
+ * "params": {key: value as sent}, "tags": {...}}. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,25 +12,13 @@
 
 #include <cjson/cJSON.h>
 
+#include "../../common/mt_json.h"
+#include "../mt_upload_backend.h"
 #include "mt_mlflow.h"
-#include "mt_upload_backend.h"
 
 #define BODY_MAX (1000 * 1000)   /* MLflow's 1 MB log-batch limit */
-#define BODY_SPLIT (900 * 1000)  /* split a batch past this */
 
-struct mlf {
-    struct mt_mlflow_client *cli;
-    const struct mt_upload_io *io;
-    char run_id[64], exp_id[64];
-    char artifact_path[512];  /* "<exp>/<run>/artifacts" or "" when not proxied */
-    int verify_next;          /* check the next batch against the server first */
-    double retry_after;
-    struct mt_mlflow__buf body, path;
-};
-
-enum kind { K_METRIC, K_PARAM, K_TAG };
-
-static void event_http(struct mlf *b, const char *name, const char *what, const char *key,
+void mt_mlflow__event_http(struct mt_mlflow__be *b, const char *name, const char *what, const char *key,
                        const struct mt_mlflow_resp *r)
 {
     struct mt_mlflow__buf f;
@@ -58,7 +44,7 @@ static void event_http(struct mlf *b, const char *name, const char *what, const 
     mt_mlflow__buf_free(&f);
 }
 
-static enum mt_upload_result call(struct mlf *b, const char *method, const char *path,
+enum mt_upload_result mt_mlflow__call(struct mt_mlflow__be *b, const char *method, const char *path,
                                   const char *body, size_t len, struct mt_mlflow_resp *r)
 {
     enum mt_upload_result res = mt_mlflow_call(b->cli, method, path, body, len, r);
@@ -72,7 +58,7 @@ static enum mt_upload_result call(struct mlf *b, const char *method, const char 
 
 static void mlf_destroy(void *p)
 {
-    struct mlf *b = p;
+    struct mt_mlflow__be *b = p;
     if (!b)
         return;
     mt_mlflow_client_destroy(b->cli);
@@ -84,7 +70,7 @@ static void mlf_destroy(void *p)
 static void *mlf_create(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *err,
                         size_t errsz)
 {
-    struct mlf *b = calloc(1, sizeof(*b));
+    struct mt_mlflow__be *b = calloc(1, sizeof(*b));
     int result = -1;
     if (!b) {
         snprintf(err, errsz, "mlflow: out of memory");
@@ -92,6 +78,7 @@ static void *mlf_create(const struct mt_upload_opts *o, const struct mt_upload_i
     }
     b->io = io;
     b->verify_next = 1;
+    b->param_value_max = o->param_value_max;
     mt_mlflow__buf_init(&b->body, 2 * BODY_MAX);
     mt_mlflow__buf_init(&b->path, 64 << 10);
     struct mt_mlflow_conf conf = {
@@ -112,7 +99,7 @@ out:
 
 static double mlf_retry_after(void *p)
 {
-    return ((struct mlf *)p)->retry_after;
+    return ((struct mt_mlflow__be *)p)->retry_after;
 }
 
 /* ---- experiment and run ---- */
@@ -123,7 +110,7 @@ static const char *jstr(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void set_artifact_path(struct mlf *b, const char *uri)
+static void set_artifact_path(struct mt_mlflow__be *b, const char *uri)
 {
     b->artifact_path[0] = '\0';
     if (!uri || strncmp(uri, "mlflow-artifacts:", 17) != 0)
@@ -139,7 +126,7 @@ static void set_artifact_path(struct mlf *b, const char *uri)
     snprintf(b->artifact_path, sizeof(b->artifact_path), "%s", p);
 }
 
-static enum mt_upload_result get_experiment(struct mlf *b, const char *name, int *found)
+static enum mt_upload_result get_experiment(struct mt_mlflow__be *b, const char *name, int *found)
 {
     struct mt_mlflow_resp r;
     *found = 0;
@@ -147,12 +134,12 @@ static enum mt_upload_result get_experiment(struct mlf *b, const char *name, int
     b->path.overflow = 0;
     mt_mlflow__buf_str(&b->path, "api/2.0/mlflow/experiments/get-by-name?experiment_name=");
     mt_mlflow__buf_urlenc(&b->path, name);
-    enum mt_upload_result res = call(b, "GET", b->path.p, NULL, 0, &r);
+    enum mt_upload_result res = mt_mlflow__call(b, "GET", b->path.p, NULL, 0, &r);
     if (res == MT_UPLOAD_DROP && strcmp(r.error_code, "RESOURCE_DOES_NOT_EXIST") == 0)
         return MT_UPLOAD_OK;
     if (res != MT_UPLOAD_OK) {
         if (res == MT_UPLOAD_DROP)
-            event_http(b, "upload_refused", "experiment", name, &r);
+            mt_mlflow__event_http(b, "upload_refused", "experiment", name, &r);
         return res;
     }
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
@@ -163,7 +150,7 @@ static enum mt_upload_result get_experiment(struct mlf *b, const char *name, int
         snprintf(b->exp_id, sizeof(b->exp_id), "%s", id);
         *found = 1;
     } else if (id) {
-        event_http(b, "upload_refused", "experiment deleted on the server", name, &r);
+        mt_mlflow__event_http(b, "upload_refused", "experiment deleted on the server", name, &r);
         res = MT_UPLOAD_DROP;
     } else {
         res = MT_UPLOAD_RETRY;
@@ -172,7 +159,7 @@ static enum mt_upload_result get_experiment(struct mlf *b, const char *name, int
     return res;
 }
 
-static enum mt_upload_result ensure_experiment(struct mlf *b, const char *name)
+static enum mt_upload_result ensure_experiment(struct mt_mlflow__be *b, const char *name)
 {
     int found;
     enum mt_upload_result res = get_experiment(b, name, &found);
@@ -184,7 +171,7 @@ static enum mt_upload_result ensure_experiment(struct mlf *b, const char *name)
     mt_mlflow__buf_str(&b->body, "{\"name\":");
     mt_mlflow__buf_json(&b->body, name);
     mt_mlflow__buf_str(&b->body, "}");
-    res = call(b, "POST", "api/2.0/mlflow/experiments/create", b->body.p, b->body.len, &r);
+    res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/experiments/create", b->body.p, b->body.len, &r);
     if (res == MT_UPLOAD_OK) {
         cJSON *j = cJSON_ParseWithLength(r.body, r.len);
         const char *id = jstr(j, "experiment_id");
@@ -200,13 +187,13 @@ static enum mt_upload_result ensure_experiment(struct mlf *b, const char *name)
             res = MT_UPLOAD_RETRY;
         return res;
     }
-    event_http(b, "upload_refused", "experiment", name, &r);
+    mt_mlflow__event_http(b, "upload_refused", "experiment", name, &r);
     return res;
 }
 
 /* Takes the run id and artifact location from a run's "info" object (older
  * servers call the id run_uuid).  Returns 1 when it had an id. */
-static int adopt_run(struct mlf *b, const cJSON *info)
+static int adopt_run(struct mt_mlflow__be *b, const cJSON *info)
 {
     const char *id = jstr(info, "run_id");
     if (!id)
@@ -219,7 +206,7 @@ static int adopt_run(struct mlf *b, const cJSON *info)
 }
 
 /* A run created by an earlier attempt whose answer was lost carries our tag. */
-static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *found)
+static enum mt_upload_result find_run(struct mt_mlflow__be *b, const char *mt_id, int *found)
 {
     struct mt_mlflow_resp r;
     char filter[256];
@@ -233,7 +220,7 @@ static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *fou
     mt_mlflow__buf_json(&b->body, filter);
     mt_mlflow__buf_str(&b->body, "}");
     enum mt_upload_result res =
-        call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r);
+        mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r);
     if (res != MT_UPLOAD_OK)
         return res == MT_UPLOAD_DROP ? MT_UPLOAD_OK : res; /* search refused: create */
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
@@ -244,7 +231,7 @@ static enum mt_upload_result find_run(struct mlf *b, const char *mt_id, int *fou
     return MT_UPLOAD_OK;
 }
 
-static void add_tag_json(struct mt_mlflow__buf *o, int *first, const char *k, const char *v)
+void mt_mlflow__add_tag_json(struct mt_mlflow__buf *o, int *first, const char *k, const char *v)
 {
     if (!k || !v)
         return;
@@ -260,7 +247,8 @@ static int mlf_run_tags(const cJSON *run, cJSON *out);
 
 static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *state)
 {
-    struct mlf *b = p;
+    struct mt_mlflow__be *b = p;
+    b->state = state;
     const char *rid = jstr(state, "run_id");
     if (rid) {
         snprintf(b->run_id, sizeof(b->run_id), "%s", rid);
@@ -306,12 +294,12 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
         mt_mlflow__buf_printf(o, ",\"start_time\":%lld,\"tags\":[", (long long)llround(start * 1000));
         int first = 1;
         const cJSON *t;
-        cJSON_ArrayForEach(t, tags) add_tag_json(o, &first, t->string, t->valuestring);
+        cJSON_ArrayForEach(t, tags) mt_mlflow__add_tag_json(o, &first, t->string, t->valuestring);
         mt_mlflow__buf_str(o, "]}");
         cJSON_Delete(tags);
-        res = call(b, "POST", "api/2.0/mlflow/runs/create", o->p, o->len, &r);
+        res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/create", o->p, o->len, &r);
         if (res == MT_UPLOAD_DROP) {
-            event_http(b, "upload_refused", "run", mt_id, &r);
+            mt_mlflow__event_http(b, "upload_refused", "run", mt_id, &r);
             return res;
         }
         if (res != MT_UPLOAD_OK)
@@ -399,341 +387,116 @@ static int mlf_run_tags(const cJSON *run, cJSON *out)
     return 0;
 }
 
-/* ---- log-batch ---- */
+/* ---- params and tags: what changed in run.json ---- */
 
-static void begin_batch(struct mlf *b)
+/* Sends the key/values of `want` that differ from `sent` (the part of the
+ * backend's state that remembers what the server has). */
+static enum mt_upload_result send_kvs(struct mt_mlflow__be *b, cJSON *want, cJSON *sent,
+                                      enum mt_mlflow__kind kind)
 {
-    b->body.len = 0;
-    b->body.overflow = 0;
-    mt_mlflow__buf_str(&b->body, "{\"run_id\":");
-    mt_mlflow__buf_json(&b->body, b->run_id);
-}
-
-static void add_points(struct mt_mlflow__buf *o, const struct mt_upload_point *pts, size_t n,
-                       const unsigned char *skip)
-{
-    mt_mlflow__buf_str(o, ",\"metrics\":[");
-    int first = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (skip && skip[i])
-            continue;
-        char v[64];
-        mt_mlflow_fmt_value(v, sizeof(v), pts[i].value);
-        mt_mlflow__buf_str(o, first ? "{\"key\":" : ",{\"key\":");
-        mt_mlflow__buf_json(o, pts[i].key);
-        mt_mlflow__buf_printf(o, ",\"value\":%s,\"timestamp\":%lld,\"step\":%lld}", v,
-                              (long long)pts[i].ts_ms, (long long)pts[i].step);
-        first = 0;
-    }
-    mt_mlflow__buf_str(o, "]");
-}
-
-static void add_kvs(struct mt_mlflow__buf *o, const char *field, const struct mt_upload_kv *kv,
-                    size_t n)
-{
-    mt_mlflow__buf_printf(o, ",\"%s\":[", field);
-    int first = 1;
-    for (size_t i = 0; i < n; i++)
-        add_tag_json(o, &first, kv[i].key, kv[i].value);
-    mt_mlflow__buf_str(o, "]");
-}
-
-/* Is this refusal about the items (drop them) rather than the run or our
- * credentials (stop and leave everything for later)? */
-static int item_level(const struct mt_mlflow_resp *r)
-{
-    return r->status == 400 && (strcmp(r->error_code, "INVALID_PARAMETER_VALUE") == 0 ||
-                                r->error_code[0] == '\0');
-}
-
-/* Sends items [0, n) of one kind; on an item-level refusal, halves until the
- * offending items are found, dropped and reported. */
-static enum mt_upload_result send_items(struct mlf *b, enum kind k, const void *items, size_t n,
-                                        const unsigned char *skip)
-{
-    if (n == 0)
-        return MT_UPLOAD_OK;
-    if (skip) {
-        size_t live = 0;
-        for (size_t i = 0; i < n; i++)
-            live += !skip[i];
-        if (!live)
-            return MT_UPLOAD_OK;
-    }
-    begin_batch(b);
-    if (k == K_METRIC)
-        add_points(&b->body, items, n, skip);
-    else
-        add_kvs(&b->body, k == K_PARAM ? "params" : "tags", items, n);
-    mt_mlflow__buf_str(&b->body, "}");
-    if ((b->body.overflow || b->body.len > BODY_SPLIT) && n > 1) {
-        size_t h = n / 2;
-        size_t sz = k == K_METRIC ? sizeof(struct mt_upload_point) : sizeof(struct mt_upload_kv);
-        enum mt_upload_result res = send_items(b, k, items, h, skip);
-        if (res != MT_UPLOAD_OK)
-            return res;
-        return send_items(b, k, (const char *)items + h * sz, n - h, skip ? skip + h : NULL);
-    }
-    struct mt_mlflow_resp r;
-    enum mt_upload_result res;
-    if (k == K_METRIC) {
-        res = mt_mlflow_call_once(b->cli, "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len,
-                                  &r);
-        if (b->io->stats)
-            b->io->stats->requests++;
-        b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
-    } else {
-        res = call(b, "POST", "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len, &r);
-    }
-    if (res == MT_UPLOAD_RETRY) {
-        if (k == K_METRIC && r.unknown)
-            b->verify_next = 1;
-        return res;
-    }
-    if (res == MT_UPLOAD_OK) {
-        if (b->io->stats) {
-            size_t live = n;
-            if (skip)
-                for (size_t i = 0; i < n; i++)
-                    live -= skip[i] != 0;
-            if (k == K_METRIC)
-                b->io->stats->points_sent += live;
-            else if (k == K_PARAM)
-                b->io->stats->params_sent += live;
-            else
-                b->io->stats->tags_sent += live;
-        }
-        return res;
-    }
-    if (!item_level(&r)) {
-        event_http(b, "upload_refused", k == K_METRIC ? "metrics" : k == K_PARAM ? "params" : "tags",
-                   NULL, &r);
-        return MT_UPLOAD_DROP;
-    }
-    if (n == 1) {
-        const char *key = k == K_METRIC ? ((const struct mt_upload_point *)items)->key
-                                        : ((const struct mt_upload_kv *)items)->key;
-        event_http(b, "upload_dropped", k == K_METRIC ? "metric" : k == K_PARAM ? "param" : "tag",
-                   key, &r);
-        if (b->io->stats && k == K_METRIC)
-            b->io->stats->points_dropped++;
-        return MT_UPLOAD_OK;
-    }
-    size_t h = n / 2;
-    size_t sz = k == K_METRIC ? sizeof(struct mt_upload_point) : sizeof(struct mt_upload_kv);
-    res = send_items(b, k, items, h, skip);
-    if (res != MT_UPLOAD_OK)
-        return res;
-    return send_items(b, k, (const char *)items + h * sz, n - h, skip ? skip + h : NULL);
-}
-
-/* ---- verification of a batch whose outcome is unknown ---- */
-
-struct spt {
-    int64_t ts, step;
-    double value;
-};
-
-static int spt_cmp(const void *a, const void *b)
-{
-    const struct spt *x = a, *y = b;
-    if (x->ts != y->ts)
-        return x->ts < y->ts ? -1 : 1;
-    if (x->step != y->step)
-        return x->step < y->step ? -1 : 1;
-    return 0;
-}
-
-static double jnum(const cJSON *v)
-{
-    if (cJSON_IsNumber(v))
-        return v->valuedouble;
-    if (cJSON_IsString(v)) {
-        if (strcmp(v->valuestring, "NaN") == 0)
-            return NAN;
-        if (strcmp(v->valuestring, "Infinity") == 0)
-            return INFINITY;
-        if (strcmp(v->valuestring, "-Infinity") == 0)
-            return -INFINITY;
-        return strtod(v->valuestring, NULL);
-    }
-    return NAN;
-}
-
-/* The server's points of one key, sorted by (timestamp, step). */
-static enum mt_upload_result fetch_history(struct mlf *b, const char *key, struct spt **out,
-                                           size_t *nout)
-{
-    struct spt *v = NULL;
-    size_t n = 0, cap = 0;
-    char *token = NULL;
+    struct mt_mlflow__kv kv[100]; /* MLflow's limit of params or tags in one log-batch */
+    size_t n = 0;
     enum mt_upload_result res = MT_UPLOAD_OK;
+    cJSON *it = want ? want->child : NULL;
     for (;;) {
-        struct mt_mlflow_resp r;
-        b->path.len = 0;
-        b->path.overflow = 0;
-        mt_mlflow__buf_str(&b->path, "api/2.0/mlflow/metrics/get-history?run_id=");
-        mt_mlflow__buf_urlenc(&b->path, b->run_id);
-        mt_mlflow__buf_str(&b->path, "&metric_key=");
-        mt_mlflow__buf_urlenc(&b->path, key);
-        if (token) {
-            mt_mlflow__buf_str(&b->path, "&max_results=25000&page_token=");
-            mt_mlflow__buf_urlenc(&b->path, token);
-        }
-        res = call(b, "GET", b->path.p, NULL, 0, &r);
-        if (res != MT_UPLOAD_OK) {
-            if (res == MT_UPLOAD_DROP)
-                res = MT_UPLOAD_RETRY; /* cannot check: do not send */
-            break;
-        }
-        cJSON *j = cJSON_ParseWithLength(r.body, r.len);
-        if (!j) {
-            res = MT_UPLOAD_RETRY;
-            break;
-        }
-        const cJSON *m;
-        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(j, "metrics"))
-        {
-            if (n == cap) {
-                cap = cap ? cap * 2 : 256;
-                struct spt *nv = realloc(v, cap * sizeof(*v));
-                if (!nv) {
-                    res = MT_UPLOAD_RETRY;
-                    break;
-                }
-                v = nv;
-            }
-            const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "timestamp");
-            const cJSON *st = cJSON_GetObjectItemCaseSensitive(m, "step");
-            v[n].ts = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
-            v[n].step = cJSON_IsNumber(st) ? (int64_t)st->valuedouble : 0;
-            v[n].value = jnum(cJSON_GetObjectItemCaseSensitive(m, "value"));
+        for (; it && n < sizeof(kv) / sizeof(kv[0]); it = it->next) {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(sent, it->string);
+            if (cJSON_IsString(s) && strcmp(s->valuestring, it->valuestring) == 0)
+                continue;
+            kv[n].key = it->string;
+            kv[n].value = it->valuestring;
             n++;
         }
-        free(token);
-        token = NULL;
-        const char *nt = jstr(j, "next_page_token");
-        if (nt && nt[0])
-            token = strdup(nt);
-        cJSON_Delete(j);
-        if (res != MT_UPLOAD_OK || !token)
+        if (!n)
             break;
-    }
-    free(token);
-    if (res != MT_UPLOAD_OK) {
-        free(v);
-        return res;
-    }
-    if (n)
-        qsort(v, n, sizeof(*v), spt_cmp);
-    *out = v;
-    *nout = n;
-    return MT_UPLOAD_OK;
-}
-
-static int same_point(const struct mt_upload_point *a, const struct mt_upload_point *b)
-{
-    if (strcmp(a->key, b->key) != 0 || a->ts_ms != b->ts_ms || a->step != b->step)
-        return 0;
-    return (isnan(a->value) && isnan(b->value)) || a->value == b->value;
-}
-
-/* present[i] = 1 for the points of the batch the server already holds.  For
- * each distinct point T of the batch: the server holds s copies, the store
- * has p copies before the batch (sent already), so s - p of the batch's
- * copies landed. */
-static enum mt_upload_result verify(struct mlf *b, const struct mt_upload_point *pts, size_t n,
-                                    unsigned char *present)
-{
-    enum mt_upload_result res = MT_UPLOAD_OK;
-    unsigned *prior = calloc(n ? n : 1, sizeof(*prior));
-    unsigned char *assigned = calloc(n ? n : 1, 1);
-    if (!prior || !assigned) {
-        res = MT_UPLOAD_RETRY;
-        goto out;
-    }
-    if (b->io->count_prior(b->io->ctx, pts, n, prior) != 0) {
-        res = MT_UPLOAD_RETRY;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (assigned[i])
-            continue;
-        struct spt *srv = NULL;
-        size_t ns = 0;
-        res = fetch_history(b, pts[i].key, &srv, &ns);
+        res = mt_mlflow__send_items(b, kind, kv, n, NULL);
         if (res != MT_UPLOAD_OK)
             break;
-        for (size_t k = i; k < n; k++) {
-            if (assigned[k] || strcmp(pts[k].key, pts[i].key) != 0)
-                continue;
-            struct spt want = {pts[k].ts_ms, pts[k].step, 0};
-            struct spt *hit = ns ? bsearch(&want, srv, ns, sizeof(*srv), spt_cmp) : NULL;
-            long s = 0;
-            if (hit) {
-                struct spt *lo = hit, *hi = hit;
-                while (lo > srv && spt_cmp(lo - 1, &want) == 0)
-                    lo--;
-                while (hi + 1 < srv + ns && spt_cmp(hi + 1, &want) == 0)
-                    hi++;
-                for (struct spt *q = lo; q <= hi; q++)
-                    s += mt_mlflow_value_equal(pts[k].value, q->value);
-            }
-            long arrived = s - (long)prior[k];
-            for (size_t m = k; m < n; m++) {
-                if (assigned[m] || !same_point(&pts[m], &pts[k]))
-                    continue;
-                present[m] = arrived > 0;
-                arrived--;
-                assigned[m] = 1;
+        for (size_t i = 0; i < n; i++) {
+            cJSON_DeleteItemFromObjectCaseSensitive(sent, kv[i].key);
+            cJSON_AddStringToObject(sent, kv[i].key, kv[i].value);
+        }
+        n = 0;
+    }
+    return res;
+}
+
+static cJSON *state_obj(struct mt_mlflow__be *b, const char *key)
+{
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(b->state, key);
+    if (!cJSON_IsObject(o)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(b->state, key);
+        o = cJSON_AddObjectToObject(b->state, key);
+    }
+    return o;
+}
+
+/* A param's text: a number as it was printed ("30", "1e-3"), never
+ * re-formatted; a bool as true/false; lists and objects as JSON. */
+static void param_text(const cJSON *v, char *out, size_t outsz)
+{
+    char num[64];
+    if (cJSON_IsString(v)) {
+        snprintf(out, outsz, "%s", v->valuestring);
+    } else if (cJSON_IsBool(v)) {
+        snprintf(out, outsz, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    } else if (cJSON_IsNumber(v)) {
+        snprintf(out, outsz, "%s", mt_json_number_text(v, num, sizeof(num)));
+    } else {
+        char *t = mt_json_print_literal(v, 0);
+        snprintf(out, outsz, "%s", t ? t : "");
+        free(t);
+    }
+}
+
+static enum mt_upload_result mlf_update_run(void *p, const cJSON *run)
+{
+    struct mt_mlflow__be *b = p;
+    cJSON *params = cJSON_CreateObject();
+    cJSON *tags = cJSON_CreateObject();
+    cJSON *sentp = state_obj(b, "params");
+    const cJSON *it;
+    size_t vmax = b->param_value_max ? b->param_value_max : 6000;
+    char *val = malloc(65536);
+    enum mt_upload_result res = MT_UPLOAD_RETRY;
+    if (!params || !tags || !val)
+        goto out;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(run, "config"))
+    {
+        char key[MT_UPLOAD_KEY_MAX];
+        if (!it->string || mt_mlflow_key_sanitize(it->string, key, sizeof(key)) < 0)
+            continue;
+        param_text(it, val, 65536);
+        if (strlen(val) > vmax) {
+            val[vmax] = '\0';
+            if (!cJSON_GetObjectItemCaseSensitive(sentp, key)) {
+                char f[600];
+                snprintf(f, sizeof(f), "\"kind\":\"param\",\"key\":\"%s\",\"limit\":%zu", key,
+                         vmax);
+                b->io->event(b->io->ctx, "upload_truncated", f);
             }
         }
-        free(srv);
+        cJSON_DeleteItemFromObjectCaseSensitive(params, key);
+        cJSON_AddStringToObject(params, key, val);
     }
+    mlf_run_tags(run, tags);
+    res = send_kvs(b, params, sentp, MT_MLFLOW__PARAM);
+    if (res == MT_UPLOAD_OK)
+        res = send_kvs(b, tags, state_obj(b, "tags"), MT_MLFLOW__TAG);
 out:
-    free(prior);
-    free(assigned);
+    free(val);
+    cJSON_Delete(params);
+    cJSON_Delete(tags);
     return res;
 }
 
-static enum mt_upload_result mlf_send_points(void *p, const struct mt_upload_point *pts, size_t n)
-{
-    struct mlf *b = p;
-    if (!b->verify_next)
-        return send_items(b, K_METRIC, pts, n, NULL);
-    unsigned char *present = calloc(n ? n : 1, 1);
-    if (!present)
-        return MT_UPLOAD_RETRY;
-    enum mt_upload_result res = verify(b, pts, n, present);
-    if (res == MT_UPLOAD_OK) {
-        size_t have = 0;
-        for (size_t i = 0; i < n; i++)
-            have += present[i];
-        if (b->io->stats)
-            b->io->stats->points_verified_present += have;
-        b->verify_next = 0;
-        res = send_items(b, K_METRIC, pts, n, present);
-        /* All of it had landed: the next batch may have too. */
-        if (res == MT_UPLOAD_OK && n && have == n)
-            b->verify_next = 1;
-    }
-    free(present);
-    return res;
-}
+/* ---- state and artifacts ---- */
 
-static enum mt_upload_result mlf_send_params(void *p, const struct mt_upload_kv *kv, size_t n)
+static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char *state)
 {
-    return send_items(p, K_PARAM, kv, n, NULL);
-}
-
-static enum mt_upload_result mlf_send_tags(void *p, const struct mt_upload_kv *kv, size_t n)
-{
-    return send_items(p, K_TAG, kv, n, NULL);
-}
-
-static enum mt_upload_result mlf_set_state(void *p, const char *state, double end_time)
-{
-    struct mlf *b = p;
+    const cJSON *et = cJSON_GetObjectItemCaseSensitive(run, "end_time");
+    double end_time = cJSON_IsNumber(et) ? et->valuedouble : -1;
+    struct mt_mlflow__be *b = p;
     const char *st = "RUNNING";
     if (strcmp(state, "finished") == 0)
         st = "FINISHED";
@@ -741,22 +504,22 @@ static enum mt_upload_result mlf_set_state(void *p, const char *state, double en
         st = "KILLED";
     else if (strcmp(state, "running") != 0)
         st = "FAILED"; /* failed, crashed, lost */
-    begin_batch(b);
+    mt_mlflow__begin_batch(b);
     mt_mlflow__buf_printf(&b->body, ",\"status\":\"%s\"", st);
     if (end_time > 0 && strcmp(st, "RUNNING") != 0)
         mt_mlflow__buf_printf(&b->body, ",\"end_time\":%lld", (long long)llround(end_time * 1000));
     mt_mlflow__buf_str(&b->body, "}");
     struct mt_mlflow_resp r;
     enum mt_upload_result res =
-        call(b, "POST", "api/2.0/mlflow/runs/update", b->body.p, b->body.len, &r);
+        mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/update", b->body.p, b->body.len, &r);
     if (res == MT_UPLOAD_DROP)
-        event_http(b, "upload_refused", "state", state, &r);
+        mt_mlflow__event_http(b, "upload_refused", "state", state, &r);
     return res;
 }
 
 static enum mt_upload_result mlf_put_file(void *p, const char *name, const char *file)
 {
-    struct mlf *b = p;
+    struct mt_mlflow__be *b = p;
     if (!b->artifact_path[0]) {
         char f[300];
         snprintf(f, sizeof(f), "\"kind\":\"artifact\",\"key\":\"%s\",\"message\":\"the run's "
@@ -776,7 +539,7 @@ static enum mt_upload_result mlf_put_file(void *p, const char *name, const char 
         b->io->stats->requests++;
     b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
     if (res == MT_UPLOAD_DROP)
-        event_http(b, "upload_dropped", "artifact", name, &r);
+        mt_mlflow__event_http(b, "upload_dropped", "artifact", name, &r);
     else if (res == MT_UPLOAD_OK && b->io->stats)
         b->io->stats->artifacts_sent++;
     return res;
@@ -793,17 +556,14 @@ static int mlf_map_key(const char *key, int system, char *out, size_t outsz, dou
 const struct mt_upload_backend mt_mlflow_backend = {
     .name = "mlflow",
     .max_points = 1000,
-    .max_params = 100,
-    .max_tags = 100,
     .map_key = mlf_map_key,
-    .run_tags = mlf_run_tags,
     .create = mlf_create,
     .destroy = mlf_destroy,
     .open_run = mlf_open_run,
-    .send_points = mlf_send_points,
-    .send_params = mlf_send_params,
-    .send_tags = mlf_send_tags,
+    .update_run = mlf_update_run,
+    .send_points = mt_mlflow__send_points,
     .set_state = mlf_set_state,
     .put_file = mlf_put_file,
     .retry_after = mlf_retry_after,
 };
+

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "mt_upload.h"
+#include "../mt_upload.h"
 
 struct mt_mlflow_conf {
     const char *url;                    /* http(s)://host[:port][/prefix] */
@@ -106,5 +106,45 @@ void mt_mlflow__buf_printf(struct mt_mlflow__buf *b, const char *fmt, ...)
 void mt_mlflow__buf_json(struct mt_mlflow__buf *b, const char *s);
 /* URL-encodes s into b. */
 void mt_mlflow__buf_urlenc(struct mt_mlflow__buf *b, const char *s);
+
+/* The backend's state, shared by mlflow.c and mlflow_log.c. */
+struct mt_upload_io;
+struct cJSON;
+struct mt_mlflow__be {
+    struct mt_mlflow_client *cli;
+    const struct mt_upload_io *io;
+    struct cJSON *state;      /* its part of the cursor (mt_upload_backend.h) */
+    char run_id[64], exp_id[64];
+    char artifact_path[512];  /* "<exp>/<run>/artifacts" or "" when not proxied */
+    int verify_next;          /* check the next batch against the server first */
+    double retry_after;
+    size_t param_value_max;
+    struct mt_mlflow__buf body, path;
+};
+
+enum mt_mlflow__kind { MT_MLFLOW__METRIC, MT_MLFLOW__PARAM, MT_MLFLOW__TAG };
+struct mt_mlflow__kv {
+    const char *key, *value;
+};
+struct mt_upload_point;
+
+/* A request through the client, counted, with Retry-After kept. */
+enum mt_upload_result mt_mlflow__call(struct mt_mlflow__be *b, const char *method,
+                                      const char *path, const char *body, size_t len,
+                                      struct mt_mlflow_resp *r);
+/* An event in events.jsonl about a response: kind, key, status, MLflow's message. */
+void mt_mlflow__event_http(struct mt_mlflow__be *b, const char *name, const char *what,
+                           const char *key, const struct mt_mlflow_resp *r);
+/* Appends {"key":k,"value":v} to a JSON list being written. */
+void mt_mlflow__add_tag_json(struct mt_mlflow__buf *o, int *first, const char *k, const char *v);
+/* Starts a body {"run_id":... for log-batch or update. */
+void mt_mlflow__begin_batch(struct mt_mlflow__be *b);
+/* log-batch of items [0, n) of one kind (points or kvs); skip[i] leaves one out. */
+enum mt_upload_result mt_mlflow__send_items(struct mt_mlflow__be *b, enum mt_mlflow__kind k,
+                                            const void *items, size_t n,
+                                            const unsigned char *skip);
+/* The backend's send_points: verifies first when the last outcome is unknown. */
+enum mt_upload_result mt_mlflow__send_points(void *be, const struct mt_upload_point *pts,
+                                             size_t n);
 
 #endif
