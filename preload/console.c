@@ -175,9 +175,9 @@ MT_HIDDEN void mt_record_process(void)
 
 /* ---- the calls that change what fds 1 and 2 are ---- */
 
-MT_EXPORT int dup2(int oldfd, int newfd)
+/* After a dup onto fd 0, 1 or 2: that fd is another file now. */
+static int duped(int rc, int newfd)
 {
-    int rc = MT_REAL(dup2, "dup2")(oldfd, newfd);
     if (rc >= 0 && newfd >= 0 && newfd <= 2) {
         int saved = errno;
         mt_fd_changed();
@@ -187,16 +187,14 @@ MT_EXPORT int dup2(int oldfd, int newfd)
     return rc;
 }
 
+MT_EXPORT int dup2(int oldfd, int newfd)
+{
+    return duped(MT_REAL(dup2, "dup2")(oldfd, newfd), newfd);
+}
+
 MT_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    int rc = MT_REAL(dup3, "dup3")(oldfd, newfd, flags);
-    if (rc >= 0 && newfd >= 0 && newfd <= 2) {
-        int saved = errno;
-        mt_fd_changed();
-        mt_record_fds();
-        errno = saved;
-    }
-    return rc;
+    return duped(MT_REAL(dup3, "dup3")(oldfd, newfd, flags), newfd);
 }
 
 MT_EXPORT int close(int fd)

@@ -1,5 +1,10 @@
 /* The shim's internal interface, shared by the files of preload/ only.
  *
+ * What is recorded: a write to fd 1 or 2 is output only when that fd is the
+ * run's console, the open file its first process had as stdout or stderr
+ * (console.c states the rule: pipes, /dev/null and $(...) are counted, a
+ * regular file is followed as a file instead).
+ *
  * Rules for everything here: no allocation and no lock on the capture path,
  * errno preserved, and a failure anywhere turns the shim passive rather than
  * disturbing the program. */
