@@ -30,10 +30,24 @@ def track(cwd, mode="run", run_id=None):
     return p
 
 
+def agents_gone(store):
+    """No agent holds its run's .agent.lock any more (it is held for the
+    agent's whole life, its index thread's last writes included)."""
+    import fcntl
+    for lock in store.glob("runs/*/*/.agent.lock"):
+        with open(lock) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+    return True
+
+
 def quiet_index(store):
-    """Waits until every agent has closed the index (SQLite then folds its
-    -wal into index.sqlite and removes it)."""
-    v.wait_for(lambda: not (store / "index.sqlite-wal").exists(), what="the agents' exit")
+    """Waits until every agent has exited and closed the index (SQLite then
+    folds its -wal into index.sqlite and removes it)."""
+    v.wait_for(lambda: agents_gone(store) and not (store / "index.sqlite-wal").exists(),
+               what="the agents' exit")
 
 
 def ls_ids(cwd):

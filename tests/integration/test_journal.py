@@ -85,9 +85,10 @@ def test_a_burst_with_the_default_config_loses_no_line(workdir):
 
 def slow_parse_run(workdir, n, env=None):
     """A run under bare LD_PRELOAD whose parse stage lags far behind: the
-    agent shares one CPU with a busy loop, where its parse thread (nice 19)
-    gets a sliver and its drain (nice 10) enough.  Returns (program output,
-    run dir, agent pid) once every ring was drained into the journal."""
+    agent shares one CPU with busy loops, where its parse thread (nice 19)
+    gets a sliver and its drain enough.  Once every ring was drained into the
+    journal, the agent is SIGKILLed in its backlog.  Returns (program output,
+    run dir, agent pid, output.log as the agent left it)."""
     busy = [subprocess.Popen(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
             for _ in range(2)]
     try:
@@ -105,7 +106,12 @@ def slow_parse_run(workdir, n, env=None):
         while list(Path("/dev/shm").glob(f"metrictap-{run_id}-*/ring.*")):
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        return (workdir / "out.txt").read_bytes(), run_dir, agent
+        # Killed while the busy loops still hold its CPU: once they stop,
+        # the parse stage catches up in a moment and there is no backlog.
+        before = (run_dir / "output.log").read_bytes()
+        os.kill(agent, signal.SIGKILL)
+        wait_gone(agent)
+        return (workdir / "out.txt").read_bytes(), run_dir, agent, before
     finally:
         for b in busy:
             b.kill()
@@ -117,10 +123,7 @@ def test_agent_killed_in_a_backlog_then_a_later_command_completes_the_run(workdi
     if not shutil.which("taskset"):
         pytest.skip("needs taskset")
     n = 1_000_000
-    printed, run_dir, agent = slow_parse_run(workdir, n)
-    before = (run_dir / "output.log").read_bytes()
-    os.kill(agent, signal.SIGKILL)
-    wait_gone(agent)
+    printed, run_dir, agent, before = slow_parse_run(workdir, n)
     assert len(before) < len(printed), "the parse stage was not behind: nothing to recover"
     run = json.loads((run_dir / "run.json").read_text())
     assert run["state"] == "running"
