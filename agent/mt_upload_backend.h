@@ -72,6 +72,7 @@ struct mt_upload_backend {
     const char *name;        /* --to NAME; cursor file upload/<name>.json */
     int local;               /* writes files here: runs offline too (not under mode disabled) */
     int whole_rows;          /* takes rows (send_rows), not points */
+    int named_by_run;        /* names its files after the run's name: opened once it is settled */
     size_t max_points;       /* per send_points call (rows per send_rows call) */
     void *(*create)(const struct mt_upload_opts *o, const struct mt_upload_io *io, char *err,
                     size_t errsz);

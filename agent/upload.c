@@ -307,6 +307,21 @@ static const char *run_state(const struct mt_uploader *u)
     return cJSON_IsString(s) ? s->valuestring : "running";
 }
 
+/* The run's name changes once when the trainer is known (sh -c './train |
+ * tee log' starts as "sh"): a backend that names a directory after it waits
+ * for that, for the end of the run, or for 10 s without a metric. */
+static int name_settled(const struct mt_uploader *u, int final)
+{
+    if (final || strcmp(run_state(u), "running") != 0 ||
+        cJSON_IsString(cJSON_GetObjectItemCaseSensitive(u->run, "trainer_command")))
+        return 1;
+    const cJSON *be = cJSON_GetObjectItemCaseSensitive(u->cursor, "backend");
+    if (cJSON_GetObjectItemCaseSensitive(be, "dir"))
+        return 1; /* opened before: keep its files */
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->run, "start_time");
+    return !cJSON_IsNumber(st) || (double)time(NULL) - st->valuedouble > 10;
+}
+
 static enum step_status on_result(struct mt_uploader *u, enum mt_upload_result res)
 {
     if (res == MT_UPLOAD_OK) {
@@ -344,6 +359,8 @@ static enum step_status step(struct mt_uploader *u, int final)
     if (changed < 0)
         return ST_IDLE; /* no run.json yet */
     if (!u->opened) {
+        if (u->be_ops->named_by_run && !name_settled(u, final))
+            return ST_IDLE;
         res = u->be_ops->open_run(u->be, u->run, obj(u->cursor, "backend"));
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);

@@ -428,6 +428,7 @@ static int tb_map_key(const char *key, int system, char *out, size_t outsz, doub
 const struct mt_upload_backend mt_tensorboard_backend = {
     .name = "tensorboard",
     .local = 1,
+    .named_by_run = 1,
     .max_points = 8192,
     .create = tb_create,
     .check = tb_check,
