@@ -223,3 +223,26 @@ def test_tensorboard_serves_a_running_run_then_its_scalars_and_hparams(tensorboa
     sessions = [s for g in groups["sessionGroups"] for s in g["sessions"]]
     assert len(sessions) == 1 and sessions[0]["status"] == "STATUS_SUCCESS", groups
     assert groups["sessionGroups"][0]["hparams"]["opt"] == "adam"
+
+
+def test_a_resumed_run_appends_to_its_event_file(tmp_path, store):
+    logdir = tmp_path / "tb"
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\n"
+                      "for e in $(seq $1 $2); do echo \"epoch $e loss=0.$e\"; done\n")
+    script.chmod(0o755)
+    env = metrictap_env(store, METRICTAP_TENSORBOARD_DIR=logdir)
+    for args in (["--id", "tbres001"], ["--id", "tbres001", "--resume", "must"]):
+        first = args[-1] == "tbres001"
+        p = subprocess.run([str(METRICTAP), "run", "--to", "tensorboard", "--project", "tb", *args,
+                            "--", str(script), "1" if first else "4", "3" if first else "5"],
+                           env=env, capture_output=True, timeout=120, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        (run_dir,) = run_dirs(store)
+        assert wait_until(lambda: agent_done(run_dir, "tensorboard"), 60)
+    run = json.loads((run_dir / "run.json").read_text())
+    d = event_dir(logdir, "tb", run)
+    assert len(list(d.glob("events.out.tfevents.*"))) == 1, list(logdir.rglob("*"))
+    ea = accumulate(d)
+    got = [(e.step, round(e.value, 6)) for e in ea.Scalars("loss")]
+    assert got == [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)]

@@ -427,3 +427,34 @@ def test_a_corrupted_byte_is_reported_by_wandbs_reader(tmp_path, store, stub):
         assert len(stub2.recording.file_lines("wandb-history.jsonl")) < 50
     finally:
         stub2.shutdown()
+
+
+def test_a_resumed_run_continues_in_a_new_offline_directory_after_its_last_step(tmp_path, store, stub):
+    env = wandb_env(store, tmp_path, online=False)
+    p = run_wandb(tmp_path, store, env, TRAIN_OK, "--epochs", "3", "--delay-ms", "2",
+                  args=("--id", "resume01"))
+    assert p.returncode == 0
+    (run_dir,) = run_dirs(store)
+    first = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(first) == 1
+    p = run_wandb(tmp_path, store, env, TRAIN_OK, "--epochs", "2", "--delay-ms", "2",
+                  args=("--id", "resume01", "--resume", "must"))
+    assert p.returncode == 0, p.stderr
+    assert wait_until(lambda: json.loads((run_dir / "upload" / "wandb.json").read_text())
+                      .get("state") == "finished", 60)
+    dirs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(dirs) == 2 and first[0] in dirs, dirs  # W&B's way: a new directory per resume
+    (second,) = [d for d in dirs if d != first[0]]
+    recs = wandb_log.decode(next(second.glob("run-*.wandb")))
+    run = [r.run for r in recs if r.HasField("run")][0]
+    assert run.run_id == "resume01" and run.resumed and run.starting_step == 3
+    steps = [r.history.step.num for r in recs if r.HasField("history")]
+    rows = history(run_dir)
+    assert [r["_step"] for r in rows] == [0, 1, 2, 3, 4]
+    assert steps == [3, 4]
+    # the real client takes both directories: one run, every row once
+    for d in dirs:
+        r = real_sync(tmp_path, d, stub)
+        assert r.returncode == 0, r.stdout + r.stderr
+    sent = [json.loads(l) for l in stub.recording.file_lines("wandb-history.jsonl")]
+    assert sorted(s["_step"] for s in sent) == [0, 1, 2, 3, 4]
