@@ -246,3 +246,37 @@ def test_a_resumed_run_appends_to_its_event_file(tmp_path, store):
     ea = accumulate(d)
     got = [(e.step, round(e.value, 6)) for e in ea.Scalars("loss")]
     assert got == [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)]
+
+
+def test_a_full_logdir_is_counted_and_the_run_goes_on(tmp_path, store):
+    """The logdir on a 64 KiB tmpfs (a mount namespace of the test's own):
+    the program's output and exit are unchanged, every row is in the store,
+    and the failed writes are events that `show` prints."""
+    logdir = tmp_path / "tbfull"
+    logdir.mkdir()
+    script = tmp_path / "fills_the_logdir.sh"
+    script.write_text("#!/bin/sh\n"
+                      "i=1; while [ $i -le 3000 ]; do echo \"epoch $i loss=0.$i\"; i=$((i+1)); done\n")
+    script.chmod(0o755)
+    env = metrictap_env(store, METRICTAP_TENSORBOARD_DIR=logdir)
+    inner = (f'mount -t tmpfs -o size=64k,mode=0700 tmpfs "{logdir}" && '
+             f'exec "{METRICTAP}" run --to tensorboard --project full -- "{script}"')
+    try:
+        p = subprocess.run(["unshare", "-m", "sh", "-c", inner], env=env, cwd=tmp_path,
+                           capture_output=True, timeout=120)
+        direct = subprocess.run([str(script)], capture_output=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == direct.stdout, p.stderr
+        (run_dir,) = run_dirs(store)
+        assert len((run_dir / "history.jsonl").read_text().splitlines()) == 3000
+
+        def full_events():
+            evs = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+            return [e for e in evs if e.get("event") == "upload_write_error" and e.get("errno") == 28]
+        assert wait_until(lambda: full_events(), 60)
+        assert full_events()[0]["backend"] == "tensorboard"
+        show = subprocess.run([str(METRICTAP), "show", run_dir.name], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert "No space left on device" in show.stdout, show.stdout
+    finally:
+        # the agent keeps retrying into its namespace's full tmpfs: stop it
+        subprocess.run(["pkill", "-f", f"metrictap-agent .*-- {script}"])
