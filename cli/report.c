@@ -291,7 +291,7 @@ int mt_cmd_report(int argc, char **argv)
         char *text = mt_index_read_file(path, 64 << 20, NULL);
         cJSON *rj = text ? cJSON_Parse(text) : NULL;
         free(text);
-        mt_hist_load(&runs[r].hist, rows.v[r].dir, cJSON_GetObjectItemCaseSensitive(rj, "metrics"));
+        mt_hist_load(&runs[r].hist, rows.v[r].dir, rj, NULL);
         cJSON_Delete(rj);
         for (size_t i = 0; i < runs[r].hist.n; i++) {
             const struct mt_hist_series *s = &runs[r].hist.v[i];
