@@ -262,9 +262,9 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
     /* The x axis: a tick mark under each labelled value, labels that do not
      * run into each other, the axis name at the end. */
     double xstep = mt_chart_nice_step(x_hi - x_lo, c.w / 12 < 2 ? 2 : c.w / 12, xint);
-    char *labels = mt_xmalloc((size_t)c.w + 64);
-    memset(labels, ' ', (size_t)c.w + 63);
-    labels[c.w + 63] = '\0';
+    char *labels = mt_xmalloc((size_t)c.w + 1);
+    memset(labels, ' ', (size_t)c.w);
+    labels[c.w] = '\0';
     char *ticks = mt_xcalloc((size_t)c.w, 1);
     int next_free = 0, last_end = 0;
     for (double v = ceil(x_lo / xstep - 1e-9) * xstep; v <= x_hi + xstep * 1e-6; v += xstep) {
@@ -274,9 +274,11 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
         char t[40];
         mt_chart_tick_label(t, sizeof t, v, xstep);
         int len = (int)strlen(t), at = col - len / 2;
+        if (at + len > c.w)
+            at = c.w - len; /* the last label ends under the axis's end */
         if (at < 0)
             at = 0;
-        if (at < next_free || at + len > c.w + 63)
+        if (at < next_free || at + len > c.w)
             continue;
         memcpy(labels + at, t, (size_t)len);
         ticks[col] = 1;
