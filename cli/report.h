@@ -19,8 +19,8 @@ struct mt_report_run {
     const char *dash;               /* SVG stroke-dasharray, "" for solid */
 };
 
-/* Colour and dash of run i of n: Tableau's ten first, then hues spread by
- * the golden angle at three lightnesses, each later ten dashed differently,
+/* Colour and dash of run i: Tableau's ten first, then ten hues 36 degrees
+ * apart at each of two other lightnesses, each later ten dashed differently,
  * so 30 runs stay apart by colour and by line. */
 void mt_report_style(size_t i, char colour[8], const char **dash);
 

@@ -30,8 +30,10 @@ void mt_report_style(size_t i, char colour[8], const char **dash)
         snprintf(colour, 8, "%s", TABLEAU[i]);
         return;
     }
-    /* HSL to RGB; hues 137.5 degrees apart never repeat closely. */
-    double h = fmod((double)i * 137.508, 360.0) / 60.0, s = 0.70;
+    /* HSL to RGB: the ten runs sharing a dash are 36 degrees of hue apart,
+     * each later ten turned half a step, at another lightness. */
+    double h = fmod((double)(i % 10) * 36.0 + (double)(i / 10) * 18.0 + 10.0, 360.0) / 60.0;
+    double s = 0.70;
     double l = (double[]){ 0.42, 0.55, 0.33 }[(i / 10) % 3];
     double c = (1 - fabs(2 * l - 1)) * s, x = c * (1 - fabs(fmod(h, 2) - 1)), m = l - c / 2;
     double r = 0, g = 0, b = 0;
