@@ -275,12 +275,17 @@ static void table_html(struct mt_buf *b, const struct table *t, struct mt_report
 
 /* ---- metric families ---- */
 
-/* train_loss -> "train", system/gpu.0.util -> "system", loss -> "" (the
- * prefix counts only when another metric shares it, or it is a usual one). */
+/* train_loss -> "train", system/gpu.0.util and system.cpu_percent ->
+ * "system", loss -> "" (a prefix counts when another metric shares it or
+ * it is a usual one). */
 static void family_of(const char *key, const struct keys *all, char *out, size_t size)
 {
     static const char *const USUAL[] = { "train", "eval", "val", "valid", "test", "system", NULL };
     size_t n = strcspn(key, "/");
+    if (strncmp(key, "system.", 7) == 0) { /* system.jsonl's samples */
+        snprintf(out, size, "system");
+        return;
+    }
     if (key[n] == '/') {
         snprintf(out, size, "%.*s", (int)n, key);
         return;
@@ -486,6 +491,7 @@ int mt_cmd_report(int argc, char **argv)
         cJSON *rj = text ? cJSON_Parse(text) : NULL;
         free(text);
         mt_hist_load(&run->hist, rows.v[r].dir, rj, o.x_axis);
+        mt_hist_load_system(&run->hist, rows.v[r].dir);
         cJSON_Delete(rj);
         run->config = rows.v[r].config ? cJSON_Parse(rows.v[r].config) : NULL;
         run->summary = rows.v[r].summary ? cJSON_Parse(rows.v[r].summary) : NULL;

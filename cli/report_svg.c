@@ -322,6 +322,14 @@ static void collect_key(void *ctx, const char *key, const struct mt_value *v)
     k->keys[k->n++] = mt_xstrdup(key);
 }
 
+static void axis_free(struct pc_axis *a)
+{
+    for (size_t c = 0; c < a->ncats; c++)
+        free(a->cats[c]);
+    free(a->cats);
+    free(a->key);
+}
+
 /* A config key as an axis, when its values differ between the runs. */
 static int make_axis(struct pc_axis *a, const char *key, struct mt_report_run *runs, size_t n)
 {
@@ -349,22 +357,16 @@ static int make_axis(struct pc_axis *a, const char *key, struct mt_report_run *r
             a->cats[a->ncats++] = mt_xstrdup(text);
         }
     }
-    if (a->ncats < 2)
+    if (a->ncats < 2) { /* the same for every run: no axis */
+        axis_free(a);
         return 0;
+    }
     a->key = mt_xstrdup(key);
     if (a->numeric)
         a->logscale = a->lo > 0 && a->hi / a->lo >= 20;
     else
         qsort(a->cats, a->ncats, sizeof *a->cats, cmp_str);
     return 1;
-}
-
-static void axis_free(struct pc_axis *a)
-{
-    for (size_t c = 0; c < a->ncats; c++)
-        free(a->cats[c]);
-    free(a->cats);
-    free(a->key);
 }
 
 /* Position 0 (bottom) .. 1 (top) of a value on an axis; NAN: missing. */

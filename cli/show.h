@@ -36,6 +36,9 @@ struct mt_hist {
 void mt_hist_load(struct mt_hist *h, const char *dir, const struct cJSON *run,
                   const char *x_axis);
 int mt_hist_has_axis(const struct mt_hist *h, const char *axis);
+/* Adds <dir>/system.jsonl's samples (system.cpu_percent, ...) as series
+ * against _runtime (the report's system charts). */
+void mt_hist_load_system(struct mt_hist *h, const char *dir);
 void mt_hist_free(struct mt_hist *h);
 const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *key);
 

@@ -207,3 +207,29 @@ const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *k
             return &h->v[i];
     return NULL;
 }
+
+void mt_hist_load_system(struct mt_hist *h, const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/system.jsonl", dir);
+    size_t len = 0;
+    char *text = mt_index_read_file(path, HISTORY_MAX, &len);
+    for (char *line = text, *nl; text && line < text + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl)
+            break;
+        *nl = '\0';
+        cJSON *row = cJSON_Parse(line);
+        const cJSON *rt = cJSON_GetObjectItemCaseSensitive(row, "_runtime");
+        for (cJSON *it = cJSON_IsNumber(rt) ? row->child : NULL; it; it = it->next) {
+            double y;
+            if (!it->string || it->string[0] == '_' || !number_of(it, &y))
+                continue;
+            struct mt_hist_series *s = series_get(h, it->string, "_runtime");
+            if (s)
+                series_add(s, rt->valuedouble, y);
+        }
+        cJSON_Delete(row);
+    }
+    free(text);
+}
