@@ -290,6 +290,18 @@ def test_grid_report_in_chromium_every_chart_has_its_legend_and_every_run_its_co
         bend = sum(abs(c - 2 * b + a) for a, b, c in zip(ys, ys[1:], ys[2:]))
         return bend / (max(ys) - min(ys))
     assert rough(first_path(sm)) < 0.7 * rough(first_path(plain))
+    # Log y ticks are values of the data's decades (1, 2, 5 or nice values).
+    assert all(float(t) > 0 for t in yticks(lg)) and len(yticks(lg)) >= 3
+    # A run brought forward (what hovering does): it is lit everywhere, the rest dimmed.
+    best_id = lines[-1][0]
+    lit = chromium(["--dump-dom", out.as_uri() + "#run=" + best_id], tmp_path).stdout
+    assert re.search(r'<body class="dim"', lit)
+    tags = [(re.search(r'data-run="(\w+)"', a).group(1), re.search(r'class="([^"]*)"', a))
+            for a in re.findall(r"<\w+ ([^>]*data-run=[^>]*)>", lit)]
+    hl = [rid for rid, cls in tags if cls and "hl" in cls.group(1).split()]
+    assert set(hl) == {best_id}
+    # its table row, and its line and legend entry in every chart
+    assert len(hl) >= 1 + 2 * (len(figs) - 1), len(hl)
 
 
 def write_small(store, rid, history, metrics=None, summary=None, project="small", start=1.7e9):
