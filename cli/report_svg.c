@@ -458,60 +458,11 @@ int mt_report_parallel(struct mt_buf *b, const char *metric, struct mt_report_ru
     if (nlines < nruns)
         mt_buf_printf(b, "; %zu without the metric not drawn", nruns - nlines);
     mt_buf_printf(b, "</span></figcaption>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
-                     "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n"
-                     "<defs><linearGradient id=\"ramp\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">"
-                     "<stop offset=\"0\" stop-color=\"#440154\"/><stop offset=\"0.5\" "
-                     "stop-color=\"#21918c\"/><stop offset=\"1\" stop-color=\"#fde725\"/>"
-                     "</linearGradient></defs>\n",
+                     "viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" role=\"img\">\n",
                   w, h, w, h);
     double ph = h - top - bottom;
 #define PC_Y(t) (top + (1 - (t)) * ph)
     char t[64];
-    for (size_t a = 0; a <= nax; a++) {
-        double x = left + (double)a * step;
-        mt_buf_printf(b, "<g class=\"pcaxis\"><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
-                         "<text x=\"%.1f\" y=\"%d\" class=\"pcname\">",
-                      x, x, top, top + ph, x, top - 18);
-        esc(b, a < nax ? ax[a].key : metric);
-        if (a < nax && ax[a].logscale)
-            mt_buf_adds(b, " (log)");
-        mt_buf_adds(b, "</text>");
-        if (a < nax && ax[a].numeric && ax[a].ncats <= 8) {
-            /* a sweep's few values: each labelled where it sits */
-            for (size_t c = 0; c < ax[a].ncats; c++) {
-                double num = strtod(ax[a].cats[c], NULL), u;
-                if (ax[a].hi == ax[a].lo)
-                    u = 0.5;
-                else if (ax[a].logscale)
-                    u = (log10(num) - log10(ax[a].lo)) / (log10(ax[a].hi) - log10(ax[a].lo));
-                else
-                    u = (num - ax[a].lo) / (ax[a].hi - ax[a].lo);
-                mt_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">", x - 5, PC_Y(u) + 4);
-                esc(b, ax[a].cats[c]);
-                mt_buf_adds(b, "</text>");
-            }
-        } else if (a == nax || ax[a].numeric) {
-            double lo = a == nax ? mlo : ax[a].lo, hi = a == nax ? mhi : ax[a].hi;
-            int lg = a < nax && ax[a].logscale;
-            for (int k = 0; k <= 4; k++) {
-                double u = k / 4.0;
-                double v = lg ? pow(10, log10(lo) + u * (log10(hi) - log10(lo))) : lo + u * (hi - lo);
-                snprintf(t, sizeof t, "%.4g", v);
-                if (hi == lo && k != 2)
-                    continue;
-                mt_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">%s</text>", x - 5,
-                              PC_Y(hi == lo ? 0.5 : u) + 4, t);
-            }
-        } else {
-            for (size_t c = 0; c < ax[a].ncats; c++) {
-                mt_buf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">", x - 5,
-                              PC_Y(ax[a].ncats == 1 ? 0.5 : (double)c / (double)(ax[a].ncats - 1)) + 4);
-                esc(b, ax[a].cats[c]);
-                mt_buf_adds(b, "</text>");
-            }
-        }
-        mt_buf_adds(b, "</g>\n");
-    }
     for (size_t l = 0; l < nlines; l++) {
         const struct mt_report_run *run = &runs[lines[l].run];
         double tm = mhi > mlo ? (lines[l].metric - mlo) / (mhi - mlo) : 1;
@@ -538,6 +489,56 @@ int mt_report_parallel(struct mt_buf *b, const char *metric, struct mt_report_ru
         esc(b, t);
         mt_buf_adds(b, "</title></path>\n");
     }
+    /* The axes after the lines, so their labels stay readable on top. */
+    struct mt_buf ab;
+    mt_buf_init(&ab, (size_t)16 << 20);
+    for (size_t a = 0; a <= nax; a++) {
+        double x = left + (double)a * step;
+        mt_buf_printf(&ab, "<g class=\"pcaxis\"><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%.1f\"/>"
+                         "<text x=\"%.1f\" y=\"%d\" class=\"pcname\">",
+                      x, x, top, top + ph, x, top - 18);
+        esc(&ab, a < nax ? ax[a].key : metric);
+        if (a < nax && ax[a].logscale)
+            mt_buf_adds(&ab, " (log)");
+        mt_buf_adds(&ab, "</text>");
+        if (a < nax && ax[a].numeric && ax[a].ncats <= 8) {
+            /* a sweep's few values: each labelled where it sits */
+            for (size_t c = 0; c < ax[a].ncats; c++) {
+                double num = strtod(ax[a].cats[c], NULL), u;
+                if (ax[a].hi == ax[a].lo)
+                    u = 0.5;
+                else if (ax[a].logscale)
+                    u = (log10(num) - log10(ax[a].lo)) / (log10(ax[a].hi) - log10(ax[a].lo));
+                else
+                    u = (num - ax[a].lo) / (ax[a].hi - ax[a].lo);
+                mt_buf_printf(&ab, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">", x - 5, PC_Y(u) + 4);
+                esc(&ab, ax[a].cats[c]);
+                mt_buf_adds(&ab, "</text>");
+            }
+        } else if (a == nax || ax[a].numeric) {
+            double lo = a == nax ? mlo : ax[a].lo, hi = a == nax ? mhi : ax[a].hi;
+            int lg = a < nax && ax[a].logscale;
+            for (int k = 0; k <= 4; k++) {
+                double u = k / 4.0;
+                double v = lg ? pow(10, log10(lo) + u * (log10(hi) - log10(lo))) : lo + u * (hi - lo);
+                snprintf(t, sizeof t, "%.4g", v);
+                if (hi == lo && k != 2)
+                    continue;
+                mt_buf_printf(&ab, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">%s</text>", x - 5,
+                              PC_Y(hi == lo ? 0.5 : u) + 4, t);
+            }
+        } else {
+            for (size_t c = 0; c < ax[a].ncats; c++) {
+                mt_buf_printf(&ab, "<text x=\"%.1f\" y=\"%.1f\" class=\"pct\">", x - 5,
+                              PC_Y(ax[a].ncats == 1 ? 0.5 : (double)c / (double)(ax[a].ncats - 1)) + 4);
+                esc(&ab, ax[a].cats[c]);
+                mt_buf_adds(&ab, "</text>");
+            }
+        }
+        mt_buf_adds(&ab, "</g>\n");
+    }
+    mt_buf_add(b, ab.data, ab.len);
+    mt_buf_free(&ab);
 #undef PC_Y
     mt_buf_printf(b, "</svg>\n<p class=\"ramp\"><span class=\"bar\"></span> colour: summary.");
     esc(b, metric);
