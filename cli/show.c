@@ -1,8 +1,12 @@
-/* metrictap show RUN [--metric NAME]... [--compare RUN2 ...] [--lines N]:
+/* metrictap show RUN [--metric NAME]... [--compare RUN2 ...] [--x AXIS]
+ *                    [--lines N] [--follow]:
  * one run's identity, state, config, summary, system metrics (min/mean/max),
  * the last lines of its output and a terminal chart per metric against its
- * step axis; --compare overlays other runs on the same charts.  The index
- * finds the run; its directory supplies everything else. */
+ * step axis (or AXIS), as wide as the terminal.  --compare puts up to 10
+ * runs side by side (show_compare.c) and overlays them on the charts,
+ * aligned on each metric's axis.  --follow redraws as rows arrive and ends
+ * when the run does.  The index finds the run; its directory supplies
+ * everything else. */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,176 +25,8 @@
 #include "mt_cli.h"
 #include "show.h"
 
-#define HISTORY_MAX ((size_t)512 << 20)
-#define MAX_SERIES 512
-
-/* ---- history ---- */
-
-static const char *const KNOWN_AXES[] = { "_step", "_runtime", "_timestamp", "epoch", "batch",
-                                          "iteration", "iter", "step", "global_step", NULL };
-
-static struct mt_hist_series *series_get(struct mt_hist *h, const char *key, const char *axis)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->v[i].key, key) == 0)
-            return &h->v[i];
-    if (h->n == MAX_SERIES) {
-        h->dropped_keys++;
-        return NULL;
-    }
-    if (h->n == h->cap) {
-        h->cap = h->cap ? 2 * h->cap : 16;
-        h->v = mt_xrealloc(h->v, h->cap * sizeof *h->v);
-    }
-    struct mt_hist_series *s = &h->v[h->n++];
-    memset(s, 0, sizeof *s);
-    s->key = mt_xstrdup(key);
-    s->axis = mt_xstrdup(axis);
-    return s;
-}
-
-static void series_add(struct mt_hist_series *s, double x, double y)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 64;
-        s->x = mt_xrealloc(s->x, s->cap * sizeof *s->x);
-        s->y = mt_xrealloc(s->y, s->cap * sizeof *s->y);
-    }
-    s->x[s->n] = x;
-    s->y[s->n++] = y;
-    if (!isfinite(y))
-        s->nonfinite++;
-}
-
-/* A history value as a number: numbers, and the strings JSON cannot write. */
-static int number_of(const cJSON *v, double *out)
-{
-    if (cJSON_IsNumber(v)) {
-        *out = v->valuedouble;
-        return 1;
-    }
-    if (cJSON_IsString(v)) {
-        const char *s = v->valuestring;
-        if (strcmp(s, "NaN") == 0)
-            *out = NAN;
-        else if (strcmp(s, "Infinity") == 0)
-            *out = INFINITY;
-        else if (strcmp(s, "-Infinity") == 0)
-            *out = -INFINITY;
-        else
-            return 0;
-        return 1;
-    }
-    return 0;
-}
-
-static const char *axis_of(const cJSON *metrics, const char *key)
-{
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(metrics, key);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "step_metric");
-    return cJSON_IsString(a) && a->valuestring[0] ? a->valuestring : "_step";
-}
-
-static int is_axis(const cJSON *metrics, const char *key)
-{
-    for (int i = 0; KNOWN_AXES[i]; i++)
-        if (strcmp(key, KNOWN_AXES[i]) == 0)
-            return 1;
-    const cJSON *m;
-    cJSON_ArrayForEach(m, metrics)
-    {
-        const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "step_metric");
-        if (cJSON_IsString(a) && strcmp(a->valuestring, key) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-void mt_hist_load(struct mt_hist *h, const char *dir, const cJSON *metrics)
-{
-    char path[PATH_MAX];
-    memset(h, 0, sizeof *h);
-    snprintf(path, sizeof path, "%s/history.jsonl", dir);
-    size_t len = 0;
-    char *text = mt_index_read_file(path, HISTORY_MAX, &len);
-    if (!text)
-        return;
-    /* Axes seen so far stay in force for later rows. */
-    struct { char *name; double v; } last[32];
-    size_t nlast = 0;
-    char *line = text, *end = text + len;
-    while (line < end) {
-        char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl)
-            break; /* a torn last line is ignored */
-        *nl = '\0';
-        cJSON *row = cJSON_Parse(line);
-        line = nl + 1;
-        if (!cJSON_IsObject(row)) {
-            h->bad_lines++;
-            cJSON_Delete(row);
-            continue;
-        }
-        h->rows++;
-        for (cJSON *it = row->child; it; it = it->next) {
-            double v;
-            if (!it->string || !number_of(it, &v) || !is_axis(metrics, it->string))
-                continue;
-            size_t k = 0;
-            while (k < nlast && strcmp(last[k].name, it->string) != 0)
-                k++;
-            if (k == nlast && nlast < sizeof last / sizeof *last)
-                last[nlast++].name = mt_xstrdup(it->string);
-            if (k < nlast)
-                last[k].v = v;
-        }
-        for (cJSON *it = row->child; it; it = it->next) {
-            double y;
-            if (!it->string || !number_of(it, &y))
-                continue;
-            int axis_key = is_axis(metrics, it->string);
-            if (axis_key && strcmp(it->string, "_step") == 0)
-                continue;
-            const char *axis = axis_of(metrics, it->string);
-            if (axis_key)
-                axis = "_step";
-            size_t k = 0;
-            while (k < nlast && strcmp(last[k].name, axis) != 0)
-                k++;
-            if (k == nlast)
-                continue;
-            struct mt_hist_series *s = series_get(h, it->string, axis);
-            if (s) {
-                s->is_axis = axis_key;
-                series_add(s, last[k].v, y);
-            }
-        }
-        cJSON_Delete(row);
-    }
-    for (size_t k = 0; k < nlast; k++)
-        free(last[k].name);
-    free(text);
-}
-
-void mt_hist_free(struct mt_hist *h)
-{
-    for (size_t i = 0; i < h->n; i++) {
-        free(h->v[i].key);
-        free(h->v[i].axis);
-        free(h->v[i].x);
-        free(h->v[i].y);
-    }
-    free(h->v);
-    memset(h, 0, sizeof *h);
-}
-
-const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *key)
-{
-    for (size_t i = 0; i < h->n; i++)
-        if (strcmp(h->v[i].key, key) == 0)
-            return &h->v[i];
-    return NULL;
-}
+#define MAX_COMPARE 10
+#define FOLLOW_POLL_NS 250000000L
 
 /* ---- the run ---- */
 
@@ -199,7 +35,9 @@ struct shown {
     cJSON *run;     /* run.json */
     cJSON *summary; /* summary.json */
     char damage[256]; /* what is wrong with run.json, or "" */
+    char label[160];  /* in chart legends: id and name */
     struct mt_hist hist;
+    double runtime;
 };
 
 static int copy_found(void *ctx, const struct mt_index_run *r)
@@ -341,8 +179,8 @@ static void print_identity(const struct shown *s)
     if (jnum(r, "end_time", 0) > 0)
         print_time("ended", jnum(r, "end_time", 0));
     char rt[32];
-    mt_cli_format_duration(jnum(r, "runtime", 0), rt, sizeof rt);
-    printf("%-9s%s\n", "runtime", rt);
+    mt_cli_format_duration(s->runtime, rt, sizeof rt);
+    printf("%-9s%s%s\n", "runtime", rt, state && strcmp(state, "running") == 0 ? " so far" : "");
     print_strings("command", cJSON_GetObjectItemCaseSensitive(r, "command"), " ");
     const char *host = jstr(r, "host"), *user = jstr(r, "user"), *cwd = jstr(r, "cwd");
     if (host || user)
@@ -447,16 +285,43 @@ static void print_output(const char *dir, int want)
     free(buf);
 }
 
-static int load_shown(struct mt_index *ix, const char *arg, const char *store, struct shown *s)
+/* run.json's runtime is written when run.json is; a running run's is up to
+ * now (its start to this moment), not the 0 of its first run.json. */
+static double runtime_of(const cJSON *run)
 {
-    if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
-        return 1;
+    double rt = jnum(run, "runtime", 0), start = jnum(run, "start_time", 0);
+    const char *state = jstr(run, "state");
+    if (state && strcmp(state, "running") == 0 && start > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        double since = (double)now.tv_sec + now.tv_nsec / 1e9 - start;
+        if (since > rt)
+            rt = since;
+    }
+    return rt;
+}
+
+/* (Re)reads a found run's files. */
+static void read_shown(struct shown *s, const char *x_axis)
+{
+    cJSON_Delete(s->run);
+    cJSON_Delete(s->summary);
+    mt_hist_free(&s->hist);
     mt_cli_settle(s->dir, 0); /* a run whose agent died is finished first */
     s->run = mt_index_read_run_json(s->dir, s->damage, sizeof s->damage);
     if (!s->run) /* what the other files hold is still worth showing */
         s->run = cJSON_CreateObject();
     s->summary = read_json(s->dir, "summary.json");
-    mt_hist_load(&s->hist, s->dir, cJSON_GetObjectItemCaseSensitive(s->run, "metrics"));
+    mt_hist_load(&s->hist, s->dir, s->run, x_axis);
+    s->runtime = runtime_of(s->run);
+}
+
+static int load_shown(struct mt_index *ix, const char *arg, const char *store, struct shown *s,
+                      const char *x_axis)
+{
+    if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
+        return 1;
+    read_shown(s, x_axis);
     return 0;
 }
 
@@ -468,14 +333,24 @@ static int finite_points(const struct mt_hist_series *s)
     return n;
 }
 
-static void print_charts(struct shown *runs, size_t nruns, const char *const *metrics,
-                         size_t nmetrics)
+/* The chart's width: the terminal's ($COLUMNS or the tty's), 80 when
+ * stdout is no terminal. */
+static int chart_width(void)
 {
     int width = mt_cli_term_width();
     if (width <= 0)
         width = 80;
-    if (width > 160)
-        width = 160;
+    if (width < 30)
+        width = 30;
+    if (width > 400)
+        width = 400;
+    return width;
+}
+
+static void print_charts(struct shown *runs, size_t nruns, const char *const *metrics,
+                         size_t nmetrics)
+{
+    int width = chart_width();
     int color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
     struct mt_buf out;
     mt_buf_init(&out, (size_t)64 << 20);
@@ -504,7 +379,7 @@ static void print_charts(struct shown *runs, size_t nruns, const char *const *me
             continue;
         struct mt_chart_series ser[64];
         size_t ns = 0, nonfinite = 0;
-        int drawable = 0;
+        int drawable = 0, mixed = 0;
         const char *axis = "_step";
         for (size_t r = 0; r < nruns && ns < 64; r++) {
             const struct mt_hist_series *s = mt_hist_find(&runs[r].hist, keys[j]);
@@ -512,14 +387,19 @@ static void print_charts(struct shown *runs, size_t nruns, const char *const *me
                 continue;
             if (s->is_axis && !asked)
                 continue;
-            ser[ns++] = (struct mt_chart_series){ runs[r].id, s->x, s->y, s->n };
+            ser[ns++] = (struct mt_chart_series){ runs[r].label, s->x, s->y, s->n };
             nonfinite += s->nonfinite;
             drawable |= finite_points(s) >= 2;
-            axis = s->axis;
+            if (ns == 1)
+                axis = s->axis;
+            else if (strcmp(axis, s->axis) != 0)
+                mixed = 1;
         }
         if (!ns)
             continue;
-        if (!drawable && !asked) {
+        /* A metric with one value in each run: a line of values for one run,
+         * markers on the chart when runs are compared. */
+        if (!drawable && !asked && nruns == 1) {
             if (nruns == 1 && ser[0].n) {
                 char v[64];
                 struct mt_value mv = { MT_V_NUM, ser[0].y[ser[0].n - 1], NULL };
@@ -529,7 +409,8 @@ static void print_charts(struct shown *runs, size_t nruns, const char *const *me
             continue;
         }
         char title[512];
-        snprintf(title, sizeof title, "%s  (vs %s%s)", keys[j], axis,
+        snprintf(title, sizeof title, "%s  (vs %s%s%s)", keys[j], axis,
+                 mixed ? "; other runs against their own step axes" : "",
                  nonfinite ? ", non-finite values not drawn" : "");
         mt_buf_addc(&out, '\n');
         mt_chart_render(&out, title, axis, ser, ns, width, 10, color);
@@ -550,12 +431,121 @@ static void print_charts(struct shown *runs, size_t nruns, const char *const *me
     free(keys);
 }
 
+static const char USAGE[] =
+    "usage: metrictap show RUN [--metric NAME]... [--compare RUN2 ...] [--x AXIS]\n"
+    "                          [--lines N] [--follow]\n";
+
+/* One picture of the runs: the run (or the runs side by side), then charts. */
+static void draw(struct shown *runs, size_t nruns, const char *const *metrics, size_t nmetrics,
+                 int lines)
+{
+    if (nruns == 1) {
+        print_identity(&runs[0]);
+        mt_show_notes(runs[0].dir, runs[0].damage);
+        print_values("config", cJSON_GetObjectItemCaseSensitive(runs[0].run, "config"));
+        print_values("summary", runs[0].summary);
+        print_system(runs[0].dir);
+        mt_cli_print_uploads(runs[0].dir);
+        print_output(runs[0].dir, lines);
+    } else {
+        struct mt_show_run side[MAX_COMPARE + 1];
+        for (size_t r = 0; r < nruns; r++)
+            side[r] = (struct mt_show_run){ runs[r].id, runs[r].run, runs[r].summary,
+                                            runs[r].runtime };
+        mt_show_compare(side, nruns, chart_width());
+    }
+    for (size_t r = 0; r < nruns; r++) {
+        if (runs[r].hist.bad_lines)
+            printf("history of %s: %zu rows, %zu unreadable lines skipped\n", runs[r].id,
+                   runs[r].hist.rows, runs[r].hist.bad_lines);
+        if (runs[r].hist.before_axis)
+            printf("history of %s: %zu values before their axis had a value, not drawn\n",
+                   runs[r].id, runs[r].hist.before_axis);
+    }
+    print_charts(runs, nruns, metrics, nmetrics);
+}
+
+static int running(const struct shown *s)
+{
+    const char *state = jstr(s->run, "state");
+    return state && strcmp(state, "running") == 0;
+}
+
+/* What changes when a run writes: its history's and run.json's size and
+ * time.  A redraw happens when this moves. */
+static unsigned long long file_mark(const char *dir)
+{
+    unsigned long long m = 0;
+    const char *names[] = { "history.jsonl", "run.json", "summary.json", "output.log" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[PATH_MAX];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &sb) == 0)
+            m = m * 1000003u + (unsigned long long)sb.st_size * 31u +
+                (unsigned long long)sb.st_mtim.tv_nsec + (unsigned long long)sb.st_mtim.tv_sec;
+    }
+    return m;
+}
+
+/* --follow: like tail -f, with the charts.  On a terminal each picture
+ * replaces the last (cursor home, clear); into a pipe or file the pictures
+ * follow each other, a form feed between.  Ends, after a last picture,
+ * once no run shown is running any more. */
+static int follow(struct shown *runs, size_t nruns, const char *const *metrics, size_t nmetrics,
+                  int lines, const char *x_axis)
+{
+    int tty = isatty(STDOUT_FILENO);
+    static char frame[1 << 20];
+    setvbuf(stdout, frame, _IOFBF, sizeof frame); /* one write a picture: no flicker */
+    unsigned long long shown_mark = 0;
+    for (int first = 1;; first = 0) {
+        unsigned long long mark = 0;
+        int live = 0;
+        for (size_t r = 0; r < nruns; r++) {
+            if (!first)
+                read_shown(&runs[r], x_axis);
+            mark = mark * 7919u + file_mark(runs[r].dir);
+            live |= running(&runs[r]);
+        }
+        if (first || mark != shown_mark || !live) {
+            if (tty)
+                fputs("\x1b[H\x1b[2J", stdout);
+            else if (!first)
+                fputs("\f\n", stdout);
+            draw(runs, nruns, metrics, nmetrics, lines);
+            if (live)
+                printf("\nfollowing %s; ends when the run does (Ctrl-C stops)\n", runs[0].id);
+            if (fflush(stdout) != 0)
+                return 1;
+            shown_mark = mark;
+        }
+        if (!live)
+            return 0;
+        struct timespec ts = { 0, FOLLOW_POLL_NS };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* --x names an axis some shown run has; else say which there are. */
+static int check_axis(const struct shown *runs, size_t nruns, const char *x_axis)
+{
+    for (size_t r = 0; r < nruns; r++)
+        if (mt_hist_has_axis(&runs[r].hist, x_axis) || running(&runs[r]))
+            return 0;
+    fprintf(stderr, "metrictap: no run shown has the axis \"%s\"; axes of %s:", x_axis, runs[0].id);
+    for (size_t k = 0; k < runs[0].hist.naxes; k++)
+        fprintf(stderr, "%s %s", k ? "," : "", runs[0].hist.axes[k]);
+    fputc('\n', stderr);
+    return 1;
+}
+
 int mt_cmd_show(int argc, char **argv)
 {
-    const char *run_arg = NULL;
-    const char *metrics[64], *compare[63];
+    const char *run_arg = NULL, *x_axis = NULL;
+    const char *metrics[64], *compare[MAX_COMPARE];
     size_t nmetrics = 0, ncompare = 0;
-    int lines = 10, in_compare = 0;
+    int lines = 10, in_compare = 0, following = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--metric") == 0 && i + 1 < argc && nmetrics < 64) {
             metrics[nmetrics++] = argv[++i];
@@ -563,48 +553,56 @@ int mt_cmd_show(int argc, char **argv)
         } else if (strcmp(argv[i], "--lines") == 0 && i + 1 < argc) {
             lines = (int)strtol(argv[++i], NULL, 10);
             in_compare = 0;
+        } else if (strcmp(argv[i], "--x") == 0 && i + 1 < argc) {
+            x_axis = argv[++i];
+            in_compare = 0;
+        } else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+            following = 1;
+            in_compare = 0;
         } else if (strcmp(argv[i], "--compare") == 0) {
             in_compare = 1;
-        } else if (argv[i][0] != '-' && in_compare && ncompare < 63) {
+        } else if (argv[i][0] != '-' && in_compare) {
+            if (ncompare == MAX_COMPARE - 1) {
+                fprintf(stderr, "metrictap: show compares at most %d runs\n", MAX_COMPARE);
+                return 2;
+            }
             compare[ncompare++] = argv[i];
-        } else if (argv[i][0] != '-' && !run_arg) {
-            run_arg = argv[i];
+        } else if ((argv[i][0] != '-' || argv[i][1] == '\0' ||
+                    (argv[i][1] >= '0' && argv[i][1] <= '9')) && !run_arg) {
+            run_arg = argv[i]; /* "-1" counts back from the newest run */
         } else {
-            fprintf(stderr, "usage: metrictap show RUN [--metric NAME]... [--compare RUN2 ...]"
-                            " [--lines N]\n");
+            fputs(USAGE, stderr);
             return 2;
         }
     }
     if (!run_arg) {
-        fprintf(stderr, "usage: metrictap show RUN [--metric NAME]... [--compare RUN2 ...]"
-                        " [--lines N]\n");
+        fputs(USAGE, stderr);
         return 2;
     }
     struct mt_config cfg;
     mt_cli_load_config(&cfg);
-    struct shown runs[64];
+    struct shown runs[MAX_COMPARE];
     size_t nruns = 0;
     int rc = 1;
     memset(runs, 0, sizeof runs);
     struct mt_index *ix = mt_cli_open_index(&cfg);
     if (!ix)
         goto out;
-    if (load_shown(ix, run_arg, cfg.dir, &runs[nruns++]) != 0)
-        goto out;
-    for (size_t c = 0; c < ncompare; c++)
-        if (load_shown(ix, compare[c], cfg.dir, &runs[nruns++]) != 0)
+    for (size_t c = 0; c <= ncompare; c++) {
+        struct shown *s = &runs[nruns++];
+        if (load_shown(ix, c ? compare[c - 1] : run_arg, cfg.dir, s, x_axis) != 0)
             goto out;
-    print_identity(&runs[0]);
-    mt_show_notes(runs[0].dir, runs[0].damage);
-    print_values("config", cJSON_GetObjectItemCaseSensitive(runs[0].run, "config"));
-    print_values("summary", runs[0].summary);
-    print_system(runs[0].dir);
-    mt_cli_print_uploads(runs[0].dir);
-    print_output(runs[0].dir, lines);
-    if (runs[0].hist.bad_lines)
-        printf("history: %zu rows, %zu unreadable lines skipped\n", runs[0].hist.rows,
-               runs[0].hist.bad_lines);
-    print_charts(runs, nruns, metrics, nmetrics);
+        const char *name = jstr(s->run, "name");
+        snprintf(s->label, sizeof s->label, "%s%s%s", s->id, name && *name ? " " : "",
+                 name ? name : "");
+    }
+    if (x_axis && check_axis(runs, nruns, x_axis) != 0)
+        goto out;
+    if (following) {
+        rc = follow(runs, nruns, metrics, nmetrics, lines, x_axis);
+        goto out;
+    }
+    draw(runs, nruns, metrics, nmetrics, lines);
     rc = fflush(stdout) == 0 ? 0 : 1;
 out:
     for (size_t r = 0; r < nruns; r++)

@@ -1,10 +1,15 @@
 /* mt_chart: line charts drawn with braille characters for `metrictap show`.
  * Each character cell holds 2x4 dots; lines join consecutive points; a
- * non-finite value breaks the line.  The y axis is labelled with its max at
- * the top and its min at the bottom, the x axis with its min and max.  With
- * colour each series gets an ANSI colour (a cell takes the colour of the last
- * series drawn through it); without, overlaid series share the dots.  Kept
- * in common/ so its unit test links it; only the CLI uses it. */
+ * non-finite value breaks the line.  The y range is widened to "nice" ticks
+ * (1, 2, 5 x 10^k; whole numbers on an integer axis), about one row in
+ * three labelled; the x axis has tick marks and labels that do not collide.
+ * A single value gets room around it.  Overlaid series are told apart
+ * without colour too: each has a marker character (o x + * ...) on its
+ * points (on every point of a sparse series, a few on a dense one) and,
+ * without colour, a dash pattern; the legend shows both.  A lone point is
+ * drawn as its marker.  With colour a cell takes the colour of the last
+ * series drawn through it.  Kept in common/ so its unit test links it; only
+ * the CLI uses it. */
 #ifndef MT_CHART_H
 #define MT_CHART_H
 
@@ -24,7 +29,13 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
                      const struct mt_chart_series *series, size_t nseries, int width, int height,
                      int color);
 
-/* ANSI colour code (31..36) of series i. */
+/* ANSI colour code of series i, and its marker character. */
 int mt_chart_color(size_t i);
+char mt_chart_marker(size_t i);
+
+/* A tick step splitting `range` into about n parts (>= 1 when integer), and
+ * a tick's label with the decimals that step needs. */
+double mt_chart_nice_step(double range, int n, int integer);
+void mt_chart_tick_label(char *out, size_t size, double v, double step);
 
 #endif
