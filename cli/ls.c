@@ -347,7 +347,9 @@ int mt_cmd_ls(int argc, char **argv)
             print_csv(&sel, &rows);
         else
             print_table(&sel, &rows);
-        rc = fflush(stdout) == 0 ? 0 : 1;
+        /* A name that matched nothing was said on stderr; the rows that
+         * match are printed, and the exit says the request was not right. */
+        rc = fflush(stdout) == 0 && sel.unknown_names == 0 ? 0 : 1;
     }
 out:
     mt_select_rows_free(&rows, sel.ncols);

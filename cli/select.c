@@ -17,8 +17,9 @@
 const char *mt_select_usage(void)
 {
     return "[--project P] [--tag T]... [--group G] [--state S[,S...]]\n"
-           "    [--filter 'summary.val_acc > 0.9 and config.lr < 0.01'] [--sort [-]COLUMN]\n"
-           "    [--limit N] [--columns summary.X,config.Y,...] [--scan]";
+           "    [--filter 'summary.val_acc > 0.9 and config.lr < 0.01']\n"
+           "    [--sort [-]COLUMN[,[-]COLUMN...]]... [--limit N]\n"
+           "    [--columns [=]summary.X,config.Y,...] [--scan]";
 }
 
 /* "--name value" or "--name=value". */
@@ -39,14 +40,30 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i, in
     return argv[++*i];
 }
 
+/* The next item of a comma list, a comma inside "quotes" or `quotes`
+ * staying in it; NULL at the end.  *p moves past the item. */
+static char *next_item(char **p)
+{
+    char *start = *p, quote = 0, *q = start;
+    if (!start)
+        return NULL;
+    for (; *q && (quote || *q != ','); q++)
+        if (*q == '"' || *q == '`')
+            quote = quote == *q ? 0 : quote ? quote : *q;
+    *p = *q ? q + 1 : NULL;
+    *q = '\0';
+    return start;
+}
+
 static int parse_columns(struct mt_select *s, const char *list)
 {
-    char *copy = mt_xstrdup(list);
+    if (list[0] == '=') { /* replace the default columns */
+        s->replace_cols = 1;
+        list++;
+    }
+    char *copy = mt_xstrdup(list), *cursor = copy, *p;
     int rc = -1;
-    for (char *p = copy, *comma; p; p = comma ? comma + 1 : NULL) {
-        comma = strchr(p, ',');
-        if (comma)
-            *comma = '\0';
+    while ((p = next_item(&cursor))) {
         if (!*p)
             continue;
         char err[1024];
@@ -56,6 +73,36 @@ static int parse_columns(struct mt_select *s, const char *list)
             goto out;
         }
         s->ncols++;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* --sort A,-B: each key appended after those already given. */
+static int parse_sort(struct mt_select *s, const char *list)
+{
+    char *copy = mt_xstrdup(list), *cursor = copy, *p;
+    int rc = -1, any = 0;
+    while ((p = next_item(&cursor))) {
+        int desc = p[0] == '-';
+        if (p[0] == '-' || p[0] == '+')
+            p++;
+        if (!*p)
+            continue;
+        char err[1024];
+        s->sort = mt_xrealloc(s->sort, (s->nsort + 1) * sizeof *s->sort);
+        if (mt_col_parse(p, &s->sort[s->nsort].col, err, sizeof err) != 0) {
+            fprintf(stderr, "metrictap: --sort: %s\n", err);
+            goto out;
+        }
+        s->sort[s->nsort++].desc = desc;
+        any = 1;
+    }
+    if (!any) {
+        fprintf(stderr, "metrictap: --sort \"%s\" names no column\n", list);
+        goto out;
     }
     rc = 0;
 out:
@@ -93,18 +140,8 @@ int mt_select_arg(struct mt_select *s, int argc, char **argv, int *i)
             return -1;
         }
     } else if (!bad && (v = opt_value("--sort", argc, argv, i, &bad))) {
-        int desc = v[0] == '-';
-        if (v[0] == '-' || v[0] == '+')
-            v++;
-        if (s->have_sort)
-            mt_col_free(&s->sort);
-        if (mt_col_parse(v, &s->sort, err, sizeof err) != 0) {
-            fprintf(stderr, "metrictap: --sort: %s\n", err);
-            s->have_sort = 0;
+        if (parse_sort(s, v) != 0)
             return -1;
-        }
-        s->have_sort = 1;
-        s->sort_desc = desc;
     } else if (!bad && (v = opt_value("--limit", argc, argv, i, &bad))) {
         char *end;
         unsigned long long n = strtoull(v, &end, 10);
@@ -284,7 +321,7 @@ static int scan_matches(const struct mt_select *s, struct scan_run *c)
 }
 
 static void scan_project(const struct mt_select *s, const char *store, const char *project,
-                         struct mt_select_rows *rows)
+                         struct mt_select_rows *rows, struct mt_select_keys *wanted)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/runs/%s", store, project);
@@ -301,6 +338,10 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
         struct scan_run c = { .l = &l };
         c.config = cJSON_GetObjectItemCaseSensitive(l.json, "config");
         c.summary = l.summary_obj;
+        for (size_t k = 0; k < wanted->n; k++)
+            if (!wanted->v[k].found)
+                wanted->v[k].found =
+                    lookup_flat(wanted->v[k].src == 0 ? c.summary : c.config, wanted->v[k].key) != NULL;
         if (scan_matches(s, &c)) {
             struct mt_select_row *row = add_row(rows, &l.run);
             row->vals = mt_xcalloc(s->ncols + 1, sizeof *row->vals);
@@ -308,9 +349,11 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
                 struct mt_value v = scan_get(&c, &s->cols[i]);
                 own_value(&row->vals[i], &v);
             }
-            if (s->have_sort) {
-                struct mt_value v = scan_get(&c, &s->sort);
-                own_value(&row->sortv, &v);
+            row->sortv = mt_xcalloc(s->nsort + 1, sizeof *row->sortv);
+            row->nsortv = s->nsort;
+            for (size_t k = 0; k < s->nsort; k++) {
+                struct mt_value v = scan_get(&c, &s->sort[k].col);
+                own_value(&row->sortv[k], &v);
             }
         }
         for (size_t i = 0; i < c.nowned; i++)
@@ -320,28 +363,33 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
     closedir(d);
 }
 
-static int sort_desc;
+static const struct mt_select *sorting; /* qsort has no context argument */
 
 static int cmp_rows(const void *pa, const void *pb)
 {
     const struct mt_select_row *a = pa, *b = pb;
     /* Numbers, then text, then missing values, as the index orders them. */
     static const int RANK[] = { [MT_V_NUM] = 0, [MT_V_TEXT] = 1, [MT_V_NONE] = 2 };
-    int c = RANK[a->sortv.type] - RANK[b->sortv.type];
-    if (c == 0) {
-        c = mt_value_cmp(&a->sortv, &b->sortv);
-        if (sort_desc)
-            c = -c;
+    for (size_t k = 0; k < sorting->nsort; k++) {
+        const struct mt_value *x = &a->sortv[k], *y = &b->sortv[k];
+        int c = RANK[x->type] - RANK[y->type];
+        if (c == 0) {
+            c = mt_value_cmp(x, y);
+            if (sorting->sort[k].desc)
+                c = -c;
+        }
+        if (c)
+            return c;
     }
-    if (c == 0)
-        c = a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
-    return c;
+    return a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
 }
 
 static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows)
 {
+    struct mt_select_keys wanted;
+    mt_select__wanted(s, &wanted);
     if (s->project)
-        scan_project(s, store, s->project, rows);
+        scan_project(s, store, s->project, rows, &wanted);
     else {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/runs", store);
@@ -349,14 +397,13 @@ static int scan(struct mt_select *s, const char *store, struct mt_select_rows *r
         struct dirent *e;
         while (d && (e = readdir(d)))
             if (e->d_name[0] != '.')
-                scan_project(s, store, e->d_name, rows);
+                scan_project(s, store, e->d_name, rows, &wanted);
         if (d)
             closedir(d);
     }
-    if (!s->have_sort)
-        for (size_t i = 0; i < rows->n; i++)
-            rows->v[i].sortv = (struct mt_value){ MT_V_NUM, rows->v[i].start_time, NULL };
-    sort_desc = s->have_sort ? s->sort_desc : 1;
+    s->unknown_names = mt_select__check(s, store, NULL, &wanted);
+    mt_select__keys_free(&wanted);
+    sorting = s;
     qsort(rows->v, rows->n, sizeof *rows->v, cmp_rows);
     if (s->limit && rows->n > s->limit) {
         size_t keep = s->limit;
@@ -394,10 +441,13 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
             fprintf(stderr, "metrictap: the index may be stale (%s); try metrictap reindex\n",
                     mt_index_error(ix));
     }
+    struct mt_select_keys wanted;
+    mt_select__wanted(s, &wanted);
+    s->unknown_names = mt_select__check(s, store_dir, ix, &wanted);
+    mt_select__keys_free(&wanted);
     struct mt_index_query q = {
         .project = s->project, .tags = s->tags, .ntags = s->ntags, .group = s->group,
-        .state = s->state, .filter = s->filter, .sort = s->have_sort ? &s->sort : NULL,
-        .sort_desc = s->sort_desc, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,
+        .state = s->state, .filter = s->filter, .sort = s->sort, .nsort = s->nsort, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,
     };
     struct query_ctx c = { rows, s->ncols };
     if (mt_index_query(ix, &q, on_index_row, &c) != 0) {
@@ -422,8 +472,10 @@ void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols)
             if (r->vals[k].type == MT_V_TEXT)
                 free((char *)r->vals[k].text);
         free(r->vals);
-        if (r->sortv.type == MT_V_TEXT)
-            free((char *)r->sortv.text);
+        for (size_t k = 0; k < r->nsortv; k++)
+            if (r->sortv[k].type == MT_V_TEXT)
+                free((char *)r->sortv[k].text);
+        free(r->sortv);
     }
     free(rows->v);
     memset(rows, 0, sizeof *rows);
@@ -432,8 +484,9 @@ void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols)
 void mt_select_free(struct mt_select *s)
 {
     mt_filter_destroy(s->filter);
-    if (s->have_sort)
-        mt_col_free(&s->sort);
+    for (size_t i = 0; i < s->nsort; i++)
+        mt_col_free(&s->sort[i].col);
+    free(s->sort);
     for (size_t i = 0; i < s->ncols; i++)
         mt_col_free(&s->cols[i]);
     free(s->cols);

@@ -16,13 +16,18 @@ struct mt_select {
     const char *tags[MT_SELECT_MAX_TAGS];
     size_t ntags;
     struct mt_filter *filter;
-    struct mt_col sort;
-    int have_sort, sort_desc;
+    struct mt_sort_key *sort; /* --sort, in the order given (comma lists, repeats) */
+    size_t nsort;
     struct mt_col *cols; /* --columns */
     size_t ncols;
+    int replace_cols;    /* --columns =a,b: these instead of the default columns */
     size_t limit;
     int scan;            /* read run dirs instead of the index */
     int no_sync;         /* skip the self-repair look (for measuring) */
+    /* Set by mt_select_run: how many names of the request (project, state,
+     * keys of filter, sort and columns) matched nothing; each was said on
+     * stderr with the nearest existing name.  The rows are still given. */
+    size_t unknown_names;
 };
 
 /* One selected run; owns its strings. */
@@ -32,7 +37,8 @@ struct mt_select_row {
     int exit_code, signal;
     double dropped, cut;   /* what the run lost (mt_index_run) */
     struct mt_value *vals; /* per column; text owned */
-    struct mt_value sortv; /* --scan only */
+    struct mt_value *sortv; /* --scan only: per sort key */
+    size_t nsortv;
 };
 
 struct mt_select_rows {
@@ -48,6 +54,28 @@ const char *mt_select_usage(void);
 
 /* Fills rows.  0, or -1 with the message printed. */
 int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_rows *rows);
+
+/* Is `s` one of the summary statistics (min max mean first last best)? */
+int mt_select_stat_name(const char *s);
+
+/* ---- between select.c and select_names.c ---- */
+struct mt_index;
+struct mt_select_key {
+    int src;               /* 0 summary, 1 config */
+    const char *key, *label; /* borrowed from the selection's columns */
+    int found;             /* --scan: some run in scope has it */
+};
+struct mt_select_keys {
+    struct mt_select_key *v;
+    size_t n;
+};
+/* The summary/config keys that the filter, sort and columns name. */
+void mt_select__wanted(const struct mt_select *s, struct mt_select_keys *out);
+void mt_select__keys_free(struct mt_select_keys *k);
+/* Says on stderr which names match nothing (ix NULL: from the run
+ * directories and keys[].found); returns how many. */
+size_t mt_select__check(const struct mt_select *s, const char *store, struct mt_index *ix,
+                        const struct mt_select_keys *keys);
 
 void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols);
 void mt_select_free(struct mt_select *s);

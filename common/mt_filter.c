@@ -748,3 +748,23 @@ int mt_filter_eval(const struct mt_filter *f, const struct mt_filter_run *run)
 {
     return node_eval(f->root, run);
 }
+
+static void node_cols(const struct node *n, void (*fn)(void *, const struct mt_col *), void *ctx)
+{
+    if (!n)
+        return;
+    if (n->kind == N_CMP) {
+        fn(ctx, &n->lhs.col);
+        if (n->rhs.kind == O_COL)
+            fn(ctx, &n->rhs.col);
+        return;
+    }
+    node_cols(n->a, fn, ctx);
+    node_cols(n->b, fn, ctx);
+}
+
+void mt_filter_each_col(const struct mt_filter *f, void (*fn)(void *ctx, const struct mt_col *col),
+                        void *ctx)
+{
+    node_cols(f->root, fn, ctx);
+}

@@ -104,6 +104,10 @@ struct mt_filter_run {
     struct mt_value (*get)(void *ctx, const struct mt_col *col);
     int (*has_tag)(void *ctx, const char *tag, int glob);
 };
+/* Calls fn for every column the filter names, in order. */
+void mt_filter_each_col(const struct mt_filter *f, void (*fn)(void *ctx, const struct mt_col *col),
+                        void *ctx);
+
 /* 1 when the run matches, 0 when it does not. */
 int mt_filter_eval(const struct mt_filter *f, const struct mt_filter_run *run);
 

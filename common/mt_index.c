@@ -482,12 +482,11 @@ static void bind_params(sqlite3_stmt *st, const struct mt_sql_params *p)
  * prefixes the inner query's result columns. */
 static void order_by(struct mt_buf *sql, const struct mt_index_query *q, const char *p)
 {
-    if (q->sort)
-        mt_buf_printf(sql, " ORDER BY %ssortv IS NULL, typeof(%ssortv) = 'text', %ssortv %s,"
-                           " %sst DESC",
-                      p, p, p, q->sort_desc ? "DESC" : "ASC", p);
-    else
-        mt_buf_printf(sql, " ORDER BY %sst DESC", p);
+    mt_buf_adds(sql, " ORDER BY ");
+    for (size_t i = 0; i < q->nsort; i++)
+        mt_buf_printf(sql, "%ssortv%zu IS NULL, typeof(%ssortv%zu) = 'text', %ssortv%zu %s, ",
+                      p, i, p, i, p, i, q->sort[i].desc ? "DESC" : "ASC");
+    mt_buf_printf(sql, "%sst DESC", p);
 }
 
 int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index_query_fn fn,
@@ -511,18 +510,26 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
     mt_buf_adds(&sql, " FROM (SELECT r.rid AS rid, r.start_time AS st");
     /* A summary/config sort key comes by a join on kv's primary key: half
      * the time of a correlated subquery per run (measured at 30k runs). */
-    int kv_sort = q->sort && q->sort->src != MT_COL_BUILTIN;
-    if (kv_sort) {
-        mt_buf_printf(&sql, ", coalesce(ks.num, ks.txt) AS sortv FROM runs r LEFT JOIN kv ks"
-                            " ON ks.rid = r.rid AND ks.src = %d AND ks.key = ?",
-                      q->sort->src == MT_COL_SUMMARY ? 0 : 1);
-        mt_sql_params_add_text(&params, q->sort->key);
-    } else if (q->sort) {
-        mt_buf_adds(&sql, ", ");
-        mt_col_sql(q->sort, &sql, &params);
-        mt_buf_adds(&sql, " AS sortv FROM runs r");
-    } else
-        mt_buf_adds(&sql, " FROM runs r");
+    for (size_t i = 0; i < q->nsort; i++) {
+        const struct mt_col *c = &q->sort[i].col;
+        if (c->src != MT_COL_BUILTIN)
+            mt_buf_printf(&sql, ", coalesce(ks%zu.num, ks%zu.txt) AS sortv%zu", i, i, i);
+        else {
+            mt_buf_adds(&sql, ", ");
+            mt_col_sql(c, &sql, &params);
+            mt_buf_printf(&sql, " AS sortv%zu", i);
+        }
+    }
+    mt_buf_adds(&sql, " FROM runs r");
+    for (size_t i = 0; i < q->nsort; i++) {
+        const struct mt_col *c = &q->sort[i].col;
+        if (c->src == MT_COL_BUILTIN)
+            continue;
+        mt_buf_printf(&sql, " LEFT JOIN kv ks%zu ON ks%zu.rid = r.rid AND ks%zu.src = %d"
+                            " AND ks%zu.key = ?",
+                      i, i, i, c->src == MT_COL_SUMMARY ? 0 : 1, i);
+        mt_sql_params_add_text(&params, c->key);
+    }
     mt_buf_adds(&sql, " WHERE 1");
     if (q->project) {
         mt_buf_adds(&sql, " AND r.project = ?");
@@ -603,6 +610,112 @@ out:
     free(states);
     mt_sql_params_free(&params);
     mt_buf_free(&sql);
+    return rc;
+}
+
+static int each_name(struct mt_index *ix, const char *sql, const char *bind1, int src,
+                     mt_index_name_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1, s;
+    if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sql_fail(ix, "cannot list names");
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, src);
+    bind_text(st, 2, bind1);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        if (sqlite3_column_type(st, 0) == SQLITE_TEXT)
+            fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    if (s != SQLITE_DONE) {
+        sql_fail(ix, "cannot list names");
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int mt_index_keys(struct mt_index *ix, const char *project, int src, mt_index_name_fn fn,
+                  void *ctx)
+{
+    if (!project)
+        return each_name(ix, "SELECT DISTINCT key FROM kv WHERE src = ?1 AND ?2 IS NULL", NULL,
+                         src, fn, ctx);
+    return each_name(ix, "SELECT DISTINCT key FROM kv JOIN runs r ON r.rid = kv.rid"
+                         " WHERE src = ?1 AND r.project = ?2", project, src, fn, ctx);
+}
+
+int mt_index_projects(struct mt_index *ix, mt_index_name_fn fn, void *ctx)
+{
+    return each_name(ix, "SELECT DISTINCT project FROM runs WHERE ?1 = ?1 AND ?2 IS NULL", NULL,
+                     0, fn, ctx);
+}
+
+int mt_index_has_key(struct mt_index *ix, const char *project, int src, const char *key)
+{
+    const char *sql = project ? "SELECT 1 FROM kv JOIN runs r ON r.rid = kv.rid"
+                                " WHERE kv.src = ?1 AND kv.key = ?2 AND r.project = ?3 LIMIT 1"
+                              : "SELECT 1 FROM kv WHERE src = ?1 AND key = ?2 LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sql_fail(ix, "cannot look the key up");
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, src);
+    bind_text(st, 2, key);
+    if (project)
+        bind_text(st, 3, project);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        rc = 1;
+    else if (s == SQLITE_DONE)
+        rc = 0;
+    else
+        sql_fail(ix, "cannot look the key up");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int mt_index_lookup(struct mt_index *ix, const char *project, enum mt_index_by by,
+                    const char *arg, size_t max, mt_index_row_fn fn, void *ctx)
+{
+    static const char *const WHERE[] = {
+        [MT_INDEX_BY_ID] = "(id = ?1 OR (id >= ?1 AND id < ?1 || char(127)))",
+        [MT_INDEX_BY_NAME] = "name = ?1",
+        [MT_INDEX_BY_NEWEST] = "?1 IS NULL",
+    };
+    char sql[1024], dir[PATH_MAX];
+    sqlite3_stmt *st = NULL;
+    int rc = -1, n = 0, s;
+    snprintf(sql, sizeof sql,
+             "SELECT %s FROM runs r WHERE %s AND (?2 IS NULL OR project = ?2)"
+             " ORDER BY start_time DESC, id LIMIT ?3",
+             COLUMNS, WHERE[by]);
+    if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sql_fail(ix, "cannot look the run up");
+        goto out;
+    }
+    bind_text(st, 1, by == MT_INDEX_BY_NEWEST ? NULL : arg);
+    bind_text(st, 2, project);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mt_index_run r;
+        row_of(ix, st, &r, dir, sizeof dir);
+        n++;
+        if (fn && fn(ctx, &r) != 0)
+            break;
+    }
+    if (s != SQLITE_ROW && s != SQLITE_DONE) {
+        sql_fail(ix, "cannot look the run up");
+        goto out;
+    }
+    rc = n;
+out:
+    sqlite3_finalize(st);
     return rc;
 }
 

@@ -342,20 +342,20 @@ MT_TEST(index_sorts_numbers_then_text_then_missing)
                                   .start_time = i, .exit_code = -1 };
         MT_CHECK(mt_index_put(ix, &r) == 0);
     }
-    struct mt_col col;
-    MT_CHECK(mt_col_parse("summary.a", &col, err, sizeof err) == 0);
+    struct mt_sort_key key = { .desc = 1 };
+    MT_CHECK(mt_col_parse("summary.a", &key.col, err, sizeof err) == 0);
     struct mt_buf got;
     mt_buf_init(&got, 4096);
-    struct mt_index_query q = { .sort = &col, .sort_desc = 1 };
+    struct mt_index_query q = { .sort = &key, .nsort = 1 };
     MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
     MT_CHECK_STR(got.data, "s2 s0 s4 s3 s1 "); /* numbers, text, missing: either way */
     mt_buf_reset(&got);
-    q.sort_desc = 0;
+    key.desc = 0;
     q.limit = 3;
     MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
     MT_CHECK_STR(got.data, "s4 s0 s2 ");
     mt_buf_free(&got);
-    mt_col_free(&col);
+    mt_col_free(&key.col);
     mt_index_close(ix);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
