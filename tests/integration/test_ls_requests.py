@@ -73,3 +73,62 @@ def test_names_that_match_nothing_are_said_with_the_nearest(grid, scan):
     p = cli(grid, "ls", "--json", "--project", "mnist", "--state", "finished,lost", "--sort",
             "summary.loss", "--filter", "config.lr > 0", "--columns", "summary.acc", *scan)
     assert p.returncode == 0 and p.stderr == "" and len(ids(p)) == 3
+
+
+def test_a_bare_word_where_a_value_belongs_gets_a_hint(grid):
+    p = cli(grid, "ls", "--filter", "config.opt = adam", check=False)
+    assert p.returncode == 2
+    assert 'did you mean "adam"?' in p.stderr
+    assert ids(cli(grid, "ls", "--json", "--filter", 'config.opt = "adam"')) != []
+
+
+@pytest.fixture
+def dated(tmp_path):
+    """Runs started 3 h, 1 h and 10 min ago, and one at a fixed UTC date."""
+    s = tmp_path / "store"
+    s.mkdir()
+    now = time.time()
+    for rid, ago in (("old00001", 3 * 3600), ("hour0001", 3600), ("new00001", 600)):
+        write_run(s, "p", rid, start=now - ago)
+    write_run(s, "p", "fixed001", start=1748760000.0)  # 2025-06-01 06:40:00 UTC
+    return s
+
+
+@pytest.mark.parametrize("scan", [[], ["--scan"]])
+def test_created_and_ended_take_dates_and_relative_times(dated, scan):
+    q = ["ls", "--json", *scan, "--filter"]
+    assert ids(cli(dated, *q, "created > -2h")) == ["new00001", "hour0001"]
+    assert ids(cli(dated, *q, 'created > "-30m"')) == ["new00001"]
+    assert ids(cli(dated, *q, "created < -2h and created > -1d")) == ["old00001"]
+    # write_run's runs end a minute after they start
+    assert ids(cli(dated, *q, "ended > -15m")) == ["new00001"]
+    assert ids(cli(dated, *q, 'created > "2025-06-01 06:30Z" and created < "2025-06-01T06:50:00Z"')) \
+        == ["fixed001"]
+    assert ids(cli(dated, *q, 'created >= "2025-06-01Z" and created < "2025-06-02Z"')) \
+        == ["fixed001"]
+    p = cli(dated, *q, 'created > "yesterday"', check=False)
+    assert p.returncode == 2 and "takes a date" in p.stderr
+    # a local date reads as ls prints it
+    env = {"TZ": "Asia/Tokyo"}  # UTC+9: 06:40Z is 15:40 there
+    assert ids(cli(dated, *q, 'created > "2025-06-01 15:30" and created < "2025-06-01 15:50"',
+                   env=env)) == ["fixed001"]
+
+
+@pytest.mark.parametrize("scan", [[], ["--scan"]])
+def test_quoted_and_non_ascii_keys(tmp_path, scan):
+    s = tmp_path / "store"
+    s.mkdir()
+    write_run(s, "p", "q0000001", summary={"P@3": 0.7, "précision": 0.9, "a b": 1, "x,y": 2})
+    write_run(s, "p", "q0000002", summary={"P@3": 0.2, "précision": 0.1, "a b": 0, "x,y": 0},
+              start=1.7e9 + 10)
+    q = ["ls", "--json", *scan]
+    assert ids(cli(s, *q, "--filter", 'summary."P@3" > 0.5')) == ["q0000001"]
+    assert ids(cli(s, *q, "--filter", "summary.'P@3' > 0.5")) == ["q0000001"]
+    assert ids(cli(s, *q, "--filter", "summary.précision > 0.5")) == ["q0000001"]
+    assert ids(cli(s, *q, "--filter", "summary.`a b` > 0")) == ["q0000001"]
+    assert ids(cli(s, *q, "--filter", 'summary."x,y" > 1')) == ["q0000001"]
+    p = cli(s, *q, "--columns", 'summary."P@3",summary."x,y",summary.précision',
+            "--sort", 'summary."P@3"')
+    rows = json.loads(p.stdout)
+    assert [r["id"] for r in rows] == ["q0000002", "q0000001"]
+    assert rows[1]["columns"] == {"summary.P@3": 0.7, "summary.x,y": 2, "summary.précision": 0.9}
