@@ -55,6 +55,23 @@ const char *mt_select_usage(void);
 /* Fills rows.  0, or -1 with the message printed. */
 int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_rows *rows);
 
+/* ---- finding one run (cli/find_run.c) ---- */
+struct mt_index;
+/* The run `arg` names, for every command that takes a RUN: its id, a unique
+ * id prefix, a unique name, `latest` or `-1` (the newest), `-2`, `-3`...
+ * (counting back), within `project` (NULL: every project).  The index is
+ * synced once when nothing matches; a run directory the index lacks (its
+ * run.json damaged) is found by id prefix, with a line saying so.  0 with
+ * *id and *dir (caller frees); 1 with the message printed (an ambiguous
+ * name or prefix lists its matches). */
+int mt_cli_find_run(struct mt_index *ix, const char *store, const char *project, const char *arg,
+                    char **id, char **dir);
+/* Is arg `latest` or -N (so not an option)? */
+int mt_cli_is_run_position(const char *arg);
+/* Removes --project P / --project=P from argv (before any "--"), keeping
+ * the order of the rest; returns P or NULL. */
+const char *mt_cli_take_project(int *argc, char **argv);
+
 /* Is `s` one of the summary statistics (min max mean first last best)? */
 int mt_select_stat_name(const char *s);
 

@@ -13,8 +13,10 @@
 
 #include "../agent/mt_store.h"
 #include "../agent/mt_upload.h"
+#include "../common/mt_index.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
+#include "select.h"
 
 struct job {
     char dir[PATH_MAX];
@@ -127,7 +129,8 @@ static int usage(void)
 {
     fprintf(stderr, "usage: metrictap sync [--to mlflow,tensorboard,wandb] [-j N] [-q] RUN... | "
                     "--all\n"
-                    "  RUN is a run id, PROJECT/ID or a run directory\n");
+                    "  RUN is a run id, id prefix, name, latest or -N (in --project P),\n"
+                    "  PROJECT/ID or a run directory\n");
     return 2;
 }
 
@@ -145,6 +148,8 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
     int all = 0, quiet = 0, jobs = 4, result = 0, nbe;
     char err[1024], names[8][32];
     const char *to = NULL;
+    const char *project = mt_cli_take_project(&argc, argv);
+    struct mt_index *ix = NULL;
 
     mt_cli_load_config(&cfg);
     mt_upload_opts_init(&opts);
@@ -196,7 +201,7 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             result = usage();
             goto out;
-        } else if (a[0] == '-') {
+        } else if (a[0] == '-' && !mt_cli_is_run_position(a)) {
             fprintf(stderr, "metrictap: sync: unknown option %s\n", a);
             result = usage();
             goto out;
@@ -209,14 +214,29 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
             if (strchr(a, '/') && is_run_dir(path)) {
                 if (add_job(&p, &cap, path) != 0)
                     goto oom;
-            } else if (find_runs(root, a, &p, &cap) == 0) {
-                fprintf(stderr, "metrictap: sync: no run \"%s\" under %s/runs\n", a, root);
-                result = 1;
+            } else {
+                /* An id, prefix, name or position, as every command takes it. */
+                char *id = NULL, *dir = NULL;
+                if (!ix && !(ix = mt_cli_open_index(&cfg))) {
+                    result = 1;
+                    continue;
+                }
+                if (mt_cli_find_run(ix, root, project, a, &id, &dir) != 0)
+                    result = 1;
+                else if (add_job(&p, &cap, dir) != 0) {
+                    free(id);
+                    free(dir);
+                    goto oom;
+                }
+                free(id);
+                free(dir);
             }
         }
     }
     if (all)
         find_runs(root, NULL, &p, &cap);
+    if (result != 0 && !p.n)
+        goto out; /* no run named exists */
     if (!all && argc < 2) {
         result = usage();
         goto out;
@@ -263,6 +283,7 @@ oom:
     result = 1;
 out:
     free(p.jobs);
+    mt_index_close(ix);
     mt_config_free(&cfg);
     return result;
 }

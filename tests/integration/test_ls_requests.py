@@ -132,3 +132,54 @@ def test_quoted_and_non_ascii_keys(tmp_path, scan):
     rows = json.loads(p.stdout)
     assert [r["id"] for r in rows] == ["q0000002", "q0000001"]
     assert rows[1]["columns"] == {"summary.P@3": 0.7, "summary.x,y": 2, "summary.précision": 0.9}
+
+
+def names(store):
+    return {r["id"]: (r["name"], r["tags"]) for r in json.loads(cli(store, "ls", "--json").stdout)}
+
+
+def test_every_run_taking_command_finds_runs_the_same_ways(grid):
+    # newest is bbbb0001 (cifar), then aaaa0003, aaaa0002, aaaa0001, aaaa0000
+    assert "aaaa0001 name: best" in cli(grid, "rename", "aaaa0001", "best").stdout  # id
+    assert "aaaa0003 name: best" in cli(grid, "rename", "-2", "best").stdout        # position
+    assert "bbbb0001 tags: new" in cli(grid, "tag", "latest", "+new").stdout
+    assert "bbbb0001 tags: new,one" in cli(grid, "tag", "-1", "+one").stdout
+    assert "aaaa0003 tags: top" in cli(grid, "tag", "--project", "mnist", "-1", "+top").stdout
+    assert "aaaa0000 tags: low" in cli(grid, "tag", "--project=mnist", "-4", "+low").stdout
+    assert "aaaa0002 tags: p" in cli(grid, "tag", "aaaa0002"[:7] + "2", "+p").stdout
+    assert "bbbb0001 tags: new,one,b" in cli(grid, "tag", "bbbb", "+b").stdout       # prefix
+    assert "aaaa0000 name: first" in cli(grid, "rename", "run-aaaa0000", "first").stdout
+    assert "aaaa0000 tags: low,n" in cli(grid, "tag", "first", "+n").stdout          # name
+    # a name two runs share lists them, and changes nothing
+    p = cli(grid, "tag", "best", "+x", check=False)
+    assert p.returncode == 1
+    assert '"best" is ambiguous: it names 2 runs; give one of their ids:' in p.stderr
+    assert "aaaa0003" in p.stderr and "aaaa0001" in p.stderr
+    p = cli(grid, "rename", "aaaa", "y", check=False)
+    assert p.returncode == 1 and '"aaaa" is ambiguous: it matches 4 runs' in p.stderr
+    # the project scope
+    p = cli(grid, "tag", "--project", "cifar", "aaaa0001", "+x", check=False)
+    assert p.returncode == 1 and "no run aaaa0001 in cifar" in p.stderr
+    p = cli(grid, "tag", "--project", "mnist", "-5", "+x", check=False)
+    assert p.returncode == 1 and "mnist has fewer runs than that" in p.stderr
+    assert "x" not in str(names(grid))
+    # rm takes -N as a run, not an option; recover and restore resolve the same way
+    assert "removed aaaa0000" in cli(grid, "rm", "--project", "mnist", "-4", "--yes").stdout
+    assert "aaaa0000" not in names(grid)
+    p = cli(grid, "recover", "--project", "mnist", "latest", check=False)
+    assert "aaaa0003 is complete" in p.stderr
+    p = cli(grid, "restore", "best", check=False)
+    assert 'it names 2 runs' in p.stderr
+
+
+def test_sync_and_export_take_the_same_run_names(grid, tmp_path):
+    tb = tmp_path / "tb"
+    env = {"METRICTAP_TENSORBOARD_LOGDIR": str(tb)}
+    cli(grid, "rename", "aaaa0001", "chosen")
+    p = cli(grid, "export", "--to", "tensorboard", "chosen", "--project", "mnist", "-2", env=env)
+    assert p.returncode == 0, p.stderr
+    written = sorted(d.name for d in (tb / "mnist").iterdir())
+    assert any("aaaa0001" in w for w in written) and any("aaaa0002" in w for w in written)
+    assert len(written) == 2
+    p = cli(grid, "sync", "--to", "tensorboard", "nosuchrun", env=env, check=False)
+    assert p.returncode == 1 and "no run nosuchrun" in p.stderr
