@@ -11,9 +11,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap export --to wandb|tensorboard [-j N] [-q] RUN... | --all\n"
-                    "  W&B runs go to $WANDB_DIR/wandb/ (wandb.dir), TensorBoard runs to\n"
-                    "  tensorboard.logdir (./tensorboard); `wandb sync` uploads the former\n");
+    fputs(mt_cli_usage("export"), stderr);
     return 2;
 }
 

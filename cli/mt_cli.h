@@ -25,6 +25,10 @@ int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
 int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
 
+/* cli/usage.c: a command's usage text (what CMD --help prints), or NULL. */
+const char *mt_cli_usage(const char *cmd);
+#define MT_VERSION "0.1.0"
+
 /* Shared helpers (cli/util.c). */
 struct mt_config;
 struct mt_index;

@@ -60,9 +60,7 @@ static int git(struct git_result *g, const char *dir, const char *const args[])
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap restore [--project P] RUN [--dir D]\n"
-                    "  checks out RUN's git commit on a new branch metrictap/<id> and applies its\n"
-                    "  diff.patch; with --dir, in a new worktree at D instead of the current tree\n");
+    fputs(mt_cli_usage("restore"), stderr);
     return 2;
 }
 

@@ -127,10 +127,7 @@ static void *worker(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap sync [--to mlflow,tensorboard,wandb] [-j N] [-q] RUN... | "
-                    "--all\n"
-                    "  RUN is a run id, id prefix, name, latest or -N (in --project P),\n"
-                    "  PROJECT/ID or a run directory\n");
+    fputs(mt_cli_usage("sync"), stderr);
     return 2;
 }
 

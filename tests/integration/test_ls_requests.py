@@ -183,3 +183,28 @@ def test_sync_and_export_take_the_same_run_names(grid, tmp_path):
     assert len(written) == 2
     p = cli(grid, "sync", "--to", "tensorboard", "nosuchrun", env=env, check=False)
     assert p.returncode == 1 and "no run nosuchrun" in p.stderr
+
+
+def test_version_and_every_command_help(tmp_path):
+    store = tmp_path / "nostore"
+    p = cli(store, "--version")
+    assert p.stdout.startswith("metrictap ") and p.stdout.split()[1][0].isdigit()
+    listed = cli(store, "--help").stdout
+    commands = [line.split()[0] for line in listed.splitlines()[3:] if line.startswith("  ")]
+    assert {"run", "ls", "show", "sync", "export", "tag"} <= set(commands)
+    for c in commands:
+        for flag in (["--help"], ["-h"], ["--project", "x", "--help"]):
+            if c in ("run", "config") and flag[0] == "--project":
+                continue  # run's first word may be the program; config takes no --project
+            p = cli(store, c, *flag, check=False)
+            assert p.returncode == 0, (c, flag, p.stderr)
+            assert p.stdout.startswith(f"usage: metrictap {c}"), (c, p.stdout)
+            if c != "config":  # config --help lists its keys
+                assert p.stderr == "", (c, p.stderr)
+        assert cli(store, "help", c).stdout == cli(store, c, "--help").stdout
+    assert not store.exists()  # asking for help touched nothing
+    # the program's own --help stays the program's
+    p = cli(store, "run", "--", "echo", "--help", env={"METRICTAP_MODE": "disabled"})
+    assert "usage: metrictap" not in p.stdout and "--help" in p.stdout
+    p = cli(store, "run", "echo", "--help", env={"METRICTAP_MODE": "disabled"})
+    assert "usage: metrictap" not in p.stdout
