@@ -21,6 +21,8 @@ struct mt_select {
     struct mt_col *cols; /* --columns */
     size_t ncols;
     int replace_cols;    /* --columns =a,b: these instead of the default columns */
+    size_t hidden_col;   /* 1 + the index of a column fetched but not shown
+                            (ls --group-by's key); 0: none */
     size_t limit;
     int scan;            /* read run dirs instead of the index */
     int no_sync;         /* skip the self-repair look (for measuring) */
@@ -71,6 +73,11 @@ int mt_cli_is_run_position(const char *arg);
 /* Removes --project P / --project=P from argv (before any "--"), keeping
  * the order of the rest; returns P or NULL. */
 const char *mt_cli_take_project(int *argc, char **argv);
+
+/* cli/ls_group.c: ls --group-by: the rows grouped by the value of column
+ * s->hidden_col - 1, with n/mean/std/min/max of every other column;
+ * format 0 table, 1 JSON, 2 CSV.  0, or -1 when the output was too large. */
+int mt_ls_print_groups(const struct mt_select *s, const struct mt_select_rows *rows, int format);
 
 /* Is `s` one of the summary statistics (min max mean first last best)? */
 int mt_select_stat_name(const char *s);

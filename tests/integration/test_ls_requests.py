@@ -208,3 +208,98 @@ def test_version_and_every_command_help(tmp_path):
     assert "usage: metrictap" not in p.stdout and "--help" in p.stdout
     p = cli(store, "run", "echo", "--help", env={"METRICTAP_MODE": "disabled"})
     assert "usage: metrictap" not in p.stdout
+
+
+def table(p):
+    return [line.split() for line in p.stdout.splitlines()]
+
+
+def test_columns_can_replace_the_default_ones(grid):
+    p = cli(grid, "ls", "--project", "mnist", "--sort", "-summary.acc",
+            "--columns", "=id,name,summary.acc,created,state")
+    lines = table(p)
+    assert lines[0] == ["ID", "NAME", "summary.acc", "CREATED", "STATE"]
+    assert lines[1][:3] == ["aaaa0003", "run-aaaa0003", "0.95"] and lines[1][-1] == "finished"
+    assert len(lines[1]) == 6  # the date and time of CREATED
+    p = cli(grid, "ls", "--project", "mnist", "--csv", "--sort", "-summary.acc",
+            "--columns", "=id,summary.acc,created")
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    assert rows[0] == ["id", "summary.acc", "created"]
+    assert rows[1][:2] == ["aaaa0003", "0.95"] and rows[1][2].endswith("Z")
+    # without "=" they are added to the default ones
+    assert table(cli(grid, "ls", "--project", "mnist", "--columns", "summary.acc"))[0][-1] \
+        == "summary.acc"
+
+
+def test_a_project_column_when_several_projects_are_listed(grid):
+    assert "PROJECT" in table(cli(grid, "ls"))[0]
+    assert "PROJECT" not in table(cli(grid, "ls", "--project", "mnist"))[0]
+    lines = table(cli(grid, "ls"))
+    col = lines[0].index("PROJECT")
+    assert {ln[col] for ln in lines[1:]} == {"mnist", "cifar"}
+
+
+def test_long_headers_are_shortened_without_becoming_ambiguous(tmp_path):
+    s = tmp_path / "store"
+    s.mkdir()
+    summ = {"eval_accuracy_top1": 0.5, "eval_accuracy_top5": 0.9, "loss": 1.0}
+    write_run(s, "p", "h0000001", summary=summ, config={"loss": "ce"})
+    cols = "summary.eval_accuracy_top1,summary.eval_accuracy_top5,config.loss,summary.loss"
+    wide = table(cli(s, "ls", "--columns", cols, env={"COLUMNS": "300"}))[0]
+    assert wide[-4:] == cols.split(",")  # room enough: the full names
+    for width in (130, 115, 100):  # 100: as narrow as ids, times and numbers allow
+        p = cli(s, "ls", "--columns", cols, env={"COLUMNS": str(width)})
+        head = table(p)[0][-4:]
+        assert len(set(head)) == 4, head  # never two alike
+        assert all(len(line) <= width for line in p.stdout.splitlines()), width
+        assert head[0] != head[1] and head[0].startswith("eva") and head[0].endswith("1")
+        assert head[1].endswith("5")
+        # config.loss and summary.loss keep what tells them apart
+        assert head[2].startswith("c") and head[3].startswith("s")
+        assert "0.5" in p.stdout and "0.9" in p.stdout  # numbers are never cut
+    # where a key is unique its prefix goes first
+    p = cli(s, "ls", "--columns", "summary.eval_accuracy_top1", env={"COLUMNS": "96"})
+    assert table(p)[0][-1] == "eval_accuracy_top1"
+
+
+@pytest.fixture
+def seeds(tmp_path):
+    s = tmp_path / "store"
+    s.mkdir()
+    k = 0
+    for opt, accs in (("adam", [0.9, 0.8, 0.7]), ("sgd", [0.5, 0.6])):
+        for acc in accs:
+            k += 1
+            write_run(s, "p", f"g000000{k}", start=1.7e9 + k,
+                      config={"optimizer": opt, "seed": k}, summary={"acc": acc, "note": "x"})
+    write_run(s, "p", "g0000009", start=1.7e9 + 9, summary={"acc": 0.1})
+    return s
+
+
+def test_group_by_aggregates_the_chosen_columns(seeds):
+    p = cli(seeds, "ls", "--group-by", "config.optimizer", "--columns", "summary.acc", "--json",
+            "--sort", "config.optimizer")
+    groups = {g["group"]: g for g in json.loads(p.stdout)}
+    assert [g["group"] for g in json.loads(p.stdout)] == ["adam", "sgd", None]
+    adam = groups["adam"]["columns"]["summary.acc"]
+    assert groups["adam"]["runs"] == 3 and adam["n"] == 3
+    assert adam["mean"] == pytest.approx(0.8) and adam["std"] == pytest.approx(0.1)
+    assert (adam["min"], adam["max"]) == (0.7, 0.9)
+    assert groups["sgd"]["columns"]["summary.acc"]["mean"] == pytest.approx(0.55)
+    assert groups[None]["runs"] == 1 and groups[None]["columns"]["summary.acc"]["std"] is None
+    p = cli(seeds, "ls", "--group-by", "config.optimizer", "--columns", "summary.acc,summary.note",
+            "--sort", "config.optimizer")
+    lines = table(p)
+    assert lines[0] == ["summary.acc"]
+    assert lines[1] == ["config.optimizer", "RUNS", "n", "mean", "std", "min", "max"]
+    assert lines[2] == ["adam", "3", "3", "0.8", "0.1", "0.7", "0.9"]
+    assert lines[4][0] == "(none)"
+    assert "summary.note has no numbers" in p.stderr
+    rows = list(csv.reader(io.StringIO(cli(seeds, "ls", "--group-by", "config.optimizer",
+                                           "--columns", "summary.acc", "--csv").stdout)))
+    assert rows[0] == ["config.optimizer", "runs", "summary.acc n", "summary.acc mean",
+                       "summary.acc std", "summary.acc min", "summary.acc max"]
+    # filters and project scope apply before grouping
+    p = cli(seeds, "ls", "--group-by", "config.optimizer", "--columns", "summary.acc", "--json",
+            "--filter", "summary.acc > 0.75")
+    assert [(g["group"], g["runs"]) for g in json.loads(p.stdout)] == [("adam", 2)]
