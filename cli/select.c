@@ -224,7 +224,32 @@ struct scan_run {
     const cJSON *config, *summary;
     char *owned[8];
     size_t nowned;
+    /* summary.METRIC.stat from history (history_stats.c), read on first use */
+    const struct mt_select_keys *wanted;
+    double *derived;
+    int *have, derived_read;
 };
+
+/* A summary statistic the run's summary.json lacks, from its history. */
+static struct mt_value derived_get(struct scan_run *c, const char *key)
+{
+    struct mt_value v = { MT_V_NONE, 0, NULL };
+    const char *dot = strrchr(key, '.');
+    if (!c->wanted || !dot || !mt_select_stat_name(dot + 1))
+        return v;
+    for (size_t i = 0; i < c->wanted->n; i++) {
+        if (c->wanted->v[i].src != 0 || strcmp(c->wanted->v[i].key, key) != 0)
+            continue;
+        if (!c->derived_read) {
+            mt_select__history_stats(c->l->dir, c->l->json, c->wanted, c->derived, c->have);
+            c->derived_read = 1;
+        }
+        if (c->have[i])
+            v = (struct mt_value){ MT_V_NUM, c->derived[i], NULL };
+        break;
+    }
+    return v;
+}
 
 /* The value of a flattened key ("a.b.c" may be nested objects). */
 static const cJSON *lookup_flat(const cJSON *o, const char *key)
@@ -254,6 +279,8 @@ static struct mt_value scan_get(void *vctx, const struct mt_col *col)
         char *owned = NULL;
         if (j)
             v = mt_value_of_json(j, &owned);
+        else if (col->src == MT_COL_SUMMARY)
+            return derived_get(c, col->key);
         if (owned && c->nowned < sizeof c->owned / sizeof *c->owned)
             c->owned[c->nowned++] = owned;
         else
@@ -335,13 +362,17 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
         struct mt_index_loaded l;
         if (mt_index_load_dir(store, project, e->d_name, &l) != 0)
             continue;
-        struct scan_run c = { .l = &l };
+        double derived[wanted->n + 1];
+        int have[wanted->n + 1];
+        struct scan_run c = { .l = &l, .wanted = wanted, .derived = derived, .have = have };
         c.config = cJSON_GetObjectItemCaseSensitive(l.json, "config");
         c.summary = l.summary_obj;
         for (size_t k = 0; k < wanted->n; k++)
-            if (!wanted->v[k].found)
-                wanted->v[k].found =
-                    lookup_flat(wanted->v[k].src == 0 ? c.summary : c.config, wanted->v[k].key) != NULL;
+            if (!wanted->v[k].found) {
+                struct mt_col col = { .src = wanted->v[k].src == 0 ? MT_COL_SUMMARY : MT_COL_CONFIG,
+                                      .key = (char *)wanted->v[k].key };
+                wanted->v[k].found = scan_get(&c, &col).type != MT_V_NONE;
+            }
         if (scan_matches(s, &c)) {
             struct mt_select_row *row = add_row(rows, &l.run);
             row->vals = mt_xcalloc(s->ncols + 1, sizeof *row->vals);
@@ -384,7 +415,8 @@ static int cmp_rows(const void *pa, const void *pb)
     return a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
 }
 
-static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows)
+/* check: say which names match nothing (not when the index said it). */
+static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows, int check)
 {
     struct mt_select_keys wanted;
     mt_select__wanted(s, &wanted);
@@ -401,7 +433,8 @@ static int scan(struct mt_select *s, const char *store, struct mt_select_rows *r
         if (d)
             closedir(d);
     }
-    s->unknown_names = mt_select__check(s, store, NULL, &wanted);
+    if (check)
+        s->unknown_names = mt_select__check(s, store, NULL, &wanted);
     mt_select__keys_free(&wanted);
     sorting = s;
     qsort(rows->v, rows->n, sizeof *rows->v, cmp_rows);
@@ -421,7 +454,7 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
 {
     memset(rows, 0, sizeof *rows);
     if (s->scan)
-        return scan(s, store_dir, rows);
+        return scan(s, store_dir, rows, 1);
     char err[1024];
     int rc = -1;
     struct mt_index *ix = mt_index_open(store_dir, err, sizeof err);
@@ -444,7 +477,22 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
     struct mt_select_keys wanted;
     mt_select__wanted(s, &wanted);
     s->unknown_names = mt_select__check(s, store_dir, ix, &wanted);
+    /* summary.METRIC.max of a metric: computed from history where a run's
+     * summary lacks it, which only the files can answer. */
+    int from_history = 0;
+    for (size_t i = 0; i < wanted.n; i++) {
+        const char *dot = wanted.v[i].src == 0 ? strrchr(wanted.v[i].key, '.') : NULL;
+        if (dot && mt_select_stat_name(dot + 1)) {
+            char *base = mt_xstrndup(wanted.v[i].key, (size_t)(dot - wanted.v[i].key));
+            from_history |= mt_index_has_key(ix, s->project, 0, base) == 1;
+            free(base);
+        }
+    }
     mt_select__keys_free(&wanted);
+    if (from_history) {
+        mt_index_close(ix);
+        return scan(s, store_dir, rows, 0);
+    }
     struct mt_index_query q = {
         .project = s->project, .tags = s->tags, .ntags = s->ntags, .group = s->group,
         .state = s->state, .filter = s->filter, .sort = s->sort, .nsort = s->nsort, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,

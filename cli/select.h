@@ -96,6 +96,13 @@ struct mt_select_keys {
 /* The summary/config keys that the filter, sort and columns name. */
 void mt_select__wanted(const struct mt_select *s, struct mt_select_keys *out);
 void mt_select__keys_free(struct mt_select_keys *k);
+/* cli/history_stats.c: for every summary key of `keys` that is METRIC.stat
+ * (min max mean first last best), the statistic of METRIC over the run's
+ * history.jsonl: out[i] and have[i] = 1, or have[i] = 0 (no such values).
+ * run_json (may be NULL) gives metrics.METRIC.goal for best. */
+struct cJSON;
+void mt_select__history_stats(const char *dir, const struct cJSON *run_json,
+                              const struct mt_select_keys *keys, double *out, int *have);
 /* Says on stderr which names match nothing (ix NULL: from the run
  * directories and keys[].found); returns how many. */
 size_t mt_select__check(const struct mt_select *s, const char *store, struct mt_index *ix,

@@ -303,3 +303,58 @@ def test_group_by_aggregates_the_chosen_columns(seeds):
     p = cli(seeds, "ls", "--group-by", "config.optimizer", "--columns", "summary.acc", "--json",
             "--filter", "summary.acc > 0.75")
     assert [(g["group"], g["runs"]) for g in json.loads(p.stdout)] == [("adam", 2)]
+
+
+@pytest.fixture
+def histories(tmp_path):
+    s = tmp_path / "store"
+    s.mkdir()
+    rows1 = [(2.0, 0.1), (0.3, 0.9), (0.5, 0.7)]
+    write_run(s, "p", "h0000001", summary={"loss": 0.5, "acc": 0.7},
+              history=[{"_step": i, "loss": lo, "acc": a} for i, (lo, a) in enumerate(rows1)])
+    # this run's summary was configured with min before it ran: that value counts
+    rows2 = [(1.0, 0.2), (0.4, 0.8), ("NaN", 0.8)]
+    write_run(s, "p", "h0000002", start=1.7e9 + 5,
+              summary={"loss": 0.4, "loss.min": 0.05, "acc": 0.8},
+              history=[{"_step": i, "loss": lo, "acc": a} for i, (lo, a) in enumerate(rows2)],
+              metrics={"acc": {"goal": "minimize"}})
+    return s
+
+
+@pytest.mark.parametrize("scan", [[], ["--scan"]])
+def test_summary_statistics_of_any_history_metric(histories, scan):
+    cols = ["summary.loss.min", "summary.loss.max", "summary.loss.mean", "summary.loss.first",
+            "summary.loss.last", "summary.loss.best", "summary.acc.best"]
+    p = cli(histories, "ls", "--json", *scan, "--columns", ",".join(cols),
+            "--sort", "summary.loss.min")
+    assert p.stderr == ""
+    rows = {r["id"]: r["columns"] for r in json.loads(p.stdout)}
+    assert [r["id"] for r in json.loads(p.stdout)] == ["h0000002", "h0000001"]
+    assert rows["h0000001"] == {"summary.loss.min": 0.3, "summary.loss.max": 2,
+                                "summary.loss.mean": pytest.approx(2.8 / 3),
+                                "summary.loss.first": 2, "summary.loss.last": 0.5,
+                                "summary.loss.best": 0.3, "summary.acc.best": 0.9}
+    # the stored loss.min wins; NaN is no value; acc's goal says minimize
+    two = rows["h0000002"]
+    assert two["summary.loss.min"] == 0.05 and two["summary.loss.max"] == 1
+    assert two["summary.loss.last"] == 0.4 and two["summary.acc.best"] == 0.2
+    assert ids(cli(histories, "ls", "--json", *scan, "--filter", "summary.acc.max > 0.85")) \
+        == ["h0000001"]
+    p = cli(histories, "ls", *scan, "--columns", "summary.lss.max", check=False)
+    assert p.returncode == 1 and "no run has summary.lss.max" in p.stderr
+
+
+def test_statistics_of_a_real_trainers_run(tmp_path):
+    from conftest import EXAMPLES, run_wrapped
+    rc, _, err = run_wrapped([str(EXAMPLES / "train_ok"), "--lr", "0.1", "--epochs", "3"],
+                             tmp_path)
+    assert rc == 0, err
+    store = tmp_path / "metrictap"
+    rows = json.loads(cli(store, "ls", "--json", "--columns",
+                          "summary.loss.max,summary.loss.min,summary.acc.first").stdout)
+    hist = [json.loads(x) for x in next((store / "runs").glob("*/*/history.jsonl")).read_text()
+            .splitlines()]
+    losses = [h["loss"] for h in hist if "loss" in h]
+    assert len(losses) == 3
+    assert rows[0]["columns"] == {"summary.loss.max": max(losses), "summary.loss.min": min(losses),
+                                  "summary.acc.first": hist[0]["acc"]}
