@@ -3,7 +3,8 @@
  * logs, runs made before the backend was chosen).  It is sync with a file
  * backend that hands nothing on: the cursor in upload/<backend>.json makes a
  * second export, or an export of a run written live, add only what is
- * missing. */
+ * missing.  --csv and --json write history rows on stdout instead
+ * (export_history.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,11 +19,14 @@ static int usage(void)
 int mt_cmd_export_to(int argc, char **argv)
 {
     const char *to = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--csv") == 0 || strcmp(argv[i], "--json") == 0)
+            return mt_cli_export_history(argc, argv);
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--to") == 0)
             to = argv[i + 1];
     if (!to) {
-        fprintf(stderr, "metrictap: export: give --to wandb or --to tensorboard\n");
+        fprintf(stderr, "metrictap: export: give --to wandb, --to tensorboard, --csv or --json\n");
         return usage();
     }
     for (const char *p = to; *p;) {

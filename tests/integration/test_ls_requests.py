@@ -358,3 +358,76 @@ def test_statistics_of_a_real_trainers_run(tmp_path):
     assert len(losses) == 3
     assert rows[0]["columns"] == {"summary.loss.max": max(losses), "summary.loss.min": min(losses),
                                   "summary.acc.first": hist[0]["acc"]}
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    s = tmp_path / "store"
+    s.mkdir()
+    d1 = write_run(s, "p", "e0000001", name="first, quoted \"one\"", start=1.7e9)
+    (d1 / "history.jsonl").write_text(
+        '{"_step":0,"epoch":1,"loss":1.5100,"acc":0.3}\n'
+        '{"_step":1,"epoch":2,"loss":"NaN","note":"a,b"}\n'
+        '{"_step":2,"epoch":3,"loss":1e-5,"acc":0.90}\n'
+        'not json at all\n'
+        '{"_step":3,"loss":0.')  # torn: still being written
+    d2 = write_run(s, "p", "e0000002", name="second", start=1.7e9 + 10)
+    (d2 / "history.jsonl").write_text('{"_step":0,"batch":7,"loss":2.0,"lr":[0.1,0.2]}\n')
+    return s
+
+
+def test_export_history_as_csv(two_runs):
+    p = cli(two_runs, "export", "--csv", "e0000001", "second", check=False)
+    assert p.returncode == 1  # the line that is no JSON object is said, not dropped silently
+    assert "1 line of run e0000001's history.jsonl is not a JSON object" in p.stderr
+    rows = list(csv.reader(io.StringIO(p.stdout)))
+    assert rows[0] == ["run", "name", "_step", "epoch", "loss", "acc", "note", "batch", "lr"]
+    assert rows[1] == ["e0000001", 'first, quoted "one"', "0", "1", "1.5100", "0.3", "", "", ""]
+    assert rows[2] == ["e0000001", 'first, quoted "one"', "1", "2", "NaN", "", "a,b", "", ""]
+    assert rows[3][4:6] == ["1e-5", "0.90"]  # numbers as written
+    assert rows[4] == ["e0000002", "second", "0", "", "2.0", "", "", "7", "[0.1,0.2]"]
+    assert len(rows) == 5
+    p = cli(two_runs, "export", "--csv", "--columns", "epoch,loss", "--project", "p", "-1")
+    assert list(csv.reader(io.StringIO(p.stdout))) == [["run", "name", "epoch", "loss"],
+                                                      ["e0000002", "second", "", "2.0"]]
+
+
+def test_export_history_as_json_lines(two_runs):
+    p = cli(two_runs, "export", "--json", "--all", check=False)
+    lines = [json.loads(x) for x in p.stdout.splitlines()]
+    assert [x["run"] for x in lines] == ["e0000002"] + ["e0000001"] * 3  # newest first
+    assert lines[0] == {"run": "e0000002", "name": "second", "_step": 0, "batch": 7,
+                        "loss": 2.0, "lr": [0.1, 0.2]}
+    assert '"loss":1.5100' in p.stdout.splitlines()[1]  # as written
+    p = cli(two_runs, "export", "--json", "--columns", "loss", "e0000001", check=False)
+    assert [json.loads(x) for x in p.stdout.splitlines()][1] == \
+        {"run": "e0000001", "name": 'first, quoted "one"', "loss": "NaN"}
+    p = cli(two_runs, "export", "e0000001", check=False)
+    assert p.returncode == 2 and "--csv or --json" in p.stderr
+    p = cli(two_runs, "export", "--csv", "nosuch", check=False)
+    assert p.returncode == 1 and "no run nosuch" in p.stderr
+
+
+def test_readme_reads_the_store_with_pandas(tmp_path):
+    """The README's three lines, run against a real run's store."""
+    pd = pytest.importorskip("pandas")
+    from conftest import EXAMPLES, ROOT, run_wrapped
+    rc, _, err = run_wrapped([str(EXAMPLES / "train_ok"), "--lr", "0.1", "--epochs", "3"],
+                             tmp_path, flags=["--project", "mnist"])
+    assert rc == 0, err
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = [line for line in block.splitlines() if line and not line.startswith("#")]
+    assert len(code) == 4  # the import and the three lines
+    scope = {"RUN": next((tmp_path / "metrictap" / "runs" / "mnist").iterdir()).name}
+    import os
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec("\n".join(code), scope)
+    finally:
+        os.chdir(cwd)
+    assert list(scope["history"]["loss"]) == pytest.approx([1.51, 1.1525, 0.8944])
+    assert scope["summary"]["acc"] == 0.685
+    assert list(scope["runs"]["id"]) == [scope["RUN"]]
+    assert isinstance(scope["runs"], pd.DataFrame)
