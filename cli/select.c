@@ -74,6 +74,10 @@ static int parse_columns(struct mt_select *s, const char *list)
         }
         s->ncols++;
     }
+    if (s->replace_cols && !s->ncols) {
+        fprintf(stderr, "metrictap: --columns =%s names no column\n", list);
+        goto out;
+    }
     rc = 0;
 out:
     free(copy);

@@ -476,7 +476,9 @@ static void fail_here(struct parser *p, const char *what)
 
 static struct node *parse_or(struct parser *p);
 
-static int parse_operand(struct parser *p, struct operand *o, size_t *at)
+/* value_pos: the operand after the operator, where a bare word is most
+ * likely text without its quotes. */
+static int parse_operand(struct parser *p, struct operand *o, size_t *at, int value_pos)
 {
     *at = p->start;
     if (p->kind == T_NUM) {
@@ -491,7 +493,7 @@ static int parse_operand(struct parser *p, struct operand *o, size_t *at)
         char err[512];
         o->kind = O_COL;
         if (mt_col_parse(p->str, &o->col, err, sizeof err) != 0) {
-            if (!strchr(p->str, '.')) {
+            if (value_pos && !strchr(p->str, '.')) {
                 /* config.optimizer = adam: a value written without quotes */
                 snprintf(err, sizeof err, "%s is no column; did you mean \"%s\"? (text is"
                          " quoted)", p->str, p->str);
@@ -571,7 +573,7 @@ static struct node *parse_cmp(struct parser *p)
     struct node *n = mt_xcalloc(1, sizeof *n);
     n->kind = N_CMP;
     size_t lhs_at, rhs_at;
-    if (parse_operand(p, &n->lhs, &lhs_at) != 0) {
+    if (parse_operand(p, &n->lhs, &lhs_at, 0) != 0) {
         fail_here(p, "expected a column, a value or \"(\"");
         goto fail;
     }
@@ -586,7 +588,7 @@ static struct node *parse_cmp(struct parser *p)
     n->op = p->op;
     size_t op_at = p->start;
     next(p);
-    if (parse_operand(p, &n->rhs, &rhs_at) != 0) {
+    if (parse_operand(p, &n->rhs, &rhs_at, 1) != 0) {
         char what[64];
         snprintf(what, sizeof what, "expected a value after \"%s\"",
                  n->op == OP_GLOB ? "~" : OP_SQL[n->op]);
