@@ -431,3 +431,64 @@ def test_readme_reads_the_store_with_pandas(tmp_path):
     assert scope["summary"]["acc"] == 0.685
     assert list(scope["runs"]["id"]) == [scope["RUN"]]
     assert isinstance(scope["runs"], pd.DataFrame)
+
+
+GRID_TRAINER = '''
+import argparse, math
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+p.add_argument("--batch-size", type=int)
+p.add_argument("--optimizer")
+a = p.parse_args()
+bonus = {"adam": 0.03, "sgd": 0.0, "lamb": 0.02}[a.optimizer]
+for epoch in range(1, 4):
+    acc = 0.9 - abs(math.log10(a.lr) + 3) * 0.05 + bonus + epoch * 0.01 - (a.batch_size == 64) * 0.005
+    loss = 1.0 - acc + 0.1 / epoch
+    print(f"epoch {epoch} eval_accuracy={acc:.4f} eval_loss={loss:.4f}", flush=True)
+'''
+
+
+def test_a_30_run_grid_from_best_run_to_its_history(tmp_path):
+    """5 learning rates x 2 batch sizes x 3 optimizers, run for real."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import run_wrapped
+    (tmp_path / "train.py").write_text(GRID_TRAINER)
+    grid = [(lr, bs, opt) for lr in ("0.1", "0.01", "0.001", "0.0001", "0.00001")
+            for bs in ("32", "64") for opt in ("adam", "sgd", "lamb")]
+
+    def one(g):
+        lr, bs, opt = g
+        return run_wrapped(["python3", "train.py", "--lr", lr, "--batch-size", bs,
+                            "--optimizer", opt], tmp_path, flags=["--project", "grid"],
+                           timeout=120)
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        results = list(ex.map(one, grid))
+    assert all(r[0] == 0 for r in results), [r[2] for r in results if r[0]]
+    store = tmp_path / "metrictap"
+    # the best run and its two neighbours
+    p = cli(store, "ls", "--project", "grid", "--sort", "-summary.eval_accuracy,summary.eval_loss",
+            "--limit", "3", "--json")
+    best = json.loads(p.stdout)
+    assert [(r["config"]["lr"], r["config"]["batch_size"], r["config"]["optimizer"])
+            for r in best] == [(0.001, 32, "adam"), (0.001, 64, "adam"), (0.001, 32, "lamb")]
+    # seeds-style grouping
+    p = cli(store, "ls", "--project", "grid", "--group-by", "config.optimizer", "--columns",
+            "summary.eval_accuracy", "--json", "--sort", "-summary.eval_accuracy")
+    groups = json.loads(p.stdout)
+    assert [(g["group"], g["runs"]) for g in groups] == [("adam", 10), ("lamb", 10), ("sgd", 10)]
+    # statistics nobody configured, from history
+    p = cli(store, "ls", "--project", "grid", "--columns", "summary.eval_loss.min,"
+            "summary.eval_accuracy.first", "--filter", "summary.eval_loss.min < 0.085", "--json")
+    rows = json.loads(p.stdout)
+    assert {r["id"] for r in rows} == {best[0]["id"], best[1]["id"], best[2]["id"]}
+    assert all(r["columns"]["summary.eval_accuracy.first"] < r["summary"]["eval_accuracy"]
+               for r in rows)
+    # the best run by name, everywhere
+    cli(store, "rename", best[0]["id"], "best-lr1e-3")
+    p = cli(store, "export", "--csv", "--columns", "epoch,eval_accuracy", "best-lr1e-3")
+    assert p.stdout.splitlines()[1:] == [f"{best[0]['id']},best-lr1e-3,1,0.9400",
+                                         f"{best[0]['id']},best-lr1e-3,2,0.9500",
+                                         f"{best[0]['id']},best-lr1e-3,3,0.9600"]
+    assert "tags: best" in cli(store, "tag", "--project", "grid", "best-lr1e-3", "+best").stdout
+    assert ids(cli(store, "ls", "--json", "--tag", "best", "--filter", "created > -1h")) == \
+        [best[0]["id"]]
