@@ -75,8 +75,10 @@ static int add_job_dup(struct pool *p, size_t *cap, size_t i)
     return 0;
 }
 
-/* Every root/runs/<project>/<id> (id == NULL: all of them).  Returns how many. */
-static int find_runs(const char *root, const char *id, struct pool *p, size_t *cap)
+/* Every root/runs/<project>/<id> (id == NULL: all of them; project NULL:
+ * in every project).  Returns how many. */
+static int find_runs(const char *root, const char *project, const char *id, struct pool *p,
+                     size_t *cap)
 {
     char runs[PATH_MAX];
     int found = 0;
@@ -86,7 +88,7 @@ static int find_runs(const char *root, const char *id, struct pool *p, size_t *c
         return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || (project && strcmp(project, e->d_name) != 0))
             continue;
         char proj[PATH_MAX];
         snprintf(proj, sizeof(proj), "%s/%.255s", runs, e->d_name);
@@ -231,7 +233,7 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
         }
     }
     if (all)
-        find_runs(root, NULL, &p, &cap);
+        find_runs(root, project, NULL, &p, &cap);
     if (result != 0 && !p.n)
         goto out; /* no run named exists */
     if (!all && argc < 2) {

@@ -183,6 +183,10 @@ def test_sync_and_export_take_the_same_run_names(grid, tmp_path):
     assert len(written) == 2
     p = cli(grid, "sync", "--to", "tensorboard", "nosuchrun", env=env, check=False)
     assert p.returncode == 1 and "no run nosuchrun" in p.stderr
+    tb2 = tmp_path / "tb2"
+    cli(grid, "export", "--to", "tensorboard", "--all", "--project", "cifar",
+        env={"METRICTAP_TENSORBOARD_LOGDIR": str(tb2)})
+    assert [d.name for d in tb2.iterdir()] == ["cifar"]  # --all within the project
 
 
 def test_version_and_every_command_help(tmp_path):
