@@ -40,15 +40,15 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i, in
     return argv[++*i];
 }
 
-/* The next item of a comma list, a comma inside "quotes" or `quotes`
- * staying in it; NULL at the end.  *p moves past the item. */
+/* The next item of a comma list, a comma inside "quotes", 'quotes' or
+ * `quotes` staying in it; NULL at the end.  *p moves past the item. */
 static char *next_item(char **p)
 {
     char *start = *p, quote = 0, *q = start;
     if (!start)
         return NULL;
     for (; *q && (quote || *q != ','); q++)
-        if (*q == '"' || *q == '`')
+        if (*q == '"' || *q == '`' || *q == '\'')
             quote = quote == *q ? 0 : quote ? quote : *q;
     *p = *q ? q + 1 : NULL;
     *q = '\0';

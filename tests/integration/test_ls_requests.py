@@ -127,6 +127,7 @@ def test_quoted_and_non_ascii_keys(tmp_path, scan):
     assert ids(cli(s, *q, "--filter", "summary.précision > 0.5")) == ["q0000001"]
     assert ids(cli(s, *q, "--filter", "summary.`a b` > 0")) == ["q0000001"]
     assert ids(cli(s, *q, "--filter", 'summary."x,y" > 1')) == ["q0000001"]
+    assert ids(cli(s, *q, "--sort", "-summary.'x,y'")) == ["q0000001", "q0000002"]
     p = cli(s, *q, "--columns", 'summary."P@3",summary."x,y",summary.précision',
             "--sort", 'summary."P@3"')
     rows = json.loads(p.stdout)
