@@ -18,7 +18,7 @@
 #include "../common/mt_safefs.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
-#include "show.h"
+#include "select.h"
 
 /* Replaces run.json in the checked run directory `dir_fd` atomically. */
 static int write_run_json(int dir_fd, const char *dir, const cJSON *o)
@@ -76,13 +76,13 @@ static void edit_close(struct edit *e)
     mt_config_free(&e->cfg);
 }
 
-static int edit_open(struct edit *e, const char *arg)
+static int edit_open(struct edit *e, const char *arg, const char *project)
 {
     memset(e, 0, sizeof *e);
     e->lock = e->dir_fd = -1;
     mt_cli_load_config(&e->cfg);
     e->ix = mt_cli_open_index(&e->cfg);
-    if (!e->ix || mt_show_find(e->ix, arg, e->cfg.dir, &e->id, &e->dir) != 0)
+    if (!e->ix || mt_cli_find_run(e->ix, e->cfg.dir, project, arg, &e->id, &e->dir) != 0)
         return -1;
     if ((e->dir_fd = mt_cli_run_dir_fd(&e->cfg, e->dir)) < 0)
         return -1;
@@ -108,8 +108,9 @@ static int edit_save(struct edit *e)
 
 int mt_cmd_tag(int argc, char **argv)
 {
+    const char *project = mt_cli_take_project(&argc, argv);
     if (argc < 3) {
-        fprintf(stderr, "usage: metrictap tag RUN +TAG|-TAG...\n");
+        fprintf(stderr, "usage: metrictap tag [--project P] RUN +TAG|-TAG...\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {
@@ -122,7 +123,7 @@ int mt_cmd_tag(int argc, char **argv)
     }
     struct edit e;
     int rc = 1;
-    if (edit_open(&e, argv[1]) != 0)
+    if (edit_open(&e, argv[1], project) != 0)
         goto out;
     cJSON *tags = cJSON_GetObjectItemCaseSensitive(e.run, "tags");
     if (!cJSON_IsArray(tags)) {
@@ -162,13 +163,14 @@ out:
 
 int mt_cmd_rename(int argc, char **argv)
 {
+    const char *project = mt_cli_take_project(&argc, argv);
     if (argc != 3 || !argv[2][0]) {
-        fprintf(stderr, "usage: metrictap rename RUN NAME\n");
+        fprintf(stderr, "usage: metrictap rename [--project P] RUN NAME\n");
         return 2;
     }
     struct edit e;
     int rc = 1;
-    if (edit_open(&e, argv[1]) != 0)
+    if (edit_open(&e, argv[1], project) != 0)
         goto out;
     cJSON_DeleteItemFromObjectCaseSensitive(e.run, "name");
     cJSON_AddStringToObject(e.run, "name", argv[2]);
@@ -203,13 +205,16 @@ int mt_cmd_rm(int argc, char **argv)
     size_t n = 0;
     struct mt_config cfg;
     struct mt_index *ix = NULL;
+    const char *project = mt_cli_take_project(&argc, argv);
     for (int i = 1; i < argc; i++) {
+        if (mt_cli_is_run_position(argv[i]))
+            continue; /* -1, -2: runs, not options */
         if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
             yes = 1;
         else if (strcmp(argv[i], "--force") == 0)
             force = 1;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: metrictap rm RUN... [--yes] [--force]\n");
+            fprintf(stderr, "usage: metrictap rm [--project P] RUN... [--yes] [--force]\n");
             return 2;
         }
     }
@@ -218,13 +223,13 @@ int mt_cmd_rm(int argc, char **argv)
     if (!ix)
         goto out;
     for (int i = 1; i < argc; i++) {
-        if (argv[i][0] == '-')
+        if (argv[i][0] == '-' && !mt_cli_is_run_position(argv[i]))
             continue;
         if (n == 1024) {
             fprintf(stderr, "metrictap: at most 1024 runs at once\n");
             goto out;
         }
-        if (mt_show_find(ix, argv[i], cfg.dir, &ids[n], &dirs[n]) != 0)
+        if (mt_cli_find_run(ix, cfg.dir, project, argv[i], &ids[n], &dirs[n]) != 0)
             goto out;
         n++;
         char path[PATH_MAX];

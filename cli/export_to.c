@@ -3,7 +3,8 @@
  * logs, runs made before the backend was chosen).  It is sync with a file
  * backend that hands nothing on: the cursor in upload/<backend>.json makes a
  * second export, or an export of a run written live, add only what is
- * missing. */
+ * missing.  --csv and --json write history rows on stdout instead
+ * (export_history.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,20 +12,21 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap export --to wandb|tensorboard [-j N] [-q] RUN... | --all\n"
-                    "  W&B runs go to $WANDB_DIR/wandb/ (wandb.dir), TensorBoard runs to\n"
-                    "  tensorboard.logdir (./tensorboard); `wandb sync` uploads the former\n");
+    fputs(mt_cli_usage("export"), stderr);
     return 2;
 }
 
 int mt_cmd_export_to(int argc, char **argv)
 {
     const char *to = NULL;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--csv") == 0 || strcmp(argv[i], "--json") == 0)
+            return mt_cli_export_history(argc, argv);
     for (int i = 1; i + 1 < argc; i++)
         if (strcmp(argv[i], "--to") == 0)
             to = argv[i + 1];
     if (!to) {
-        fprintf(stderr, "metrictap: export: give --to wandb or --to tensorboard\n");
+        fprintf(stderr, "metrictap: export: give --to wandb, --to tensorboard, --csv or --json\n");
         return usage();
     }
     for (const char *p = to; *p;) {

@@ -51,9 +51,7 @@ static void on_console(void *ctx, uint32_t pid, int stream, const char *line, si
 
 static int usage(void)
 {
-    fputs("usage: metrictap import [-c rules.yaml] [--program NAME] [--project P] [--name N]\n"
-          "                        [--tags a,b] LOGFILE\n",
-          stderr);
+    fputs(mt_cli_usage("import"), stderr);
     return 2;
 }
 

@@ -12,10 +12,6 @@
 #include "mt_cli.h"
 #include "select.h"
 
-enum { C_ID, C_NAME, C_STATE, C_CREATED, C_RUNTIME, C_TAGS, C_GROUP, C_FIXED };
-static const char *const FIXED_HEAD[C_FIXED] = { "ID",      "NAME", "STATE", "CREATED",
-                                                 "RUNTIME", "TAGS", "GROUP" };
-
 static void format_time(double t, char *out, size_t size, int iso)
 {
     time_t s = (time_t)t;
@@ -57,70 +53,263 @@ static void put_cell(struct mt_buf *out, const char *s, size_t w, int right)
             mt_buf_addc(out, ' ');
 }
 
+/* A column of the table: a built-in shown as ls shows it, or the value of
+ * --columns entry `val`. */
+struct dcol {
+    char *head;
+    int builtin; /* enum mt_col_builtin, or -1 for a value */
+    size_t val;
+};
+
+/* A built-in's cell, as the table shows it. */
+static void builtin_cell(const struct mt_select_row *r, int b, char *buf, size_t n)
+{
+    const char *t = NULL;
+    buf[0] = '\0';
+    switch (b) {
+    case MT_B_ID: t = r->id; break;
+    case MT_B_NAME: t = r->name; break;
+    case MT_B_PROJECT: t = r->project; break;
+    case MT_B_GROUP: t = r->group; break;
+    case MT_B_JOB_TYPE: t = r->job_type; break;
+    case MT_B_TAGS: t = r->tags; break;
+    case MT_B_STATE:
+        /* '!': some of the run's output was dropped or cut (see the note). */
+        snprintf(buf, n, "%s%s", r->state ? r->state : "", r->dropped > 0 || r->cut > 0 ? "!" : "");
+        return;
+    case MT_B_CREATED: format_time(r->start_time, buf, n, 0); return;
+    case MT_B_END_TIME:
+        if (r->end_time > 0)
+            format_time(r->end_time, buf, n, 0);
+        return;
+    case MT_B_RUNTIME: mt_cli_format_duration(r->runtime, buf, n); return;
+    case MT_B_EXIT_CODE:
+        if (r->exit_code >= 0)
+            snprintf(buf, n, "%d", r->exit_code);
+        return;
+    case MT_B_SIGNAL:
+        if (r->signal)
+            snprintf(buf, n, "%d", r->signal);
+        return;
+    default: return;
+    }
+    snprintf(buf, n, "%s", t ? t : "");
+}
+
+static int builtin_right(int b)
+{
+    return b == MT_B_RUNTIME || b == MT_B_EXIT_CODE || b == MT_B_SIGNAL;
+}
+
+static int builtin_flex(int b)
+{
+    return b == MT_B_NAME || b == MT_B_TAGS || b == MT_B_GROUP || b == MT_B_PROJECT ||
+           b == MT_B_JOB_TYPE;
+}
+
+static char *upper(const char *s)
+{
+    char *u = mt_xstrdup(s);
+    for (char *p = u; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    return u;
+}
+
+/* Several projects among the rows: the table says which is which. */
+static int several_projects(const struct mt_select_rows *rows)
+{
+    for (size_t i = 1; i < rows->n; i++)
+        if (strcmp(rows->v[i].project ? rows->v[i].project : "",
+                   rows->v[0].project ? rows->v[0].project : "") != 0)
+            return 1;
+    return 0;
+}
+
+static size_t table_columns(const struct mt_select *s, const struct mt_select_rows *rows,
+                            struct dcol *out)
+{
+    static const int FIXED[] = { MT_B_ID, MT_B_NAME, MT_B_PROJECT, MT_B_STATE, MT_B_CREATED,
+                                 MT_B_RUNTIME, MT_B_TAGS, MT_B_GROUP };
+    size_t n = 0;
+    for (size_t i = 0; !s->replace_cols && i < sizeof FIXED / sizeof *FIXED; i++) {
+        if (FIXED[i] == MT_B_PROJECT && !several_projects(rows))
+            continue;
+        out[n++] = (struct dcol){ upper(mt_col_builtin_name(FIXED[i])), FIXED[i], 0 };
+    }
+    for (size_t k = 0; k < s->ncols; k++) {
+        if (k + 1 == s->hidden_col)
+            continue;
+        const struct mt_col *c = &s->cols[k];
+        if (c->src == MT_COL_BUILTIN && s->replace_cols)
+            out[n++] = (struct dcol){ upper(c->label), (int)c->builtin, k };
+        else
+            out[n++] = (struct dcol){ mt_xstrdup(c->label), -1, k };
+    }
+    return n;
+}
+
+/* Headers of values wider than the values below them, when the table must
+ * shrink: "summary."/"config." dropped where no other column has that key,
+ * then the middle cut out ("eval_a…_top1"), widened until no two headers read
+ * the same.  Returns how many were shortened. */
+static size_t shorten_headers(char **head, const size_t *want, const int *is_value, size_t n,
+                              int cut_middle)
+{
+    size_t done = 0;
+    for (size_t c = 0; c < n; c++) {
+        if (!is_value[c])
+            continue;
+        const char *dot = strchr(head[c], '.');
+        if (!dot || (cut_middle && mt_cli_text_width(head[c]) <= want[c]))
+            continue;
+        int clash = 0;
+        for (size_t o = 0; o < n; o++)
+            if (o != c && (strcmp(head[o], dot + 1) == 0 ||
+                           (is_value[o] && strchr(head[o], '.') &&
+                            strcmp(strchr(head[o], '.') + 1, dot + 1) == 0)))
+                clash = 1;
+        if (!clash) {
+            char *k = mt_xstrdup(dot + 1);
+            free(head[c]);
+            head[c] = k;
+            done++;
+        }
+    }
+    if (!cut_middle)
+        return done;
+    /* Cut the middle of what is still too wide, by bytes of ASCII only (a
+     * UTF-8 header is left whole rather than cut inside a character). */
+    char **cut = mt_xcalloc(n, sizeof *cut);
+    size_t *w = mt_xcalloc(n, sizeof *w);
+    for (size_t c = 0; c < n; c++)
+        w[c] = want[c] < 5 ? 5 : want[c];
+    for (int round = 0; round < 200; round++) {
+        for (size_t c = 0; c < n; c++) {
+            free(cut[c]);
+            cut[c] = NULL;
+            size_t len = strlen(head[c]);
+            int ascii = mt_cli_text_width(head[c]) == len;
+            if (!is_value[c] || !ascii || len <= w[c])
+                continue;
+            size_t back = (w[c] - 1) / 2, front = w[c] - 1 - back;
+            cut[c] = mt_xmalloc(len + 4);
+            snprintf(cut[c], len + 4, "%.*s\xe2\x80\xa6%s", (int)front, head[c],
+                     head[c] + len - back);
+        }
+        int clashes = 0;
+        for (size_t c = 0; c < n; c++)
+            for (size_t o = 0; o < n; o++)
+                if (o != c && cut[c] && strcmp(cut[c], cut[o] ? cut[o] : head[o]) == 0) {
+                    w[c]++;
+                    clashes = 1;
+                }
+        if (!clashes)
+            break;
+    }
+    for (size_t c = 0; c < n; c++)
+        if (cut[c]) {
+            free(head[c]);
+            head[c] = cut[c];
+            done++;
+        }
+    free(cut);
+    free(w);
+    return done;
+}
+
 static void print_table(const struct mt_select *s, const struct mt_select_rows *rows)
 {
-    size_t ncol = C_FIXED + s->ncols, nrow = rows->n;
-    char **cell = mt_xcalloc((nrow + 1) * ncol, sizeof *cell);
-    size_t *w = mt_xcalloc(ncol, sizeof *w), *minw = mt_xcalloc(ncol, sizeof *minw);
-    int *right = mt_xcalloc(ncol, sizeof *right), *flex = mt_xcalloc(ncol, sizeof *flex);
+    struct dcol *dc = mt_xcalloc(s->ncols + 16, sizeof *dc);
+    size_t ncol = table_columns(s, rows, dc), nrow = rows->n;
+    char **cell = mt_xcalloc((nrow + 1) * ncol + 1, sizeof *cell);
+    size_t *w = mt_xcalloc(ncol + 1, sizeof *w), *minw = mt_xcalloc(ncol + 1, sizeof *minw);
+    size_t *cellw = mt_xcalloc(ncol + 1, sizeof *cellw);
+    int *right = mt_xcalloc(ncol + 1, sizeof *right), *flex = mt_xcalloc(ncol + 1, sizeof *flex);
+    int *is_value = mt_xcalloc(ncol + 1, sizeof *is_value);
     int marked = 0;
     for (size_t c = 0; c < ncol; c++) {
-        cell[c] = mt_xstrdup(c < C_FIXED ? FIXED_HEAD[c] : s->cols[c - C_FIXED].label);
-        flex[c] = c == C_NAME || c == C_TAGS || c == C_GROUP || c >= C_FIXED;
-        right[c] = c == C_RUNTIME;
+        cell[c] = dc[c].head;
+        dc[c].head = NULL;
+        is_value[c] = dc[c].builtin < 0;
+        flex[c] = is_value[c] || builtin_flex(dc[c].builtin);
+        right[c] = !is_value[c] && builtin_right(dc[c].builtin);
     }
     for (size_t i = 0; i < nrow; i++) {
         const struct mt_select_row *r = &rows->v[i];
         char **row = cell + (i + 1) * ncol;
-        char buf[256];
-        row[C_ID] = mt_xstrdup(r->id ? r->id : "");
-        row[C_NAME] = mt_xstrdup(r->name ? r->name : "");
-        /* '!': some of the run's output was dropped or cut (see the note). */
-        snprintf(buf, sizeof buf, "%s%s", r->state ? r->state : "",
-                 r->dropped > 0 || r->cut > 0 ? "!" : "");
-        row[C_STATE] = mt_xstrdup(buf);
         marked |= r->dropped > 0 || r->cut > 0;
-        format_time(r->start_time, buf, sizeof buf, 0);
-        row[C_CREATED] = mt_xstrdup(buf);
-        mt_cli_format_duration(r->runtime, buf, sizeof buf);
-        row[C_RUNTIME] = mt_xstrdup(buf);
-        row[C_TAGS] = mt_xstrdup(r->tags ? r->tags : "");
-        row[C_GROUP] = mt_xstrdup(r->group ? r->group : "");
-        for (size_t k = 0; k < s->ncols; k++) {
-            struct mt_buf b;
-            mt_buf_init(&b, 1 << 16);
-            char num[64];
-            if (r->vals[k].type == MT_V_TEXT)
-                mt_buf_adds(&b, r->vals[k].text);
-            else {
-                mt_cli_format_value(&r->vals[k], num, sizeof num, 0);
-                mt_buf_adds(&b, num);
-                right[C_FIXED + k] = 1;
-                size_t nw = strlen(num);
-                if (nw > minw[C_FIXED + k])
-                    minw[C_FIXED + k] = nw; /* numbers are never cut */
+        for (size_t c = 0; c < ncol; c++) {
+            char buf[256];
+            if (!is_value[c]) {
+                builtin_cell(r, dc[c].builtin, buf, sizeof buf);
+                row[c] = mt_xstrdup(buf);
+                continue;
             }
-            mt_buf_add(&b, "", 0);
-            row[C_FIXED + k] = b.data;
+            const struct mt_value *v = &r->vals[dc[c].val];
+            if (v->type == MT_V_TEXT)
+                row[c] = mt_xstrdup(v->text);
+            else {
+                mt_cli_format_value(v, buf, sizeof buf, 0);
+                row[c] = mt_xstrdup(buf);
+                right[c] = 1;
+                if (strlen(buf) > minw[c])
+                    minw[c] = strlen(buf); /* numbers are never cut */
+            }
         }
     }
     for (size_t c = 0; c < ncol; c++) {
-        for (size_t i = 0; i <= nrow; i++) {
+        for (size_t i = 1; i <= nrow; i++) {
             size_t n = mt_cli_text_width(cell[i * ncol + c]);
-            if (n > w[c])
-                w[c] = n;
+            if (n > cellw[c])
+                cellw[c] = n;
         }
+    }
+    /* Fit the terminal: shorten headers of values first (unambiguously),
+     * then take a character at a time from the widest column that can give
+     * one.  Ids, states, times and numbers are never cut. */
+    int width = mt_cli_term_width();
+    /* Passes: the widths as they are; "summary."/"config." dropped; middles
+     * cut to 16, 10, then 6 characters (never narrower than the values). */
+    static const size_t TARGET[] = { (size_t)-1, (size_t)-1, 16, 10, 6 };
+    char **orig = mt_xcalloc(ncol + 1, sizeof *orig);
+    for (size_t c = 0; c < ncol; c++)
+        orig[c] = mt_xstrdup(cell[c]);
+    for (size_t pass = 0; pass < sizeof TARGET / sizeof *TARGET; pass++) {
+        if (pass) {
+            for (size_t c = 0; c < ncol; c++) { /* each pass from the full names */
+                free(cell[c]);
+                cell[c] = mt_xstrdup(orig[c]);
+            }
+            size_t *want = mt_xcalloc(ncol + 1, sizeof *want);
+            for (size_t c = 0; c < ncol; c++)
+                want[c] = cellw[c] > TARGET[pass] ? cellw[c] : TARGET[pass];
+            shorten_headers(cell, want, is_value, ncol, pass > 1);
+            free(want);
+        }
+        size_t total = 2 * (ncol - 1);
+        for (size_t c = 0; c < ncol; c++) {
+            size_t hw = mt_cli_text_width(cell[c]);
+            w[c] = cellw[c] > hw ? cellw[c] : hw;
+            total += w[c];
+        }
+        if (width <= 0 || total <= (size_t)width)
+            break;
+    }
+    for (size_t c = 0; c < ncol; c++)
+        free(orig[c]);
+    free(orig);
+    size_t total = 2 * (ncol - 1);
+    for (size_t c = 0; c < ncol; c++) {
+        total += w[c];
         if (!flex[c])
             minw[c] = w[c];
         else if (minw[c] < 6)
             minw[c] = w[c] < 6 ? w[c] : 6;
+        /* a value's header was shortened as far as it reads unambiguously */
+        if (is_value[c] && minw[c] < mt_cli_text_width(cell[c]))
+            minw[c] = mt_cli_text_width(cell[c]);
     }
-    /* Fit the terminal: take a character at a time from the widest column
-     * that can give one.  Ids, states, times and numbers are never cut. */
-    int width = mt_cli_term_width();
-    size_t total = 2 * (ncol - 1);
-    for (size_t c = 0; c < ncol; c++)
-        total += w[c];
     while (width > 0 && total > (size_t)width) {
         size_t best = ncol;
         for (size_t c = 0; c < ncol; c++)
@@ -153,10 +342,13 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
     for (size_t i = 0; i < (nrow + 1) * ncol; i++)
         free(cell[i]);
     free(cell);
+    free(dc);
     free(w);
     free(minw);
+    free(cellw);
     free(right);
     free(flex);
+    free(is_value);
     if (marked)
         printf("! some output of the run was dropped or cut: metrictap show RUN says what\n");
 }
@@ -176,8 +368,46 @@ static void csv_field(const char *s)
     putchar('"');
 }
 
+/* --columns =a,b,c: only those, times as ISO 8601 UTC. */
+static void print_csv_chosen(const struct mt_select *s, const struct mt_select_rows *rows)
+{
+    for (size_t k = 0; k < s->ncols; k++) {
+        if (k)
+            putchar(',');
+        csv_field(s->cols[k].label);
+    }
+    putchar('\n');
+    for (size_t i = 0; i < rows->n; i++) {
+        const struct mt_select_row *r = &rows->v[i];
+        for (size_t k = 0; k < s->ncols; k++) {
+            const struct mt_col *c = &s->cols[k];
+            char buf[256];
+            if (k)
+                putchar(',');
+            if (c->src == MT_COL_BUILTIN && (c->builtin == MT_B_CREATED ||
+                                             (c->builtin == MT_B_END_TIME && r->end_time > 0))) {
+                format_time(c->builtin == MT_B_CREATED ? r->start_time : r->end_time, buf,
+                            sizeof buf, 1);
+                fputs(buf, stdout);
+            } else if (c->src == MT_COL_BUILTIN && c->builtin == MT_B_END_TIME) {
+                ; /* still running */
+            } else if (r->vals[k].type == MT_V_TEXT)
+                csv_field(r->vals[k].text);
+            else if (r->vals[k].type == MT_V_NUM) {
+                mt_cli_format_value(&r->vals[k], buf, sizeof buf, 1);
+                fputs(buf, stdout);
+            }
+        }
+        putchar('\n');
+    }
+}
+
 static void print_csv(const struct mt_select *s, const struct mt_select_rows *rows)
 {
+    if (s->replace_cols) {
+        print_csv_chosen(s, rows);
+        return;
+    }
     fputs("id,project,name,state,created,runtime,tags,group", stdout);
     for (size_t k = 0; k < s->ncols; k++) {
         putchar(',');
@@ -323,10 +553,22 @@ int mt_cmd_ls(int argc, char **argv)
             json = 1;
         else if (strcmp(argv[i], "--csv") == 0)
             csv = 1;
-        else {
-            fprintf(stderr, "metrictap ls: unknown option \"%s\"\nusage: metrictap ls %s\n"
-                            "    [--json | --csv]\n",
-                    argv[i], mt_select_usage());
+        else if (strcmp(argv[i], "--group-by") == 0 || strncmp(argv[i], "--group-by=", 11) == 0) {
+            const char *v = argv[i][10] == '=' ? argv[i] + 11 : i + 1 < argc ? argv[++i] : NULL;
+            char err[1024];
+            if (!v || sel.hidden_col) {
+                fprintf(stderr, "metrictap ls: give one --group-by COLUMN\n");
+                goto out;
+            }
+            /* fetched as one more column, shown as the group */
+            sel.cols = mt_xrealloc(sel.cols, (sel.ncols + 1) * sizeof *sel.cols);
+            if (mt_col_parse(v, &sel.cols[sel.ncols], err, sizeof err) != 0) {
+                fprintf(stderr, "metrictap ls: --group-by: %s\n", err);
+                goto out;
+            }
+            sel.hidden_col = ++sel.ncols;
+        } else {
+            fprintf(stderr, "metrictap ls: unknown option \"%s\"\n%s", argv[i], mt_cli_usage("ls"));
             goto out;
         }
     }
@@ -341,13 +583,18 @@ int mt_cmd_ls(int argc, char **argv)
                 r->state = mt_xstrdup(shown);
             }
         }
-        if (json)
+        if (sel.hidden_col) {
+            if (mt_ls_print_groups(&sel, &rows, json ? 1 : csv ? 2 : 0) != 0)
+                fprintf(stderr, "metrictap ls: the grouped table is too large\n");
+        } else if (json)
             print_json(&sel, &rows);
         else if (csv)
             print_csv(&sel, &rows);
         else
             print_table(&sel, &rows);
-        rc = fflush(stdout) == 0 ? 0 : 1;
+        /* A name that matched nothing was said on stderr; the rows that
+         * match are printed, and the exit says the request was not right. */
+        rc = fflush(stdout) == 0 && sel.unknown_names == 0 ? 0 : 1;
     }
 out:
     mt_select_rows_free(&rows, sel.ncols);

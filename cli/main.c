@@ -40,10 +40,43 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
+/* CMD --help anywhere before "--", or -h right after CMD (later a -h may be
+ * a tag to remove).  run's command may start without "--" at its first
+ * word, whose own --help is the program's.  config prints its keys itself. */
+static int wants_help(int argc, char **argv)
+{
+    int is_run = strcmp(argv[1], "run") == 0;
+    if (strcmp(argv[1], "config") == 0)
+        return 0;
+    for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || (i == 2 && strcmp(argv[i], "-h") == 0))
+            return 1;
+        if (is_run && argv[i][0] != '-')
+            return 0;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage(stderr);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0 ||
+        strcmp(argv[1], "version") == 0) {
+        printf("metrictap %s\n", MT_VERSION);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "config") != 0 &&
+        mt_cli_usage(argv[2])) {
+        fputs(mt_cli_usage(argv[2]), stdout);
+        return 0;
+    }
+    if (wants_help(argc, argv) && mt_cli_usage(argv[1])) {
+        fputs(mt_cli_usage(argv[1]), stdout);
+        return 0;
+    }
+    if (argc > 2 && strcmp(argv[1], "help") == 0 && strcmp(argv[2], "config") == 0)
+        return mt_cmd_config(2, (char *[]){ argv[2], "--help", NULL });
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0)
         return usage(stdout);

@@ -18,12 +18,18 @@ int mt_cmd_sync(int argc, char **argv);   /* cli/sync.c */
  * no upload of them (no `wandb sync`). */
 int mt_cli_sync_main(int argc, char **argv, int exporting);
 int mt_cmd_export_to(int argc, char **argv); /* cli/export_to.c */
+/* export --csv|--json: history rows on stdout (cli/export_history.c). */
+int mt_cli_export_history(int argc, char **argv);
 /* cli/upload_state.c: each backend's state and last problem, for show. */
 void mt_cli_print_uploads(const char *run_dir);
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
 int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
+
+/* cli/usage.c: a command's usage text (what CMD --help prints), or NULL. */
+const char *mt_cli_usage(const char *cmd);
+#define MT_VERSION "0.1.0"
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;

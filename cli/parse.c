@@ -122,8 +122,7 @@ static void print_object(const char *title, const char *json)
 
 static int usage(void)
 {
-    fputs("usage: metrictap parse [-c rules.yaml] [--program NAME] [--json|--table|--stats] FILE|-\n",
-          stderr);
+    fputs(mt_cli_usage("parse"), stderr);
     return 2;
 }
 

@@ -15,7 +15,7 @@
 #include "../common/mt_index.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
-#include "show.h"
+#include "select.h"
 
 int mt_cli_settle(const char *run_dir, int quiet)
 {
@@ -123,8 +123,9 @@ int mt_cli_drops_line(const cJSON *run, char *out, size_t n)
 
 int mt_cmd_recover(int argc, char **argv)
 {
+    const char *project = mt_cli_take_project(&argc, argv);
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fprintf(stderr, "usage: metrictap recover RUN... | --all\n"
+        fprintf(stderr, "usage: metrictap recover [--project P] RUN... | --all\n"
                         "  finishes runs whose agent is gone: parses what their journal holds\n"
                         "  and records the state it proves\n");
         return 2;
@@ -140,7 +141,7 @@ int mt_cmd_recover(int argc, char **argv)
     struct mt_index *ix = mt_cli_open_index(&cfg);
     for (int i = 1; ix && i < argc; i++) {
         char *id = NULL, *dir = NULL;
-        if (mt_show_find(ix, argv[i], cfg.dir, &id, &dir) != 0) {
+        if (mt_cli_find_run(ix, cfg.dir, project, argv[i], &id, &dir) != 0) {
             rc = 1;
             continue;
         }

@@ -17,9 +17,11 @@
 
 #include "../agent/mt_store.h"
 #include "../common/mt_exec.h"
+#include "../common/mt_index.h"
 #include "../common/mt_safefs.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
+#include "select.h"
 
 #define OUT_SIZE 65536
 
@@ -58,9 +60,7 @@ static int git(struct git_result *g, const char *dir, const char *const args[])
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap restore RUN [--dir D]\n"
-                    "  checks out RUN's git commit on a new branch metrictap/<id> and applies its\n"
-                    "  diff.patch; with --dir, in a new worktree at D instead of the current tree\n");
+    fputs(mt_cli_usage("restore"), stderr);
     return 2;
 }
 
@@ -71,54 +71,26 @@ static int is_run_dir(const char *dir)
     return access(p, R_OK) == 0;
 }
 
-/* Finds <root>/runs/<project>/<id> with id starting with `run`; 0, or 1 with
- * a message printed. */
-static int find_run(const char *root, const char *run, char *out, size_t size)
+/* Finds the run `run` names (mt_cli_find_run) in a store only the user can
+ * change; 0, or 1 with a message printed. */
+static int find_run(const struct mt_config *cfg, const char *project, const char *run, char *out,
+                    size_t size)
 {
-    char runs[PATH_MAX], proj[PATH_MAX], found[8][PATH_MAX];
-    size_t nfound = 0, len = strlen(run);
-    DIR *d, *pd;
-    struct dirent *pe, *e;
-    char why[1024];
-    int store = mt_store_dir_fd(root, NULL, NULL, 0, why, sizeof why);
+    char why[1024], *id = NULL, *dir = NULL;
+    int store = mt_store_dir_fd(cfg->dir, NULL, NULL, 0, why, sizeof why);
     if (store < 0) { /* a patch from a store others can change is not applied */
         fprintf(stderr, "metrictap restore: %s\n", why);
         return 1;
     }
     close(store);
-    snprintf(runs, sizeof runs, "%s/runs", root);
-    if (!(d = opendir(runs))) {
-        fprintf(stderr, "metrictap restore: no run store at %s (%s)\n", runs, strerror(errno));
-        return 1;
-    }
-    while ((pe = readdir(d)) != NULL) {
-        if (pe->d_name[0] == '.')
-            continue;
-        snprintf(proj, sizeof proj, "%s/%s", runs, pe->d_name);
-        if (!(pd = opendir(proj)))
-            continue;
-        while ((e = readdir(pd)) != NULL) {
-            if (e->d_name[0] == '.' || strncmp(e->d_name, run, len) != 0)
-                continue;
-            if (nfound < 8)
-                snprintf(found[nfound], sizeof found[0], "%s/%s", proj, e->d_name);
-            nfound++;
-        }
-        closedir(pd);
-    }
-    closedir(d);
-    if (nfound == 0) {
-        fprintf(stderr, "metrictap restore: no run %s in %s\n", run, runs);
-        return 1;
-    }
-    if (nfound > 1) {
-        fprintf(stderr, "metrictap restore: %s is ambiguous; it starts %zu runs:\n", run, nfound);
-        for (size_t i = 0; i < nfound && i < 8; i++)
-            fprintf(stderr, "  %s\n", found[i]);
-        return 1;
-    }
-    snprintf(out, size, "%s", found[0]);
-    return 0;
+    struct mt_index *ix = mt_cli_open_index((struct mt_config *)cfg);
+    int rc = ix ? mt_cli_find_run(ix, cfg->dir, project, run, &id, &dir) : 1;
+    if (rc == 0)
+        snprintf(out, size, "%s", dir);
+    free(id);
+    free(dir);
+    mt_index_close(ix);
+    return rc;
 }
 
 /* metadata.git.<key> of run.json as a new string, or NULL. */
@@ -161,6 +133,7 @@ int mt_cmd_restore(int argc, char **argv)
     if (!g)
         abort();
 
+    const char *project = mt_cli_take_project(&argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             dir = argv[++i];
@@ -170,7 +143,7 @@ int mt_cmd_restore(int argc, char **argv)
             usage();
             result = 0;
             goto out;
-        } else if (argv[i][0] != '-' && !run)
+        } else if ((argv[i][0] != '-' || mt_cli_is_run_position(argv[i])) && !run)
             run = argv[i];
         else {
             result = usage();
@@ -188,7 +161,7 @@ int mt_cmd_restore(int argc, char **argv)
     } else {
         mt_cli_load_config(&cfg);
         cfg_loaded = 1;
-        if (find_run(cfg.dir, run, run_dir, sizeof run_dir) != 0)
+        if (find_run(&cfg, project, run, run_dir, sizeof run_dir) != 0)
             goto out;
     }
     if (!realpath(run_dir, abs_run)) {

@@ -62,14 +62,7 @@ static const struct {
 
 static int usage(void)
 {
-    fputs("usage: metrictap run [--project P] [--name N] [--tags a,b] [--group G]\n"
-          "                     [--job-type J] [--notes TEXT] [--id ID]\n"
-          "                     [--resume allow|must|never] [-c FILE] [--dir D]\n"
-          "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
-          "                     [--program NAME (the trainer whose preset parses the output)]\n"
-          "                     [--to mlflow,tensorboard,wandb] [--tensorboard-dir D]\n"
-          "                     -- CMD [ARGS...]\n",
-          stderr);
+    fputs(mt_cli_usage("run"), stderr);
     return 2;
 }
 

@@ -17,8 +17,9 @@
 const char *mt_select_usage(void)
 {
     return "[--project P] [--tag T]... [--group G] [--state S[,S...]]\n"
-           "    [--filter 'summary.val_acc > 0.9 and config.lr < 0.01'] [--sort [-]COLUMN]\n"
-           "    [--limit N] [--columns summary.X,config.Y,...] [--scan]";
+           "    [--filter 'summary.val_acc > 0.9 and config.lr < 0.01']\n"
+           "    [--sort [-]COLUMN[,[-]COLUMN...]]... [--limit N]\n"
+           "    [--columns [=]summary.X,config.Y,...] [--scan]";
 }
 
 /* "--name value" or "--name=value". */
@@ -39,14 +40,30 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i, in
     return argv[++*i];
 }
 
+/* The next item of a comma list, a comma inside "quotes", 'quotes' or
+ * `quotes` staying in it; NULL at the end.  *p moves past the item. */
+static char *next_item(char **p)
+{
+    char *start = *p, quote = 0, *q = start;
+    if (!start)
+        return NULL;
+    for (; *q && (quote || *q != ','); q++)
+        if (*q == '"' || *q == '`' || *q == '\'')
+            quote = quote == *q ? 0 : quote ? quote : *q;
+    *p = *q ? q + 1 : NULL;
+    *q = '\0';
+    return start;
+}
+
 static int parse_columns(struct mt_select *s, const char *list)
 {
-    char *copy = mt_xstrdup(list);
+    if (list[0] == '=') { /* replace the default columns */
+        s->replace_cols = 1;
+        list++;
+    }
+    char *copy = mt_xstrdup(list), *cursor = copy, *p;
     int rc = -1;
-    for (char *p = copy, *comma; p; p = comma ? comma + 1 : NULL) {
-        comma = strchr(p, ',');
-        if (comma)
-            *comma = '\0';
+    while ((p = next_item(&cursor))) {
         if (!*p)
             continue;
         char err[1024];
@@ -56,6 +73,40 @@ static int parse_columns(struct mt_select *s, const char *list)
             goto out;
         }
         s->ncols++;
+    }
+    if (s->replace_cols && !s->ncols) {
+        fprintf(stderr, "metrictap: --columns =%s names no column\n", list);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
+/* --sort A,-B: each key appended after those already given. */
+static int parse_sort(struct mt_select *s, const char *list)
+{
+    char *copy = mt_xstrdup(list), *cursor = copy, *p;
+    int rc = -1, any = 0;
+    while ((p = next_item(&cursor))) {
+        int desc = p[0] == '-';
+        if (p[0] == '-' || p[0] == '+')
+            p++;
+        if (!*p)
+            continue;
+        char err[1024];
+        s->sort = mt_xrealloc(s->sort, (s->nsort + 1) * sizeof *s->sort);
+        if (mt_col_parse(p, &s->sort[s->nsort].col, err, sizeof err) != 0) {
+            fprintf(stderr, "metrictap: --sort: %s\n", err);
+            goto out;
+        }
+        s->sort[s->nsort++].desc = desc;
+        any = 1;
+    }
+    if (!any) {
+        fprintf(stderr, "metrictap: --sort \"%s\" names no column\n", list);
+        goto out;
     }
     rc = 0;
 out:
@@ -93,18 +144,8 @@ int mt_select_arg(struct mt_select *s, int argc, char **argv, int *i)
             return -1;
         }
     } else if (!bad && (v = opt_value("--sort", argc, argv, i, &bad))) {
-        int desc = v[0] == '-';
-        if (v[0] == '-' || v[0] == '+')
-            v++;
-        if (s->have_sort)
-            mt_col_free(&s->sort);
-        if (mt_col_parse(v, &s->sort, err, sizeof err) != 0) {
-            fprintf(stderr, "metrictap: --sort: %s\n", err);
-            s->have_sort = 0;
+        if (parse_sort(s, v) != 0)
             return -1;
-        }
-        s->have_sort = 1;
-        s->sort_desc = desc;
     } else if (!bad && (v = opt_value("--limit", argc, argv, i, &bad))) {
         char *end;
         unsigned long long n = strtoull(v, &end, 10);
@@ -187,7 +228,32 @@ struct scan_run {
     const cJSON *config, *summary;
     char *owned[8];
     size_t nowned;
+    /* summary.METRIC.stat from history (history_stats.c), read on first use */
+    const struct mt_select_keys *wanted;
+    double *derived;
+    int *have, derived_read;
 };
+
+/* A summary statistic the run's summary.json lacks, from its history. */
+static struct mt_value derived_get(struct scan_run *c, const char *key)
+{
+    struct mt_value v = { MT_V_NONE, 0, NULL };
+    const char *dot = strrchr(key, '.');
+    if (!c->wanted || !dot || !mt_select_stat_name(dot + 1))
+        return v;
+    for (size_t i = 0; i < c->wanted->n; i++) {
+        if (c->wanted->v[i].src != 0 || strcmp(c->wanted->v[i].key, key) != 0)
+            continue;
+        if (!c->derived_read) {
+            mt_select__history_stats(c->l->dir, c->l->json, c->wanted, c->derived, c->have);
+            c->derived_read = 1;
+        }
+        if (c->have[i])
+            v = (struct mt_value){ MT_V_NUM, c->derived[i], NULL };
+        break;
+    }
+    return v;
+}
 
 /* The value of a flattened key ("a.b.c" may be nested objects). */
 static const cJSON *lookup_flat(const cJSON *o, const char *key)
@@ -217,6 +283,8 @@ static struct mt_value scan_get(void *vctx, const struct mt_col *col)
         char *owned = NULL;
         if (j)
             v = mt_value_of_json(j, &owned);
+        else if (col->src == MT_COL_SUMMARY)
+            return derived_get(c, col->key);
         if (owned && c->nowned < sizeof c->owned / sizeof *c->owned)
             c->owned[c->nowned++] = owned;
         else
@@ -284,7 +352,7 @@ static int scan_matches(const struct mt_select *s, struct scan_run *c)
 }
 
 static void scan_project(const struct mt_select *s, const char *store, const char *project,
-                         struct mt_select_rows *rows)
+                         struct mt_select_rows *rows, struct mt_select_keys *wanted)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/runs/%s", store, project);
@@ -298,9 +366,17 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
         struct mt_index_loaded l;
         if (mt_index_load_dir(store, project, e->d_name, &l) != 0)
             continue;
-        struct scan_run c = { .l = &l };
+        double derived[wanted->n + 1];
+        int have[wanted->n + 1];
+        struct scan_run c = { .l = &l, .wanted = wanted, .derived = derived, .have = have };
         c.config = cJSON_GetObjectItemCaseSensitive(l.json, "config");
         c.summary = l.summary_obj;
+        for (size_t k = 0; k < wanted->n; k++)
+            if (!wanted->v[k].found) {
+                struct mt_col col = { .src = wanted->v[k].src == 0 ? MT_COL_SUMMARY : MT_COL_CONFIG,
+                                      .key = (char *)wanted->v[k].key };
+                wanted->v[k].found = scan_get(&c, &col).type != MT_V_NONE;
+            }
         if (scan_matches(s, &c)) {
             struct mt_select_row *row = add_row(rows, &l.run);
             row->vals = mt_xcalloc(s->ncols + 1, sizeof *row->vals);
@@ -308,9 +384,11 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
                 struct mt_value v = scan_get(&c, &s->cols[i]);
                 own_value(&row->vals[i], &v);
             }
-            if (s->have_sort) {
-                struct mt_value v = scan_get(&c, &s->sort);
-                own_value(&row->sortv, &v);
+            row->sortv = mt_xcalloc(s->nsort + 1, sizeof *row->sortv);
+            row->nsortv = s->nsort;
+            for (size_t k = 0; k < s->nsort; k++) {
+                struct mt_value v = scan_get(&c, &s->sort[k].col);
+                own_value(&row->sortv[k], &v);
             }
         }
         for (size_t i = 0; i < c.nowned; i++)
@@ -320,28 +398,34 @@ static void scan_project(const struct mt_select *s, const char *store, const cha
     closedir(d);
 }
 
-static int sort_desc;
+static const struct mt_select *sorting; /* qsort has no context argument */
 
 static int cmp_rows(const void *pa, const void *pb)
 {
     const struct mt_select_row *a = pa, *b = pb;
     /* Numbers, then text, then missing values, as the index orders them. */
     static const int RANK[] = { [MT_V_NUM] = 0, [MT_V_TEXT] = 1, [MT_V_NONE] = 2 };
-    int c = RANK[a->sortv.type] - RANK[b->sortv.type];
-    if (c == 0) {
-        c = mt_value_cmp(&a->sortv, &b->sortv);
-        if (sort_desc)
-            c = -c;
+    for (size_t k = 0; k < sorting->nsort; k++) {
+        const struct mt_value *x = &a->sortv[k], *y = &b->sortv[k];
+        int c = RANK[x->type] - RANK[y->type];
+        if (c == 0) {
+            c = mt_value_cmp(x, y);
+            if (sorting->sort[k].desc)
+                c = -c;
+        }
+        if (c)
+            return c;
     }
-    if (c == 0)
-        c = a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
-    return c;
+    return a->start_time > b->start_time ? -1 : a->start_time < b->start_time ? 1 : 0;
 }
 
-static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows)
+/* check: say which names match nothing (not when the index said it). */
+static int scan(struct mt_select *s, const char *store, struct mt_select_rows *rows, int check)
 {
+    struct mt_select_keys wanted;
+    mt_select__wanted(s, &wanted);
     if (s->project)
-        scan_project(s, store, s->project, rows);
+        scan_project(s, store, s->project, rows, &wanted);
     else {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/runs", store);
@@ -349,14 +433,14 @@ static int scan(struct mt_select *s, const char *store, struct mt_select_rows *r
         struct dirent *e;
         while (d && (e = readdir(d)))
             if (e->d_name[0] != '.')
-                scan_project(s, store, e->d_name, rows);
+                scan_project(s, store, e->d_name, rows, &wanted);
         if (d)
             closedir(d);
     }
-    if (!s->have_sort)
-        for (size_t i = 0; i < rows->n; i++)
-            rows->v[i].sortv = (struct mt_value){ MT_V_NUM, rows->v[i].start_time, NULL };
-    sort_desc = s->have_sort ? s->sort_desc : 1;
+    if (check)
+        s->unknown_names = mt_select__check(s, store, NULL, &wanted);
+    mt_select__keys_free(&wanted);
+    sorting = s;
     qsort(rows->v, rows->n, sizeof *rows->v, cmp_rows);
     if (s->limit && rows->n > s->limit) {
         size_t keep = s->limit;
@@ -374,7 +458,7 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
 {
     memset(rows, 0, sizeof *rows);
     if (s->scan)
-        return scan(s, store_dir, rows);
+        return scan(s, store_dir, rows, 1);
     char err[1024];
     int rc = -1;
     struct mt_index *ix = mt_index_open(store_dir, err, sizeof err);
@@ -394,10 +478,28 @@ int mt_select_run(struct mt_select *s, const char *store_dir, struct mt_select_r
             fprintf(stderr, "metrictap: the index may be stale (%s); try metrictap reindex\n",
                     mt_index_error(ix));
     }
+    struct mt_select_keys wanted;
+    mt_select__wanted(s, &wanted);
+    s->unknown_names = mt_select__check(s, store_dir, ix, &wanted);
+    /* summary.METRIC.max of a metric: computed from history where a run's
+     * summary lacks it, which only the files can answer. */
+    int from_history = 0;
+    for (size_t i = 0; i < wanted.n; i++) {
+        const char *dot = wanted.v[i].src == 0 ? strrchr(wanted.v[i].key, '.') : NULL;
+        if (dot && mt_select_stat_name(dot + 1)) {
+            char *base = mt_xstrndup(wanted.v[i].key, (size_t)(dot - wanted.v[i].key));
+            from_history |= mt_index_has_key(ix, s->project, 0, base) == 1;
+            free(base);
+        }
+    }
+    mt_select__keys_free(&wanted);
+    if (from_history) {
+        mt_index_close(ix);
+        return scan(s, store_dir, rows, 0);
+    }
     struct mt_index_query q = {
         .project = s->project, .tags = s->tags, .ntags = s->ntags, .group = s->group,
-        .state = s->state, .filter = s->filter, .sort = s->have_sort ? &s->sort : NULL,
-        .sort_desc = s->sort_desc, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,
+        .state = s->state, .filter = s->filter, .sort = s->sort, .nsort = s->nsort, .cols = s->cols, .ncols = s->ncols, .limit = s->limit,
     };
     struct query_ctx c = { rows, s->ncols };
     if (mt_index_query(ix, &q, on_index_row, &c) != 0) {
@@ -422,8 +524,10 @@ void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols)
             if (r->vals[k].type == MT_V_TEXT)
                 free((char *)r->vals[k].text);
         free(r->vals);
-        if (r->sortv.type == MT_V_TEXT)
-            free((char *)r->sortv.text);
+        for (size_t k = 0; k < r->nsortv; k++)
+            if (r->sortv[k].type == MT_V_TEXT)
+                free((char *)r->sortv[k].text);
+        free(r->sortv);
     }
     free(rows->v);
     memset(rows, 0, sizeof *rows);
@@ -432,8 +536,9 @@ void mt_select_rows_free(struct mt_select_rows *rows, size_t ncols)
 void mt_select_free(struct mt_select *s)
 {
     mt_filter_destroy(s->filter);
-    if (s->have_sort)
-        mt_col_free(&s->sort);
+    for (size_t i = 0; i < s->nsort; i++)
+        mt_col_free(&s->sort[i].col);
+    free(s->sort);
     for (size_t i = 0; i < s->ncols; i++)
         mt_col_free(&s->cols[i]);
     free(s->cols);

@@ -23,6 +23,7 @@
 #include "../common/mt_index.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
+#include "select.h"
 #include "show.h"
 
 #define MAX_COMPARE 10
@@ -40,14 +41,6 @@ struct shown {
     double runtime;
 };
 
-static int copy_found(void *ctx, const struct mt_index_run *r)
-{
-    struct shown *s = ctx;
-    s->id = mt_xstrdup(r->id);
-    s->dir = mt_xstrdup(r->dir);
-    return 0;
-}
-
 static cJSON *read_json(const char *dir, const char *name)
 {
     char path[PATH_MAX];
@@ -56,34 +49,6 @@ static cJSON *read_json(const char *dir, const char *name)
     cJSON *o = text ? cJSON_Parse(text) : NULL;
     free(text);
     return o;
-}
-
-/* Finds RUN by id or prefix (repairing the index once when it is missing)
- * and reads its files.  0, or 1 with the message printed. */
-int mt_show_find(struct mt_index *ix, const char *arg, const char *store, char **id, char **dir)
-{
-    struct shown s = { 0 };
-    int rc = mt_index_find(ix, arg, copy_found, &s);
-    if (rc == 1 && mt_index_sync(ix, NULL, NULL) == 0)
-        rc = mt_index_find(ix, arg, copy_found, &s);
-    if (rc == 1 && (rc = mt_show_find_dir(store, arg, &s.id, &s.dir)) == 0) {
-        /* No row, but a directory: its run.json is damaged or not there. */
-        char why[256];
-        cJSON_Delete(mt_index_read_run_json(s.dir, why, sizeof why));
-        fprintf(stderr, "metrictap: run %s is not in the index: %s, %s\n", s.id, s.dir, why);
-    }
-    if (rc == 1)
-        fprintf(stderr, "metrictap: no run %s in %s\n", arg, store);
-    else if (rc == 2)
-        fprintf(stderr, "metrictap: %s matches several runs; give more of the id\n", arg);
-    else if (rc < 0)
-        fprintf(stderr, "metrictap: cannot read the index in %s: %s\n", store,
-                mt_index_error(ix));
-    if (rc != 0)
-        return 1;
-    *id = s.id;
-    *dir = s.dir;
-    return 0;
 }
 
 static void shown_free(struct shown *s)
@@ -316,10 +281,12 @@ static void read_shown(struct shown *s, const char *x_axis)
     s->runtime = runtime_of(s->run);
 }
 
-static int load_shown(struct mt_index *ix, const char *arg, const char *store, struct shown *s,
-                      const char *x_axis)
+/* Finds RUN (cli/find_run.c: id, prefix, name, latest, -N, within --project)
+ * and reads its files.  0, or 1 with the message printed. */
+static int load_shown(struct mt_index *ix, const char *arg, const char *store,
+                      const char *project, struct shown *s, const char *x_axis)
 {
-    if (mt_show_find(ix, arg, store, &s->id, &s->dir) != 0)
+    if (mt_cli_find_run(ix, store, project, arg, &s->id, &s->dir) != 0)
         return 1;
     read_shown(s, x_axis);
     return 0;
@@ -432,7 +399,7 @@ static void print_charts(struct shown *runs, size_t nruns, const char *const *me
 }
 
 static const char USAGE[] =
-    "usage: metrictap show RUN [--metric NAME]... [--compare RUN2 ...] [--x AXIS]\n"
+    "usage: metrictap show [--project P] RUN [--metric NAME]... [--compare RUN2 ...] [--x AXIS]\n"
     "                          [--lines N] [--follow]\n";
 
 /* One picture of the runs: the run (or the runs side by side), then charts. */
@@ -546,6 +513,7 @@ int mt_cmd_show(int argc, char **argv)
     const char *metrics[64], *compare[MAX_COMPARE];
     size_t nmetrics = 0, ncompare = 0;
     int lines = 10, in_compare = 0, following = 0;
+    const char *project = mt_cli_take_project(&argc, argv);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--metric") == 0 && i + 1 < argc && nmetrics < 64) {
             metrics[nmetrics++] = argv[++i];
@@ -561,7 +529,7 @@ int mt_cmd_show(int argc, char **argv)
             in_compare = 0;
         } else if (strcmp(argv[i], "--compare") == 0) {
             in_compare = 1;
-        } else if (argv[i][0] != '-' && in_compare) {
+        } else if ((argv[i][0] != '-' || mt_cli_is_run_position(argv[i])) && in_compare) {
             if (ncompare == MAX_COMPARE - 1) {
                 fprintf(stderr, "metrictap: show compares at most %d runs\n", MAX_COMPARE);
                 return 2;
@@ -590,7 +558,7 @@ int mt_cmd_show(int argc, char **argv)
         goto out;
     for (size_t c = 0; c <= ncompare; c++) {
         struct shown *s = &runs[nruns++];
-        if (load_shown(ix, c ? compare[c - 1] : run_arg, cfg.dir, s, x_axis) != 0)
+        if (load_shown(ix, c ? compare[c - 1] : run_arg, cfg.dir, project, s, x_axis) != 0)
             goto out;
         const char *name = jstr(s->run, "name");
         snprintf(s->label, sizeof s->label, "%s%s%s", s->id, name && *name ? " " : "",

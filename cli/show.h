@@ -42,9 +42,6 @@ void mt_hist_load_system(struct mt_hist *h, const char *dir);
 void mt_hist_free(struct mt_hist *h);
 const struct mt_hist_series *mt_hist_find(const struct mt_hist *h, const char *key);
 
-/* Finds a run by id or prefix, syncing the index once if it is unknown.
- * 0 with *id and *dir (caller frees), or 1 with the message printed. */
-int mt_show_find(struct mt_index *ix, const char *arg, const char *store, char **id, char **dir);
 
 /* show_compare.c: runs side by side (identity, then config and summary with
  * the differing keys first, marked '*'), in columns fitted to `width`. */

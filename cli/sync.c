@@ -13,8 +13,10 @@
 
 #include "../agent/mt_store.h"
 #include "../agent/mt_upload.h"
+#include "../common/mt_index.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
+#include "select.h"
 
 struct job {
     char dir[PATH_MAX];
@@ -73,8 +75,10 @@ static int add_job_dup(struct pool *p, size_t *cap, size_t i)
     return 0;
 }
 
-/* Every root/runs/<project>/<id> (id == NULL: all of them).  Returns how many. */
-static int find_runs(const char *root, const char *id, struct pool *p, size_t *cap)
+/* Every root/runs/<project>/<id> (id == NULL: all of them; project NULL:
+ * in every project).  Returns how many. */
+static int find_runs(const char *root, const char *project, const char *id, struct pool *p,
+                     size_t *cap)
 {
     char runs[PATH_MAX];
     int found = 0;
@@ -84,7 +88,7 @@ static int find_runs(const char *root, const char *id, struct pool *p, size_t *c
         return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || (project && strcmp(project, e->d_name) != 0))
             continue;
         char proj[PATH_MAX];
         snprintf(proj, sizeof(proj), "%s/%.255s", runs, e->d_name);
@@ -125,9 +129,7 @@ static void *worker(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap sync [--to mlflow,tensorboard,wandb] [-j N] [-q] RUN... | "
-                    "--all\n"
-                    "  RUN is a run id, PROJECT/ID or a run directory\n");
+    fputs(mt_cli_usage("sync"), stderr);
     return 2;
 }
 
@@ -145,6 +147,8 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
     int all = 0, quiet = 0, jobs = 4, result = 0, nbe;
     char err[1024], names[8][32];
     const char *to = NULL;
+    const char *project = mt_cli_take_project(&argc, argv);
+    struct mt_index *ix = NULL;
 
     mt_cli_load_config(&cfg);
     mt_upload_opts_init(&opts);
@@ -196,7 +200,7 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             result = usage();
             goto out;
-        } else if (a[0] == '-') {
+        } else if (a[0] == '-' && !mt_cli_is_run_position(a)) {
             fprintf(stderr, "metrictap: sync: unknown option %s\n", a);
             result = usage();
             goto out;
@@ -209,14 +213,29 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
             if (strchr(a, '/') && is_run_dir(path)) {
                 if (add_job(&p, &cap, path) != 0)
                     goto oom;
-            } else if (find_runs(root, a, &p, &cap) == 0) {
-                fprintf(stderr, "metrictap: sync: no run \"%s\" under %s/runs\n", a, root);
-                result = 1;
+            } else {
+                /* An id, prefix, name or position, as every command takes it. */
+                char *id = NULL, *dir = NULL;
+                if (!ix && !(ix = mt_cli_open_index(&cfg))) {
+                    result = 1;
+                    continue;
+                }
+                if (mt_cli_find_run(ix, root, project, a, &id, &dir) != 0)
+                    result = 1;
+                else if (add_job(&p, &cap, dir) != 0) {
+                    free(id);
+                    free(dir);
+                    goto oom;
+                }
+                free(id);
+                free(dir);
             }
         }
     }
     if (all)
-        find_runs(root, NULL, &p, &cap);
+        find_runs(root, project, NULL, &p, &cap);
+    if (result != 0 && !p.n)
+        goto out; /* no run named exists */
     if (!all && argc < 2) {
         result = usage();
         goto out;
@@ -263,6 +282,7 @@ oom:
     result = 1;
 out:
     free(p.jobs);
+    mt_index_close(ix);
     mt_config_free(&cfg);
     return result;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mt_buf.h"
 
@@ -31,7 +32,7 @@ static const struct {
     [MT_B_JOB_TYPE] = { "job_type", NULL, "r.job_type", 0 },
     [MT_B_TAGS] = { "tags", "tag", "r.tags", 0 },
     [MT_B_CREATED] = { "created", "start_time", "r.start_time", 1 },
-    [MT_B_END_TIME] = { "end_time", NULL, "r.end_time", 1 },
+    [MT_B_END_TIME] = { "end_time", "ended", "r.end_time", 1 },
     [MT_B_RUNTIME] = { "runtime", NULL, "r.runtime", 1 },
     [MT_B_EXIT_CODE] = { "exit_code", "exit", "r.exit_code", 1 },
     [MT_B_SIGNAL] = { "signal", NULL, "r.signal", 1 },
@@ -41,14 +42,25 @@ const char *mt_col_builtin_name(enum mt_col_builtin b) { return BUILTINS[b].name
 const char *mt_col_builtin_sql(enum mt_col_builtin b) { return BUILTINS[b].sql; }
 int mt_col_builtin_numeric(enum mt_col_builtin b) { return BUILTINS[b].numeric; }
 
-/* Copies `s` (n bytes) dropping backtick quotes. */
+/* Copies `s` (n bytes) dropping quotes: `backticks` anywhere, and "double"
+ * or 'single' quotes around a whole dotted part (summary."P@3").  Inside
+ * quotes every character is the key's. */
 static char *unquote_key(const char *s, size_t n)
 {
-    char *out = mt_xmalloc(n + 1);
+    char *out = mt_xmalloc(n + 1), quote = 0;
     size_t j = 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != '`')
+    for (size_t i = 0; i < n; i++) {
+        if (quote) {
+            if (s[i] == quote)
+                quote = 0;
+            else
+                out[j++] = s[i];
+        } else if (s[i] == '`' ||
+                   ((s[i] == '"' || s[i] == '\'') && (i == 0 || s[i - 1] == '.')))
+            quote = s[i];
+        else
             out[j++] = s[i];
+    }
     out[j] = '\0';
     return out;
 }
@@ -208,6 +220,7 @@ struct operand {
     enum operand_kind kind;
     struct mt_col col;
     double num;
+    int span; /* O_NUM written as a span of time (-2h) */
     char *str;
 };
 
@@ -253,8 +266,10 @@ struct parser {
     enum tok_kind kind;
     size_t start, len;      /* the current token */
     double num;
+    int num_is_span;        /* T_NUM was a span of time: -2h, 30m, 1.5d (in seconds) */
     enum op op;
     char *str;              /* T_STR's value, T_COL's text (owned until taken) */
+    double now;             /* for relative times: the clock read once at the start */
     char *err;
     size_t errsz, errpos;
     int failed;
@@ -269,10 +284,60 @@ static void fail(struct parser *p, size_t at, const char *fmt, const char *arg)
     snprintf(p->err, p->errsz, fmt, arg);
 }
 
-static int ident_start(int c) { return isalpha(c) || c == '_' || c == '`'; }
+/* Bytes of UTF-8 sequences (>= 0x80) are key characters: summary.précision. */
+static int ident_start(int c) { return isalpha(c) || c == '_' || c == '`' || c >= 0x80; }
 static int ident_char(int c)
 {
-    return isalnum(c) || c == '_' || c == '.' || c == '-' || c == '/' || c == '`';
+    return isalnum(c) || c == '_' || c == '.' || c == '-' || c == '/' || c == '`' || c >= 0x80;
+}
+
+/* Seconds in a unit of a span of time (s m h d w), or 0. */
+static double span_unit(char u)
+{
+    switch (u) {
+    case 's': return 1;
+    case 'm': return 60;
+    case 'h': return 3600;
+    case 'd': return 86400;
+    case 'w': return 7 * 86400;
+    default: return 0;
+    }
+}
+
+/* "-2h", "30m", "1.5d": *secs, 1; else 0. */
+static int parse_span(const char *s, double *secs)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !span_unit(*end) || end[1])
+        return 0;
+    *secs = v * span_unit(*end);
+    return 1;
+}
+
+/* A date as ls prints it, in local time ("2026-12-02", "2026-12-02 06:00",
+ * "2026-12-02T06:00:30"), or UTC with a trailing Z: unix seconds, 1; else 0. */
+static int parse_date(const char *s, double *out)
+{
+    static const char *const FORMATS[] = { "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S",
+                                           "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d" };
+    for (size_t i = 0; i < sizeof FORMATS / sizeof *FORMATS; i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        const char *end = strptime(s, FORMATS[i], &tm);
+        if (!end)
+            continue;
+        int utc = end[0] == 'Z' && !end[1];
+        if (*end && !utc)
+            continue;
+        tm.tm_isdst = -1;
+        time_t t = utc ? timegm(&tm) : mktime(&tm);
+        if (t == (time_t)-1)
+            continue;
+        *out = (double)t;
+        return 1;
+    }
+    return 0;
 }
 
 static void next(struct parser *p)
@@ -335,7 +400,13 @@ static void next(struct parser *p)
                ((c == '-' || c == '+') && (isdigit((unsigned char)t[i + 1]) || t[i + 1] == '.'))) {
         char *end;
         p->num = strtod(t + i, &end);
-        if (end == t + i || ident_char((unsigned char)*end)) {
+        p->num_is_span = 0;
+        if (end != t + i && span_unit(*end) && !ident_char((unsigned char)end[1])) {
+            p->num *= span_unit(*end); /* -2h: a span of time, in seconds */
+            p->num_is_span = 1;
+            i = (size_t)(end + 1 - t);
+            p->kind = T_NUM;
+        } else if (end == t + i || ident_char((unsigned char)*end)) {
             p->kind = T_BAD;
             while (t[i] && ident_char((unsigned char)t[i]))
                 i++;
@@ -349,12 +420,20 @@ static void next(struct parser *p)
             p->kind = T_NUM;
         }
     } else if (ident_start((unsigned char)c)) {
-        int quoted = 0;
-        while (t[i] && (quoted || ident_char((unsigned char)t[i]))) {
-            if (t[i] == '`')
-                quoted = !quoted;
-            i++;
+        /* A key may be quoted: `batch size` anywhere, or "P@3" / 'P@3' as a
+         * whole dotted part (summary."P@3"). */
+        char quote = 0;
+        for (; t[i]; i++) {
+            char ch = t[i];
+            if (quote) {
+                if (ch == quote)
+                    quote = 0;
+            } else if (ch == '`' || ((ch == '"' || ch == '\'') && t[i - 1] == '.'))
+                quote = ch;
+            else if (!ident_char((unsigned char)ch))
+                break;
         }
+        int quoted = quote != 0;
         if (quoted) {
             fail(p, p->start, "unterminated `quoted key`%s", "");
             p->kind = T_BAD;
@@ -397,12 +476,15 @@ static void fail_here(struct parser *p, const char *what)
 
 static struct node *parse_or(struct parser *p);
 
-static int parse_operand(struct parser *p, struct operand *o, size_t *at)
+/* value_pos: the operand after the operator, where a bare word is most
+ * likely text without its quotes. */
+static int parse_operand(struct parser *p, struct operand *o, size_t *at, int value_pos)
 {
     *at = p->start;
     if (p->kind == T_NUM) {
         o->kind = O_NUM;
         o->num = p->num;
+        o->span = p->num_is_span;
     } else if (p->kind == T_STR) {
         o->kind = O_STR;
         o->str = p->str;
@@ -411,6 +493,11 @@ static int parse_operand(struct parser *p, struct operand *o, size_t *at)
         char err[512];
         o->kind = O_COL;
         if (mt_col_parse(p->str, &o->col, err, sizeof err) != 0) {
+            if (value_pos && !strchr(p->str, '.')) {
+                /* config.optimizer = adam: a value written without quotes */
+                snprintf(err, sizeof err, "%s is no column; did you mean \"%s\"? (text is"
+                         " quoted)", p->str, p->str);
+            }
             fail(p, p->start, "%s", err);
             return -1;
         }
@@ -451,6 +538,26 @@ static void check_cmp(struct parser *p, struct node *n, size_t lhs_at, size_t rh
     }
     if (!builtin)
         return;
+    int is_time = c->builtin == MT_B_CREATED || c->builtin == MT_B_END_TIME;
+    if (is_time && n->rhs.kind == O_STR) {
+        /* created > "2026-12-02 06:00" or created > "-2h" */
+        double v;
+        if (parse_span(n->rhs.str, &v))
+            n->rhs.num = p->now + v;
+        else if (!parse_date(n->rhs.str, &n->rhs.num)) {
+            fail(p, rhs_at, "%s takes a date (\"2026-12-02 06:00\" local time, \"...Z\" UTC)"
+                            " or a time relative to now (-2h, -30m, -7d)", c->label);
+            return;
+        }
+        free(n->rhs.str);
+        n->rhs.str = NULL;
+        n->rhs.kind = O_NUM;
+        return;
+    }
+    if (is_time && n->rhs.kind == O_NUM && n->rhs.span) {
+        n->rhs.num += p->now; /* created > -2h: later than two hours ago */
+        return;
+    }
     if (c->builtin == MT_B_TAGS) {
         if (n->rhs.kind != O_STR || (n->op != OP_EQ && n->op != OP_NE && n->op != OP_GLOB))
             fail(p, lhs_at, "tags takes = \"x\", != \"x\" or ~ \"glob*\"%s", "");
@@ -466,7 +573,7 @@ static struct node *parse_cmp(struct parser *p)
     struct node *n = mt_xcalloc(1, sizeof *n);
     n->kind = N_CMP;
     size_t lhs_at, rhs_at;
-    if (parse_operand(p, &n->lhs, &lhs_at) != 0) {
+    if (parse_operand(p, &n->lhs, &lhs_at, 0) != 0) {
         fail_here(p, "expected a column, a value or \"(\"");
         goto fail;
     }
@@ -481,7 +588,7 @@ static struct node *parse_cmp(struct parser *p)
     n->op = p->op;
     size_t op_at = p->start;
     next(p);
-    if (parse_operand(p, &n->rhs, &rhs_at) != 0) {
+    if (parse_operand(p, &n->rhs, &rhs_at, 1) != 0) {
         char what[64];
         snprintf(what, sizeof what, "expected a value after \"%s\"",
                  n->op == OP_GLOB ? "~" : OP_SQL[n->op]);
@@ -571,7 +678,7 @@ static struct node *parse_or(struct parser *p) { return parse_binary(p, T_OR, N_
 
 struct mt_filter *mt_filter_create(const char *text, char *err, size_t errsz, size_t *errpos)
 {
-    struct parser p = { .text = text, .err = err, .errsz = errsz };
+    struct parser p = { .text = text, .err = err, .errsz = errsz, .now = (double)time(NULL) };
     struct mt_filter *f = mt_xcalloc(1, sizeof *f);
     next(&p);
     if (p.kind == T_END) {
@@ -747,4 +854,24 @@ static int node_eval(const struct node *n, const struct mt_filter_run *run)
 int mt_filter_eval(const struct mt_filter *f, const struct mt_filter_run *run)
 {
     return node_eval(f->root, run);
+}
+
+static void node_cols(const struct node *n, void (*fn)(void *, const struct mt_col *), void *ctx)
+{
+    if (!n)
+        return;
+    if (n->kind == N_CMP) {
+        fn(ctx, &n->lhs.col);
+        if (n->rhs.kind == O_COL)
+            fn(ctx, &n->rhs.col);
+        return;
+    }
+    node_cols(n->a, fn, ctx);
+    node_cols(n->b, fn, ctx);
+}
+
+void mt_filter_each_col(const struct mt_filter *f, void (*fn)(void *ctx, const struct mt_col *col),
+                        void *ctx)
+{
+    node_cols(f->root, fn, ctx);
 }

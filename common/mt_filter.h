@@ -4,8 +4,9 @@
  * A column names a value of a run: a built-in (id, name, project, state, group,
  * job_type, tags, created, end_time, runtime, exit_code, signal) or a key of
  * its summary or config (`summary.val_acc`, `config.optim.lr`; nested objects
- * are flattened with dots; a key with odd characters is quoted with backticks:
- * config.`batch size`).
+ * are flattened with dots; a key with odd characters is quoted with backticks
+ * anywhere, config.`batch size`, or with "double"/'single' quotes around a
+ * dotted part, summary."P@3"; UTF-8 keys need no quotes: summary.précision).
  *
  * A filter is an expression over columns:
  *     summary.val_acc > 0.9 and (config.lr < 0.01 or not tags = "baseline")
@@ -13,7 +14,12 @@
  * text), numbers (true/false are 1/0) and "strings" or 'strings'.  A number
  * compares with numbers, a string with text; a run lacking the value fails
  * every comparison (so `not` selects it).  `tags = "x"` means the run carries
- * the tag x.
+ * the tag x.  A span of time (-2h, 30m, 1.5d, 1w) is a number of seconds;
+ * compared with created or ended (end_time) it is relative to now (read once
+ * per filter), and so is a string "-2h"; a string date ("2026-12-02",
+ * "2026-12-02 06:00[:SS]", local time, or with a trailing Z, UTC) compares
+ * with them too.  A bare word where a value belongs is an error that suggests
+ * quoting it.
  *
  * The parsed expression compiles to SQL over the index's tables (mt_index.c)
  * and evaluates directly on a run's values (the no-index scan); both give the
@@ -104,6 +110,10 @@ struct mt_filter_run {
     struct mt_value (*get)(void *ctx, const struct mt_col *col);
     int (*has_tag)(void *ctx, const char *tag, int glob);
 };
+/* Calls fn for every column the filter names, in order. */
+void mt_filter_each_col(const struct mt_filter *f, void (*fn)(void *ctx, const struct mt_col *col),
+                        void *ctx);
+
 /* 1 when the run matches, 0 when it does not. */
 int mt_filter_eval(const struct mt_filter *f, const struct mt_filter_run *run);
 

@@ -427,6 +427,14 @@ static void row_of(struct mt_index *ix, sqlite3_stmt *st, struct mt_index_run *r
     r->dir = dir;
 }
 
+const char *mt_index__columns(void) { return COLUMNS; }
+
+void mt_index__row_of(struct mt_index *ix, sqlite3_stmt *st, struct mt_index_run *r, char *dir,
+                      size_t dirsz)
+{
+    row_of(ix, st, r, dir, dirsz);
+}
+
 int mt_index_find(struct mt_index *ix, const char *prefix, mt_index_row_fn fn, void *ctx)
 {
     char sql[512], dir[PATH_MAX];
@@ -482,12 +490,11 @@ static void bind_params(sqlite3_stmt *st, const struct mt_sql_params *p)
  * prefixes the inner query's result columns. */
 static void order_by(struct mt_buf *sql, const struct mt_index_query *q, const char *p)
 {
-    if (q->sort)
-        mt_buf_printf(sql, " ORDER BY %ssortv IS NULL, typeof(%ssortv) = 'text', %ssortv %s,"
-                           " %sst DESC",
-                      p, p, p, q->sort_desc ? "DESC" : "ASC", p);
-    else
-        mt_buf_printf(sql, " ORDER BY %sst DESC", p);
+    mt_buf_adds(sql, " ORDER BY ");
+    for (size_t i = 0; i < q->nsort; i++)
+        mt_buf_printf(sql, "%ssortv%zu IS NULL, typeof(%ssortv%zu) = 'text', %ssortv%zu %s, ",
+                      p, i, p, i, p, i, q->sort[i].desc ? "DESC" : "ASC");
+    mt_buf_printf(sql, "%sst DESC", p);
 }
 
 int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index_query_fn fn,
@@ -511,18 +518,26 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
     mt_buf_adds(&sql, " FROM (SELECT r.rid AS rid, r.start_time AS st");
     /* A summary/config sort key comes by a join on kv's primary key: half
      * the time of a correlated subquery per run (measured at 30k runs). */
-    int kv_sort = q->sort && q->sort->src != MT_COL_BUILTIN;
-    if (kv_sort) {
-        mt_buf_printf(&sql, ", coalesce(ks.num, ks.txt) AS sortv FROM runs r LEFT JOIN kv ks"
-                            " ON ks.rid = r.rid AND ks.src = %d AND ks.key = ?",
-                      q->sort->src == MT_COL_SUMMARY ? 0 : 1);
-        mt_sql_params_add_text(&params, q->sort->key);
-    } else if (q->sort) {
-        mt_buf_adds(&sql, ", ");
-        mt_col_sql(q->sort, &sql, &params);
-        mt_buf_adds(&sql, " AS sortv FROM runs r");
-    } else
-        mt_buf_adds(&sql, " FROM runs r");
+    for (size_t i = 0; i < q->nsort; i++) {
+        const struct mt_col *c = &q->sort[i].col;
+        if (c->src != MT_COL_BUILTIN)
+            mt_buf_printf(&sql, ", coalesce(ks%zu.num, ks%zu.txt) AS sortv%zu", i, i, i);
+        else {
+            mt_buf_adds(&sql, ", ");
+            mt_col_sql(c, &sql, &params);
+            mt_buf_printf(&sql, " AS sortv%zu", i);
+        }
+    }
+    mt_buf_adds(&sql, " FROM runs r");
+    for (size_t i = 0; i < q->nsort; i++) {
+        const struct mt_col *c = &q->sort[i].col;
+        if (c->src == MT_COL_BUILTIN)
+            continue;
+        mt_buf_printf(&sql, " LEFT JOIN kv ks%zu ON ks%zu.rid = r.rid AND ks%zu.src = %d"
+                            " AND ks%zu.key = ?",
+                      i, i, i, c->src == MT_COL_SUMMARY ? 0 : 1, i);
+        mt_sql_params_add_text(&params, c->key);
+    }
     mt_buf_adds(&sql, " WHERE 1");
     if (q->project) {
         mt_buf_adds(&sql, " AND r.project = ?");

@@ -70,6 +70,13 @@ typedef int (*mt_index_row_fn)(void *ctx, const struct mt_index_run *run);
  * found, 1 when not found, 2 when ambiguous, -1 on error. */
 int mt_index_find(struct mt_index *ix, const char *id_prefix, mt_index_row_fn fn, void *ctx);
 
+/* One key of the order: numbers, then text, then missing values, each group
+ * in the key's direction. */
+struct mt_sort_key {
+    struct mt_col col;
+    int desc;
+};
+
 /* The runs table query: every given condition must hold. */
 struct mt_index_query {
     const char *project;            /* NULL: all */
@@ -78,9 +85,9 @@ struct mt_index_query {
     const char *group;
     const char *state;              /* one state or a comma-separated list */
     const struct mt_filter *filter; /* NULL: none */
-    const struct mt_col *sort;      /* NULL: newest first */
-    int sort_desc;                  /* numbers, then text, then missing values,
-                                       each group in this direction */
+    const struct mt_sort_key *sort; /* nsort keys, the first deciding first;
+                                       ties (and nsort 0): newest first */
+    size_t nsort;
     const struct mt_col *cols;      /* extra values fetched per row */
     size_t ncols;
     size_t limit;                   /* 0: all */
@@ -91,6 +98,26 @@ typedef int (*mt_index_query_fn)(void *ctx, const struct mt_index_run *run,
 /* Calls fn per matching row in order; a non-zero return stops.  0 or -1. */
 int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index_query_fn fn,
                    void *ctx);
+
+/* Names that exist, for saying what a request that matched nothing meant:
+ * the distinct summary (src 0) or config (src 1) keys of the runs of
+ * `project` (NULL: all), or the projects.  fn's string lives for the call.
+ * 0 or -1. */
+typedef void (*mt_index_name_fn)(void *ctx, const char *name);
+int mt_index_keys(struct mt_index *ix, const char *project, int src, mt_index_name_fn fn,
+                  void *ctx);
+int mt_index_projects(struct mt_index *ix, mt_index_name_fn fn, void *ctx);
+/* Does some run of `project` (NULL: any) have summary (src 0) or config
+ * (src 1) key `key`?  1, 0, or -1.  An index lookup, cheap at any size. */
+int mt_index_has_key(struct mt_index *ix, const char *project, int src, const char *key);
+
+/* Runs whose id starts with `id_prefix` (by = MT_INDEX_BY_ID) or whose name
+ * is `name` (MT_INDEX_BY_NAME), or the newest (MT_INDEX_BY_NEWEST, arg
+ * ignored), in `project` (NULL: all), newest first, at most `max`; fn per
+ * run.  Returns how many matched (up to max), or -1. */
+enum mt_index_by { MT_INDEX_BY_ID, MT_INDEX_BY_NAME, MT_INDEX_BY_NEWEST };
+int mt_index_lookup(struct mt_index *ix, const char *project, enum mt_index_by by,
+                    const char *arg, size_t max, mt_index_row_fn fn, void *ctx);
 
 /* ---- keeping the index in step with the run directories ---- */
 

@@ -1,6 +1,6 @@
 /* mt_index's handle, shared by its files only: mt_index.c (tables, rows,
- * queries, self-repair) and mt_index_health.c (the store's checks, and what
- * is done with a damaged index.sqlite). */
+ * queries, self-repair), mt_index_health.c (the store's checks, and what
+ * is done with a damaged index.sqlite) and mt_index_lookup.c (by name). */
 #ifndef MT_INDEX_INTERNAL_H
 #define MT_INDEX_INTERNAL_H
 
@@ -40,5 +40,9 @@ int mt_index__rebuilt(struct mt_index *ix);
 void mt_index__unlock(struct mt_index *ix);
 /* mt_index.c */
 void mt_index__close_db(struct mt_index *ix);
+/* The runs columns a row is read from, and reading one (mt_index_lookup.c). */
+const char *mt_index__columns(void);
+void mt_index__row_of(struct mt_index *ix, sqlite3_stmt *st, struct mt_index_run *r, char *dir,
+                      size_t dirsz);
 
 #endif

@@ -342,20 +342,68 @@ MT_TEST(index_sorts_numbers_then_text_then_missing)
                                   .start_time = i, .exit_code = -1 };
         MT_CHECK(mt_index_put(ix, &r) == 0);
     }
-    struct mt_col col;
-    MT_CHECK(mt_col_parse("summary.a", &col, err, sizeof err) == 0);
+    struct mt_sort_key key = { .desc = 1 };
+    MT_CHECK(mt_col_parse("summary.a", &key.col, err, sizeof err) == 0);
     struct mt_buf got;
     mt_buf_init(&got, 4096);
-    struct mt_index_query q = { .sort = &col, .sort_desc = 1 };
+    struct mt_index_query q = { .sort = &key, .nsort = 1 };
     MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
     MT_CHECK_STR(got.data, "s2 s0 s4 s3 s1 "); /* numbers, text, missing: either way */
     mt_buf_reset(&got);
-    q.sort_desc = 0;
+    key.desc = 0;
     q.limit = 3;
     MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
     MT_CHECK_STR(got.data, "s4 s0 s2 ");
     mt_buf_free(&got);
-    mt_col_free(&col);
+    mt_col_free(&key.col);
+    mt_index_close(ix);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    MT_CHECK(system(cmd) == 0);
+}
+
+MT_TEST(index_sorts_by_several_keys_and_looks_runs_up)
+{
+    char dir[] = "/tmp/mt_test_sort2.XXXXXX";
+    MT_CHECK(mkdtemp(dir) != NULL);
+    char err[512];
+    struct mt_index *ix = mt_index_open(dir, err, sizeof err);
+    MT_CHECK(ix != NULL);
+    if (!ix)
+        return;
+    /* a ties in pairs; b decides; c is missing in one */
+    const char *sums[] = { "{\"a\":1,\"b\":2}", "{\"a\":1,\"b\":1}", "{\"a\":2,\"b\":9}",
+                           "{\"a\":2,\"b\":3}" };
+    const char *names[] = { "x", "y", "x", "z" };
+    for (int i = 0; i < 4; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "k%d", i);
+        struct mt_index_run r = { .id = id, .project = i < 3 ? "p" : "q", .name = names[i],
+                                  .summary_json = sums[i], .start_time = i, .exit_code = -1 };
+        MT_CHECK(mt_index_put(ix, &r) == 0);
+    }
+    struct mt_sort_key keys[2] = { { .desc = 1 }, { .desc = 0 } };
+    MT_CHECK(mt_col_parse("summary.a", &keys[0].col, err, sizeof err) == 0);
+    MT_CHECK(mt_col_parse("summary.b", &keys[1].col, err, sizeof err) == 0);
+    struct mt_buf got;
+    mt_buf_init(&got, 4096);
+    struct mt_index_query q = { .sort = keys, .nsort = 2 };
+    MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
+    MT_CHECK_STR(got.data, "k3 k2 k1 k0 ");
+    mt_buf_reset(&got);
+    keys[1].desc = 1;
+    MT_CHECK(mt_index_query(ix, &q, collect_ids, &got) == 0);
+    MT_CHECK_STR(got.data, "k2 k3 k0 k1 ");
+    MT_CHECK(mt_index_lookup(ix, NULL, MT_INDEX_BY_NAME, "x", 10, NULL, NULL) == 2);
+    MT_CHECK(mt_index_lookup(ix, "q", MT_INDEX_BY_NAME, "x", 10, NULL, NULL) == 0);
+    MT_CHECK(mt_index_lookup(ix, NULL, MT_INDEX_BY_ID, "k", 10, NULL, NULL) == 4);
+    MT_CHECK(mt_index_lookup(ix, "p", MT_INDEX_BY_NEWEST, NULL, 10, NULL, NULL) == 3);
+    MT_CHECK(mt_index_has_key(ix, "q", 0, "b") == 1);
+    MT_CHECK(mt_index_has_key(ix, "q", 0, "c") == 0);
+    MT_CHECK(mt_index_has_key(ix, NULL, 1, "a") == 0);
+    mt_buf_free(&got);
+    mt_col_free(&keys[0].col);
+    mt_col_free(&keys[1].col);
     mt_index_close(ix);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
