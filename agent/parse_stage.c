@@ -32,7 +32,11 @@
 #include "mt_upload.h"
 
 #define FLUSH_EVERY_S 0.2
-#define SUMMARY_EVERY_S 5.0
+/* New values reach summary.json and the runs table (ls) within about a
+ * second; without new values the index row is refreshed (its runtime) every
+ * INDEX_EVERY_S. */
+#define SUMMARY_EVERY_S 1.0
+#define INDEX_CHANGED_S 1.0
 #define INDEX_EVERY_S 10.0
 #define IDLE_ROW_FLUSH_S 1.0
 #define PARSE_NICE 19
@@ -52,7 +56,7 @@ struct mt_parse_stage {
     size_t cap;
     struct mt_jpos ckpt_pos;
     double last_flush, last_summary, last_index, last_ckpt_data;
-    uint64_t values_at_summary;
+    uint64_t values_at_summary, values_at_index;
     int idle_flushed; /* the row was flushed for idleness since the last data */
     struct mt_buf partials;
     uint32_t npartials, partial_parser;
@@ -452,8 +456,11 @@ static void periodic(struct mt_agent *a, struct mt_parse_stage *st, double now)
         st->values_at_summary = ps.values;
         st->last_summary = now;
     }
-    if (now - st->last_index >= INDEX_EVERY_S) {
+    double since_index = now - st->last_index;
+    if (since_index >= INDEX_EVERY_S ||
+        (since_index >= INDEX_CHANGED_S && ps.values != st->values_at_index)) {
         mt_run_update_index(a);
+        st->values_at_index = ps.values;
         st->last_index = now;
     }
 }

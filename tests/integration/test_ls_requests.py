@@ -503,3 +503,44 @@ def test_a_30_run_grid_from_best_run_to_its_history(tmp_path):
     assert "tags: best" in cli(store, "tag", "--project", "grid", "best-lr1e-3", "+best").stdout
     assert ids(cli(store, "ls", "--json", "--tag", "best", "--filter", "created > -1h")) == \
         [best[0]["id"]]
+
+
+def test_ls_shows_a_running_runs_new_values_within_two_seconds(tmp_path):
+    """A value printed by a running run is in `ls` about a second later (the
+    agent writes the index row on new values, at most once a second; the bound
+    leaves room for a loaded machine); it took
+    5-10 s when the row was refreshed every 10 s."""
+    import subprocess
+    from conftest import clean_env
+    store, go, done = tmp_path / "store", tmp_path / "go", tmp_path / "done"
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\n"
+                      "echo 'epoch 1 loss=0.5'\n"
+                      f"while [ ! -e {go} ]; do sleep 0.02; done\n"
+                      "echo 'epoch 2 loss=0.25'\n"
+                      f"while [ ! -e {done} ]; do sleep 0.05; done\n")
+    script.chmod(0o755)
+    env = clean_env({"METRICTAP_DIR": str(store)})
+    p = subprocess.Popen([str(CLI), "run", "--project", "live", "--", str(script)], env=env,
+                         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def loss():
+        out = cli(store, "ls", "--json", check=False).stdout
+        rows = json.loads(out) if out.strip().startswith("[") else []
+        return rows[0].get("summary", {}).get("loss") if rows else None
+    try:
+        deadline = time.monotonic() + 60
+        while loss() != 0.5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert loss() == 0.5
+        time.sleep(1.5)  # the first value's index write is behind us
+        go.write_text("")
+        printed = time.monotonic()
+        while loss() != 0.25 and time.monotonic() < printed + 10:
+            time.sleep(0.05)
+        seen = time.monotonic() - printed
+        assert loss() == 0.25
+        assert seen < 3.5, f"ls showed the new value {seen:.1f} s after it was printed"
+    finally:
+        done.write_text("")
+        p.wait(timeout=60)
