@@ -28,6 +28,7 @@
 #include "../common/mt_buf.h"
 #include "mt_agent.h"
 #include "mt_journal.h"
+#include "mt_stack_agent.h"
 #include "mt_tail.h"
 #include "mt_upload.h"
 
@@ -456,6 +457,7 @@ static void periodic(struct mt_agent *a, struct mt_parse_stage *st, double now)
         mt_run_update_index(a);
         st->last_index = now;
     }
+    mt_stack_watch_tick(a, now);
 }
 
 static void tell_progress(struct mt_agent *a)

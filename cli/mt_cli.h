@@ -24,6 +24,7 @@ int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
 int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
+int mt_cmd_stack(int argc, char **argv);   /* cli/stack.c */
 
 /* Shared helpers (cli/util.c). */
 struct mt_config;
