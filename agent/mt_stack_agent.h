@@ -13,6 +13,9 @@ struct mt_agent;
 void mt_stack_agent_start(struct mt_agent *a);
 /* After the parse stage stopped: joins the thread, removes the marker. */
 void mt_stack_agent_stop(struct mt_agent *a);
+/* 1 when the run in run_dir is marked stalled (for ls and show, which
+ * check that its agent is alive). */
+int mt_stack_stalled(const char *run_dir);
 /* The watchdog, from the parse stage's periodic work. */
 void mt_stack_watch_tick(struct mt_agent *a, double now);
 

@@ -326,3 +326,10 @@ void mt_stack_watch_tick(struct mt_agent *a, double now)
     else if (!s->stalled && n > 0 && now - s->quiet_since >= a->cfg.stall_after)
         fire(a, s, now);
 }
+
+int mt_stack_stalled(const char *run_dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" MT_STALLED_MARKER, run_dir);
+    return access(path, F_OK) == 0;
+}

@@ -1,8 +1,8 @@
 #define _GNU_SOURCE
 /* Two threads deadlocked on two mutexes, each in a function of its own
- * (tests/integration/test_stack.py).  Prints a line, then hangs until killed;
- * with an argument N it instead waits N seconds in a condition wait that
- * times out, prints "after" and exits 3, so a test sees it carry on. */
+ * (tests/integration/test_stack.py).  Prints a line; the main thread then
+ * waits in read() on stdin, and once a line comes prints "after N" and exits
+ * 3 (the deadlocked threads with it), so a test sees it carry on. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@ static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
 static pthread_barrier_t both_hold_one;
 
-__attribute__((noinline)) static void victim_take_b_after_a(void)
+__attribute__((noinline, noclone)) static void victim_take_b_after_a(void)
 {
     pthread_mutex_lock(&lock_a);
     pthread_barrier_wait(&both_hold_one);
@@ -21,7 +21,7 @@ __attribute__((noinline)) static void victim_take_b_after_a(void)
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noinline)) static void victim_take_a_after_b(void)
+__attribute__((noinline, noclone)) static void victim_take_a_after_b(void)
 {
     pthread_mutex_lock(&lock_b);
     pthread_barrier_wait(&both_hold_one);
@@ -43,24 +43,15 @@ static void *worker_ba(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void victim_main_waits(int seconds)
+/* Blocked in read() on stdin (a pipe from the test) until a line comes. */
+__attribute__((noinline, noclone)) static ssize_t victim_main_waits(char *buf, size_t n)
 {
-    if (seconds <= 0) {
-        for (;;)
-            pause();
-    }
-    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += seconds;
-    pthread_mutex_lock(&m);
-    while (pthread_cond_timedwait(&c, &m, &until) == 0)
-        ;
-    pthread_mutex_unlock(&m);
+    ssize_t r = read(0, buf, n);
+    __asm__ volatile("" ::: "memory");
+    return r;
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     pthread_t t1, t2;
     pthread_barrier_init(&both_hold_one, NULL, 2);
@@ -70,8 +61,9 @@ int main(int argc, char **argv)
     pthread_setname_np(t2, "loader-ba");
     printf("deadlocked\n");
     fflush(stdout);
-    victim_main_waits(argc > 1 ? atoi(argv[1]) : 0);
-    printf("after\n");
+    char buf[64];
+    ssize_t r = victim_main_waits(buf, sizeof buf);
+    printf("after %zd\n", r);
     fflush(stdout);
     _exit(3);
 }
