@@ -1,6 +1,7 @@
 /* Live native stacks: see mt_stack.h. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,7 +19,14 @@
 
 #include "../common/mt_buf.h"
 #include "mt_stack.h"
+#include "mt_stack_internal.h"
 #include "mt_symbolize.h"
+
+/* libunwind's own search of a remote table (exported; its ptrace and
+ * coredump accessors use it), for the tables stack_ehframe.c makes. */
+extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip,
+                                              unw_dyn_info_t *di, unw_proc_info_t *pi,
+                                              int need_unwind_info, void *arg);
 
 /* How long a seized thread may take to reach its stop.  A thread that is
  * about to enter uninterruptible sleep may not stop for a long time; it is
@@ -102,6 +110,133 @@ void mt_stack_release_pending(void)
         if (!release_if_stopped(pending[i]))
             pending[k++] = pending[i];
     npending = k;
+}
+
+/* ---- unwind tables for files without .eh_frame_hdr (stack_ehframe.c) ---- */
+
+/* The made tables live at addresses no user process has (above the x86-64
+ * user half); the accessor below answers reads there, the rest goes to the
+ * tracee's memory through libunwind's ptrace accessor. */
+#define EHTAB_FAKE_BASE 0xffff900000000000ull
+#define EHTABS 8
+
+static __thread struct mt_ehtab ehtabs[EHTABS];
+static __thread size_t nehtabs;
+/* The maps of the process being unwound (read before its threads are held). */
+static __thread const char *cur_maps;
+static __thread size_t cur_maps_len;
+
+/* The load bias of the file mapped at `addr`, and its path. */
+static int module_of(uint64_t addr, char *path, size_t pathsz, uint64_t *bias)
+{
+    const char *p = cur_maps, *end = cur_maps ? cur_maps + cur_maps_len : NULL;
+    char want[512] = "";
+    uint64_t first_start = 0;
+    /* Pass 1: the file holding addr; pass 2: that file's offset-0 mapping. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (p = cur_maps; p && p < end;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *eol = nl ? nl : end;
+            char line[700];
+            size_t n = (size_t)(eol - p) < sizeof line - 1 ? (size_t)(eol - p) : sizeof line - 1;
+            memcpy(line, p, n);
+            line[n] = '\0';
+            p = nl ? nl + 1 : end;
+            unsigned long long lo, hi, off;
+            int at = 0;
+            if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &lo, &hi, &off, &at) < 3 || at <= 0 ||
+                line[at] != '/')
+                continue;
+            if (pass == 0 && addr >= lo && addr < hi) {
+                snprintf(want, sizeof want, "%s", line + at);
+                break;
+            }
+            if (pass == 1 && off == 0 && strcmp(line + at, want) == 0) {
+                first_start = lo;
+                break;
+            }
+        }
+        if (!want[0])
+            return -1;
+    }
+    if (!first_start)
+        return -1;
+    snprintf(path, pathsz, "%s", want);
+    /* ELF files are linked at page-aligned addresses: a non-PIE executable
+     * at its own vaddr (bias 0), a PIE or library at 0. */
+    int fd = open(want, O_RDONLY | O_CLOEXEC);
+    uint64_t lowest = 0;
+    if (fd >= 0) {
+        Elf64_Ehdr eh;
+        if (pread(fd, &eh, sizeof eh, 0) == (ssize_t)sizeof eh && eh.e_type == ET_EXEC)
+            lowest = first_start; /* fixed addresses: no bias */
+        close(fd);
+    }
+    *bias = lowest ? 0 : first_start;
+    return 0;
+}
+
+static struct mt_ehtab *ehtab_for(uint64_t ip)
+{
+    for (size_t i = 0; i < nehtabs; i++)
+        if (ip >= ehtabs[i].lo && ip < ehtabs[i].hi)
+            return &ehtabs[i];
+    char path[512];
+    uint64_t bias;
+    if (module_of(ip, path, sizeof path, &bias) != 0)
+        return NULL;
+    for (size_t i = 0; i < nehtabs; i++)
+        if (strcmp(ehtabs[i].path, path) == 0 && ehtabs[i].bias == bias)
+            return NULL; /* made before, and ip is in none of its FDEs */
+    size_t slot = nehtabs < EHTABS ? nehtabs++ : EHTABS - 1;
+    mt_ehtab_free(&ehtabs[slot]);
+    if (mt_ehtab_build(path, bias, &ehtabs[slot]) != 0)
+        ehtabs[slot].lo = ehtabs[slot].hi = 0;
+    snprintf(ehtabs[slot].path, sizeof ehtabs[slot].path, "%s", path);
+    ehtabs[slot].bias = bias;
+    struct mt_ehtab *t = &ehtabs[slot];
+    return ip >= t->lo && ip < t->hi ? t : NULL;
+}
+
+static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi, int need,
+                          void *arg)
+{
+    int rc = _UPT_find_proc_info(as, ip, pi, need, arg);
+    if (rc >= 0)
+        return rc;
+    struct mt_ehtab *t = ehtab_for(ip);
+    if (!t)
+        return rc;
+    unw_dyn_info_t di;
+    memset(&di, 0, sizeof di);
+    di.start_ip = t->lo;
+    di.end_ip = t->hi;
+    di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+    di.u.rti.segbase = t->segbase;
+    di.u.rti.table_data = EHTAB_FAKE_BASE + ((uint64_t)(t - ehtabs) << 32);
+    di.u.rti.table_len = t->n * sizeof *t->ent / sizeof(unw_word_t);
+    return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need, arg);
+}
+
+static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
+                      void *arg)
+{
+    if (addr >= EHTAB_FAKE_BASE && !write) {
+        uint64_t k = (addr - EHTAB_FAKE_BASE) >> 32, off = (addr - EHTAB_FAKE_BASE) & 0xffffffffu;
+        if (k >= nehtabs || off + sizeof *val > ehtabs[k].n * sizeof *ehtabs[k].ent)
+            return -UNW_EINVAL;
+        memcpy(val, (const char *)ehtabs[k].ent + off, sizeof *val);
+        return 0;
+    }
+    return _UPT_access_mem(as, addr, val, write, arg);
+}
+
+static unw_accessors_t accessors(void)
+{
+    unw_accessors_t a = _UPT_accessors;
+    a.find_proc_info = find_proc_info;
+    a.access_mem = access_mem;
+    return a;
 }
 
 /* ---- holding one thread ---- */
@@ -244,7 +379,13 @@ static int take_proc(const char *proc_root, struct mt_stack_dump *d, struct mt_s
     ssize_t n = readlink(path, p->exe, sizeof p->exe - 1);
     p->exe[n > 0 ? n : 0] = '\0';
 
-    unw_addr_space_t as = unw_create_addr_space(&_UPT_accessors, 0);
+    /* The maps first: the made unwind tables need them while threads are held. */
+    snprintf(path, sizeof path, "%s/%d/maps", proc_root, (int)p->pid);
+    p->maps = read_all(path, MAPS_MAX, &p->maps_len);
+    cur_maps = p->maps;
+    cur_maps_len = p->maps_len;
+    unw_accessors_t acc = accessors();
+    unw_addr_space_t as = unw_create_addr_space(&acc, 0);
     if (as)
         unw_set_caching_policy(as, UNW_CACHE_GLOBAL);
     size_t kept = 0;
@@ -289,8 +430,7 @@ static int take_proc(const char *proc_root, struct mt_stack_dump *d, struct mt_s
     p->nthreads = kept;
     if (as)
         unw_destroy_addr_space(as);
-    snprintf(path, sizeof path, "%s/%d/maps", proc_root, (int)p->pid);
-    p->maps = read_all(path, MAPS_MAX, &p->maps_len);
+    cur_maps = NULL;
     return kept == 0 && !p->err;
 }
 
