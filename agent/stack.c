@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -218,6 +220,14 @@ static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *p
     return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi, need, arg);
 }
 
+/* The snapshot's accessors (below). */
+static int snap_access_mem(uint64_t addr, unw_word_t *val);
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
+                      void *arg);
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+                        void *arg);
+static int resume(unw_addr_space_t as, unw_cursor_t *c, void *arg);
+
 static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int write,
                       void *arg)
 {
@@ -228,7 +238,11 @@ static int access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val, int
         memcpy(val, (const char *)ehtabs[k].ent + off, sizeof *val);
         return 0;
     }
-    return _UPT_access_mem(as, addr, val, write, arg);
+    (void)as;
+    (void)arg;
+    if (write)
+        return -UNW_EINVAL;
+    return snap_access_mem(addr, val);
 }
 
 static unw_accessors_t accessors(void)
@@ -236,6 +250,9 @@ static unw_accessors_t accessors(void)
     unw_accessors_t a = _UPT_accessors;
     a.find_proc_info = find_proc_info;
     a.access_mem = access_mem;
+    a.access_reg = access_reg;
+    a.access_fpreg = access_fpreg;
+    a.resume = resume;
     return a;
 }
 
@@ -253,19 +270,135 @@ static int wait_stop(pid_t tid, int *status)
             return WIFSTOPPED(*status) ? 1 : -1;
         if (r < 0 && errno != EINTR)
             return -1;
-        if (i < 2000) {
+        if (i < 20) {
             sched_yield();
             continue;
         }
         if (mono_ns() - t0 > STOP_WAIT_NS)
             return 0;
-        struct timespec nap = { 0, 50000 };
+        /* A sleep, not a spin: on a busy machine the thread to stop may be
+         * waiting for the very CPU this would spin on. */
+        struct timespec nap = { 0, 10000 };
         nanosleep(&nap, NULL);
     }
 }
 
+/* ---- the snapshot a thread is unwound from, after it was let go ---- */
+
+/* The registers and the top of the stack are copied while the thread is
+ * held; the walk itself (reading unwind tables, the slow part: milliseconds
+ * for the first thread of a process) runs after the detach, on the copy.
+ * Code and unwind tables do not change, so they are read live. */
+#define STACK_COPY_MAX (512u << 10)
+#define RED_ZONE 128u
+
+struct snapshot {
+    pid_t tid;
+    struct user_regs_struct regs;
+    uint64_t lo;       /* address of mem[0] */
+    size_t len;
+    char *mem;         /* STACK_COPY_MAX + RED_ZONE bytes */
+};
+
+static __thread struct snapshot snap;
+
+/* The end of the mapping that holds addr (the stack's top), 0 if none. */
+static uint64_t mapping_end(uint64_t addr)
+{
+    const char *p = cur_maps, *end = cur_maps ? cur_maps + cur_maps_len : NULL;
+    while (p && p < end) {
+        unsigned long long lo, hi;
+        if (sscanf(p, "%llx-%llx", &lo, &hi) == 2 && addr >= lo && addr < hi)
+            return hi;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
+static int read_live(uint64_t addr, void *out, size_t n)
+{
+    struct iovec local = { out, n }, remote = { (void *)(uintptr_t)addr, n };
+    return process_vm_readv(snap.tid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
+}
+
+/* While the thread is held: its registers and stack. */
+static int take_snapshot(pid_t tid)
+{
+    snap.tid = tid;
+    snap.len = 0;
+    struct iovec io = { &snap.regs, sizeof snap.regs };
+    if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &io) != 0)
+        return -1;
+    uint64_t sp = snap.regs.rsp, top = mapping_end(sp);
+    if (!top || sp < RED_ZONE)
+        return 0; /* no copy: the walk reads the stack live */
+    snap.lo = sp - RED_ZONE;
+    size_t want = top - snap.lo > STACK_COPY_MAX + RED_ZONE ? STACK_COPY_MAX + RED_ZONE
+                                                             : (size_t)(top - snap.lo);
+    struct iovec local = { snap.mem, want }, remote = { (void *)(uintptr_t)snap.lo, want };
+    ssize_t got = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+    snap.len = got > 0 ? (size_t)got : 0;
+    return 0;
+}
+
+static int snap_access_mem(uint64_t addr, unw_word_t *val)
+{
+    if (addr >= snap.lo && addr + sizeof *val <= snap.lo + snap.len) {
+        memcpy(val, snap.mem + (addr - snap.lo), sizeof *val);
+        return 0;
+    }
+    return read_live(addr, val, sizeof *val) == 0 ? 0 : -UNW_EINVAL;
+}
+
+static int access_reg(unw_addr_space_t as, unw_regnum_t reg, unw_word_t *val, int write,
+                      void *arg)
+{
+    (void)as;
+    (void)arg;
+    const struct user_regs_struct *r = &snap.regs;
+    if (write)
+        return -UNW_EREADONLYREG;
+    switch (reg) {
+    case UNW_X86_64_RAX: *val = r->rax; break;
+    case UNW_X86_64_RDX: *val = r->rdx; break;
+    case UNW_X86_64_RCX: *val = r->rcx; break;
+    case UNW_X86_64_RBX: *val = r->rbx; break;
+    case UNW_X86_64_RSI: *val = r->rsi; break;
+    case UNW_X86_64_RDI: *val = r->rdi; break;
+    case UNW_X86_64_RBP: *val = r->rbp; break;
+    case UNW_X86_64_RSP: *val = r->rsp; break;
+    case UNW_X86_64_R8: *val = r->r8; break;
+    case UNW_X86_64_R9: *val = r->r9; break;
+    case UNW_X86_64_R10: *val = r->r10; break;
+    case UNW_X86_64_R11: *val = r->r11; break;
+    case UNW_X86_64_R12: *val = r->r12; break;
+    case UNW_X86_64_R13: *val = r->r13; break;
+    case UNW_X86_64_R14: *val = r->r14; break;
+    case UNW_X86_64_R15: *val = r->r15; break;
+    case UNW_X86_64_RIP: *val = r->rip; break;
+    default: return -UNW_EBADREG;
+    }
+    return 0;
+}
+
+static int access_fpreg(unw_addr_space_t as, unw_regnum_t reg, unw_fpreg_t *val, int write,
+                        void *arg)
+{
+    (void)as; (void)reg; (void)val; (void)write; (void)arg;
+    return -UNW_EBADREG;
+}
+
+static int resume(unw_addr_space_t as, unw_cursor_t *c, void *arg)
+{
+    (void)as; (void)c; (void)arg;
+    return -UNW_EINVAL;
+}
+
 static void unwind(unw_addr_space_t as, struct mt_stack_thread *t)
 {
+    /* _UPT's find_proc_info reads the process's maps and ELF files; it
+     * needs no stopped thread (memory goes through access_mem). */
     void *ui = _UPT_create(t->tid);
     unw_cursor_t c;
     if (!ui) {
@@ -288,8 +421,8 @@ static void unwind(unw_addr_space_t as, struct mt_stack_thread *t)
     _UPT_destroy(ui);
 }
 
-/* Seizes, stops, unwinds and lets go of one thread.  Returns 0, or the
- * errno of the seize (EPERM: refused; ESRCH: gone). */
+/* Seizes, stops, copies and lets go of one thread, then unwinds the copy.
+ * Returns 0, or the errno of the seize (EPERM: refused; ESRCH: gone). */
 static int hold(unw_addr_space_t as, struct mt_stack_thread *t)
 {
     if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) != 0)
@@ -316,9 +449,15 @@ static int hold(unw_addr_space_t as, struct mt_stack_thread *t)
     /* A signal-delivery stop (no event) came first: the signal is passed on
      * at the detach, so the program gets it as it would have. */
     int sig = (status >> 16) == 0 ? WSTOPSIG(status) : 0;
-    unwind(as, t);
+    int copied = take_snapshot(t->tid);
     ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
     t->held_ns = mono_ns() - t0;
+    if (copied != 0) {
+        t->err = errno;
+        snprintf(t->why, sizeof t->why, "cannot read its registers: %s", strerror(errno));
+        return 0;
+    }
+    unwind(as, t);
     return 0;
 }
 
@@ -442,6 +581,12 @@ int mt_stack_take(const char *proc_root, const pid_t *pids, size_t npids, struct
     clock_gettime(CLOCK_REALTIME, &now);
     d->taken_unix = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
     d->procs = mt_xcalloc(npids ? npids : 1, sizeof *d->procs);
+    /* The stack copy's buffer, touched now: page faults while a thread is
+     * held would be its time. */
+    if (!snap.mem) {
+        snap.mem = mt_xmalloc(STACK_COPY_MAX + RED_ZONE);
+        memset(snap.mem, 0, STACK_COPY_MAX + RED_ZONE);
+    }
     int refused = 0;
     for (size_t i = 0; i < npids; i++) {
         struct mt_stack_proc *p = &d->procs[d->nprocs];
