@@ -6,7 +6,9 @@ own functions, and the program's output and exit status are those of an
 unwrapped run; it carries on normally after the dump."""
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI, SHIM, clean_env, read_jsonl
+import victims as vict
 
 VICTIMS = Path(__file__).resolve().parent / "victims"
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -37,6 +40,7 @@ def bins(tmp_path_factory):
     cc("tree", "stack_tree.c")
     cc("printer", "stack_printer.c")
     cc("sleeper", "stack_sleeper.c")
+    cc("signals", "stack_signals.c")
     subprocess.run(["gfortran", "-g", "-O2", "-o", str(d / "loop"),
                     str(VICTIMS / "stack_loop.f90")], check=True)
     yield d
@@ -223,6 +227,70 @@ def test_fortran_loop_is_named(bins, workdir, victims):
     assert any("MAIN__" in f for _, _, f in threads_of(dump))
     (workdir / "stop").write_text("")
     assert v.finish(b"") == (0, b"spinning\nspun\n", b"")
+
+
+GO_SRC = """
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+//go:noinline
+func victimGoRead(buf []byte) int {
+	n, _ := os.Stdin.Read(buf)
+	return n
+}
+
+func main() {
+	fmt.Println("waiting")
+	fmt.Println("read", victimGoRead(make([]byte, 16)))
+}
+"""
+
+
+@pytest.mark.skipif(not os.path.exists(vict.GO), reason="no Go toolchain")
+def test_go_binary_under_run(workdir, victims, tmp_path):
+    exe = vict.build_go(GO_SRC, tmp_path, "govictim")
+    v = victims([exe], workdir, "run")
+    assert v.read_line() == b"waiting\n"
+    def go_read(d):
+        return any(f["function"] == "main.victimGoRead"
+                   for p in d["processes"] for t in p["threads"] for f in t["frames"])
+    dump_until(v.store, v.run_id(), go_read, "main.victimGoRead on a thread's stack")
+    rc, out, _ = v.finish()
+    assert (rc, out) == (0, b"waiting\nread 3\n")
+
+
+def test_signals_during_dumps_each_reach_the_handler(bins, workdir, victims):
+    """40 SIGUSR1, each answered before the next is sent, while dumps hold
+    the thread again and again: none is lost, none doubled."""
+    v = victims([bins / "signals"], workdir, "preload")
+    assert v.read_line() == b"ready\n"
+    run_id = v.run_id()
+    stop = threading.Event()
+    dumps = []
+
+    def dumper():
+        while not stop.is_set():
+            dumps.append(stack(v.store, [run_id], "--json").returncode)
+    t = threading.Thread(target=dumper)
+    t.start()
+    try:
+        got = b""
+        for i in range(40):
+            os.kill(v.p.pid, signal.SIGUSR1)
+            r, _, _ = select.select([v.p.stdout], [], [], WAIT)
+            assert r, f"signal {i} was not handled"
+            got += os.read(v.p.stdout.fileno(), 1)
+    finally:
+        stop.set()
+        t.join()
+    assert got == b"u" * 40
+    assert dumps and set(dumps) == {0}
+    rc, out, err = v.finish()
+    assert (rc, out[len(b"ready\n"):], err) == (0, b"\nread 3\n", b"")
 
 
 def test_a_dump_during_heavy_printing_loses_nothing(bins, workdir, victims):
