@@ -69,6 +69,7 @@ struct mt_stack_dump {
 int mt_stack_take(const char *proc_root, const pid_t *pids, size_t npids, struct mt_stack_dump *d);
 void mt_stack_dump_free(struct mt_stack_dump *d);
 void mt_stack_release_pending(void);
+size_t mt_stack_pending(void); /* tracees of this thread not yet let go */
 
 /* The dump as JSON (symbolized: function, offset, module per frame).  The
  * caller owns the result. */

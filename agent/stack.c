@@ -105,6 +105,11 @@ static int release_if_stopped(pid_t tid)
     return 1;
 }
 
+size_t mt_stack_pending(void)
+{
+    return npending;
+}
+
 void mt_stack_release_pending(void)
 {
     size_t k = 0;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ struct mt_stack_agent {
     int started;
     _Atomic int stop;
     int ifd;
+    int wake_fd;  /* eventfd: the run ends */
     /* the watchdog (parse stage's thread only) */
     double last_tick, quiet_since, seen_output, stalled_since;
     unsigned long long last_cpu;
@@ -62,10 +64,16 @@ static cJSON *dump_run(struct mt_agent *a)
 {
     if (!a->cfg.stack_enabled)
         return NULL;
+    /* One dump at a time: the watchdog (parse stage) and a request (the
+     * service thread) would otherwise seize the same threads, and the
+     * second would read as "already traced". */
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
     pid_t *pids = mt_xcalloc(MT_STACK_MAX_PIDS, sizeof *pids);
     size_t n = run_pids(a, pids, MT_STACK_MAX_PIDS);
     struct mt_stack_dump d;
+    pthread_mutex_lock(&one_at_a_time);
     mt_stack_take("/proc", pids, n, &d);
+    pthread_mutex_unlock(&one_at_a_time);
     cJSON *j = mt_stack_json(&d);
     cJSON_AddStringToObject(j, "run", a->id);
     mt_stack_dump_free(&d);
@@ -144,13 +152,21 @@ static void *service_main(void *arg)
     struct mt_agent *a = arg;
     struct mt_stack_agent *s = a->stack;
     while (!atomic_load(&s->stop)) {
-        struct pollfd p = { .fd = s->ifd, .events = POLLIN };
-        if (poll(&p, s->ifd >= 0 ? 1 : 0, 200) > 0) {
+        struct pollfd p[2] = { { .fd = s->wake_fd, .events = POLLIN },
+                               { .fd = s->ifd, .events = POLLIN } };
+        /* Asleep until a request comes (inotify) or the run ends (wake_fd);
+         * every 200 ms without inotify, or while a tracee waits to be let go. */
+        int timeout = s->ifd < 0 || mt_stack_pending() ? 200 : -1;
+        int n = poll(p, s->ifd >= 0 ? 2 : 1, timeout);
+        if (n > 0 && (p[1].revents & POLLIN)) {
             char buf[4096];
             while (read(s->ifd, buf, sizeof buf) > 0)
                 ;
         }
-        answer_requests(a);
+        if (atomic_load(&s->stop))
+            break;
+        if (n == 0 || (n > 0 && (p[1].revents & POLLIN)))
+            answer_requests(a);
         mt_stack_release_pending();
     }
     return NULL;
@@ -160,12 +176,13 @@ void mt_stack_agent_start(struct mt_agent *a)
 {
     struct mt_stack_agent *s = mt_xcalloc(1, sizeof *s);
     a->stack = s;
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (s->ifd >= 0 && inotify_add_watch(s->ifd, a->channel, IN_CREATE | IN_MOVED_TO) < 0) {
         close(s->ifd);
         s->ifd = -1; /* polled every 200 ms instead */
     }
-    if (pthread_create(&s->thread, NULL, service_main, a) == 0)
+    if (s->wake_fd >= 0 && pthread_create(&s->thread, NULL, service_main, a) == 0)
         s->started = 1;
     else
         mt_store_event(&a->store, mt_now_unix(), "agent_error",
@@ -178,10 +195,15 @@ void mt_stack_agent_stop(struct mt_agent *a)
     if (!s)
         return;
     atomic_store(&s->stop, 1);
+    uint64_t one = 1;
+    if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof one) != sizeof one)
+        (void)0; /* cannot happen for a fresh eventfd; the join would wait */
     if (s->started)
         pthread_join(s->thread, NULL);
     if (s->ifd >= 0)
         close(s->ifd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
     if (s->stalled)
         mt_store_remove_file(&a->store, MT_STALLED_MARKER);
     free(s);
@@ -289,8 +311,10 @@ void mt_stack_watch_tick(struct mt_agent *a, double now)
     struct mt_stack_agent *s = a->stack;
     if (!s || a->recovering || !a->cfg.stack_enabled || a->cfg.stall_after <= 0)
         return;
-    double period = a->cfg.stall_after / 4;
-    period = period < 0.25 ? 0.25 : period > 2 ? 2 : period;
+    /* A twentieth of stall_after between looks (each reads the ppid of
+     * every process on the host): 10 s for the default 10 minutes. */
+    double period = a->cfg.stall_after / 20;
+    period = period < 0.25 ? 0.25 : period > 10 ? 10 : period;
     if (s->last_tick && now - s->last_tick < period)
         return;
     mt_stack_release_pending();
