@@ -658,7 +658,7 @@ void mt_stack_why_refused(const char *proc_root, pid_t pid, int err, char *out, 
         snprintf(out, outsz, "ptrace failed: %s", strerror(err));
         return;
     }
-    if (status_field(proc_root, pid, "TracerPid", v, sizeof v) == 0 && atoi(v) != 0) {
+    if (status_field(proc_root, pid, "TracerPid", v, sizeof v) == 0 && strtol(v, NULL, 10) != 0) {
         snprintf(out, outsz, "it is already traced by pid %s (a debugger?)", v);
         return;
     }
@@ -675,7 +675,7 @@ void mt_stack_why_refused(const char *proc_root, pid_t pid, int err, char *out, 
     snprintf(path, sizeof path, "%s/sys/kernel/yama/ptrace_scope", proc_root);
     char scope[16];
     if (read_small(path, scope, sizeof scope) > 0) {
-        int s = atoi(scope);
+        int s = (int)strtol(scope, NULL, 10);
         if (s >= 3) {
             snprintf(out, outsz, "kernel.yama.ptrace_scope is %d: ptrace is off on this host", s);
             return;
@@ -706,7 +706,7 @@ void mt_stack_why_refused(const char *proc_root, pid_t pid, int err, char *out, 
                              "CAP_SYS_PTRACE)");
         return;
     }
-    if (status_field(proc_root, 0, "Seccomp", v, sizeof v) == 0 && atoi(v) != 0) {
+    if (status_field(proc_root, 0, "Seccomp", v, sizeof v) == 0 && strtol(v, NULL, 10) != 0) {
         snprintf(out, outsz, "a seccomp filter of this process forbids ptrace");
         return;
     }

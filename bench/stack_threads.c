@@ -36,7 +36,7 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1;
+    int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 1;
     for (int i = 1; i < n; i++) { /* the main thread is the n-th */
         pthread_t t;
         pthread_create(&t, NULL, worker, NULL);

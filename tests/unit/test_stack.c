@@ -17,12 +17,10 @@ static char root[PATH_MAX];
 
 static void put(const char *rel, const char *text)
 {
-    char path[PATH_MAX * 2], dir[PATH_MAX * 2];
+    char path[PATH_MAX * 2], cmd[PATH_MAX * 3];
     snprintf(path, sizeof path, "%s/%s", root, rel);
-    snprintf(dir, sizeof dir, "mkdir -p '%s'", path);
-    *strrchr(dir, '/') = '\0';
-    strcat(dir, "'");
-    if (system(dir) != 0)
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+    if (system(cmd) != 0)
         abort();
     FILE *f = fopen(path, "w");
     fputs(text, f);
@@ -34,6 +32,14 @@ static void fixture(void)
     snprintf(root, sizeof root, "/tmp/mt-test-stack-XXXXXX");
     if (!mkdtemp(root))
         abort();
+}
+
+static void fixture_done(void)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "    could not remove %s\n", root);
 }
 
 static void stat_line(int pid, int ppid)
@@ -63,6 +69,7 @@ MT_TEST(tree_is_the_root_and_its_descendants_breadth_first)
     MT_CHECK(n == 3);
     MT_CHECK(out[0] != 10 && out[1] != 10 && out[2] != 10);
     MT_CHECK(mt_stack_tree(root, 10, 0, out, 2) == 2); /* the cap */
+    fixture_done();
 }
 
 MT_TEST(refusals_say_why)
@@ -92,6 +99,7 @@ MT_TEST(refusals_say_why)
 
     mt_stack_why_refused(root, 7, ESRCH, why, sizeof why);
     MT_CHECK(strstr(why, "No such process") != NULL);
+    fixture_done();
 }
 
 static int first_object(struct dl_phdr_info *info, size_t size, void *data)
