@@ -40,6 +40,7 @@ struct mt_stack_thread {
     uint64_t ip[MT_STACK_MAX_FRAMES];
     int err;             /* errno of what failed, 0 when the stack is there */
     char why[160];       /* what failed, "" when nothing */
+    char kstack[1024];   /* a D thread's kernel stack (/proc/.../stack, root only) */
 };
 
 struct mt_stack_proc {

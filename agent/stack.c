@@ -546,6 +546,10 @@ static int take_proc(const char *proc_root, struct mt_stack_dump *d, struct mt_s
             t->err = EAGAIN;
             snprintf(t->why, sizeof t->why,
                      "in uninterruptible sleep (D): not held, it would not stop");
+            /* Where in the kernel it waits (a hung filesystem, a device). */
+            snprintf(path, sizeof path, "%s/%d/stack", dir, (int)t->tid);
+            if (read_small(path, t->kstack, sizeof t->kstack) < 0)
+                t->kstack[0] = '\0';
         } else if (!as) {
             t->err = ENOMEM;
             snprintf(t->why, sizeof t->why, "libunwind: cannot create an address space");

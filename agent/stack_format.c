@@ -88,6 +88,16 @@ cJSON *mt_stack_json(const struct mt_stack_dump *d)
                 cJSON_AddStringToObject(tj, "wchan", t->wchan);
             if (t->err)
                 cJSON_AddStringToObject(tj, "error", t->why);
+            if (t->kstack[0]) {
+                cJSON *k = cJSON_AddArrayToObject(tj, "kernel_stack");
+                for (const char *l = t->kstack; *l;) {
+                    size_t n = strcspn(l, "\n");
+                    char line[256];
+                    snprintf(line, sizeof line, "%.*s", (int)n, l);
+                    cJSON_AddItemToArray(k, cJSON_CreateString(line));
+                    l += n + (l[n] == '\n');
+                }
+            }
             else
                 cJSON_AddNumberToObject(tj, "held_us", (double)t->held_ns / 1e3);
             cJSON_AddItemToObject(tj, "frames", frames_json(cache, p, t));
@@ -160,6 +170,9 @@ void mt_stack_text(const cJSON *dump, struct mt_buf *out)
             const cJSON *f;
             cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(th, "frames"))
                 frame_text(f, i++, out);
+            cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(th, "kernel_stack"))
+                if (cJSON_IsString(f))
+                    mt_buf_printf(out, "    kernel %s\n", f->valuestring);
         }
     }
     mt_buf_printf(out, "\n%d threads held, at most %.0f us each (%.0f us in all)",

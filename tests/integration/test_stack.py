@@ -41,6 +41,7 @@ def bins(tmp_path_factory):
     cc("printer", "stack_printer.c")
     cc("sleeper", "stack_sleeper.c")
     cc("signals", "stack_signals.c")
+    cc("vfork", "stack_vfork.c")
     subprocess.run(["gfortran", "-g", "-O2", "-o", str(d / "loop"),
                     str(VICTIMS / "stack_loop.f90")], check=True)
     yield d
@@ -291,6 +292,25 @@ def test_signals_during_dumps_each_reach_the_handler(bins, workdir, victims):
     assert dumps and set(dumps) == {0}
     rc, out, err = v.finish()
     assert (rc, out[len(b"ready\n"):], err) == (0, b"\nread 3\n", b"")
+
+
+def test_uninterruptible_thread_is_reported_not_held(bins, workdir, victims):
+    """vfork's parent sleeps uninterruptibly (D) until its child exits: it
+    would not stop, so it is shown with its kernel wait and not held."""
+    v = victims([bins / "vfork"], workdir, "run")
+    assert v.read_line() == b"vforking\n"
+
+    def parent_in_d(d):
+        states = {t["state"] for p in d["processes"] for t in p["threads"]}
+        return len(d["processes"]) == 2 and "D" in states and \
+            any("victim_vfork_child" in f for _, _, f in threads_of(d))
+    d = dump_until(v.store, v.run_id(), parent_in_d, "the vfork parent in D, its child in read")
+    parent = next(t for p in d["processes"] for t in p["threads"] if t["state"] == "D")
+    assert "uninterruptible" in parent["error"] and "held_us" not in parent
+    assert d["refused"] == 0 and d["held"] == 1
+    text = stack(v.store, [v.run_id()])
+    assert text.returncode == 0 and b"not held" in text.stdout
+    assert v.finish() == (0, b"vforking\nchild 5\n", b"")
 
 
 def test_a_dump_during_heavy_printing_loses_nothing(bins, workdir, victims):
