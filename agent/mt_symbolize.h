@@ -41,6 +41,7 @@ struct mt_sym {
     uint64_t offset;        /* from the function's start */
     char module[4096];
     uint64_t module_offset; /* file offset in module */
+    uint64_t vaddr;         /* the address as the ELF file has it, 0 when unknown */
 };
 
 /* The ELF files a caller keeps open across lookups (so a dump of 64 threads

@@ -3,10 +3,12 @@
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../common/mt_buf.h"
+#include "../common/mt_exec.h"
 #include "mt_stack.h"
 #include "mt_symbolize.h"
 
@@ -46,6 +48,9 @@ static cJSON *frames_json(struct mt_sym_cache *cache, const struct mt_stack_proc
         } else {
             cJSON_AddNullToObject(f, "function");
         }
+        if (s.vaddr && s.module[0] == '/')
+            /* for file:line (add_lines), taken out again there */
+            cJSON_AddNumberToObject(f, "_vaddr", (double)s.vaddr);
         if (s.mapped) {
             cJSON_AddStringToObject(f, "module", s.module[0] ? s.module : "[anonymous]");
             cJSON_AddNumberToObject(f, "module_offset", (double)s.module_offset + (i ? 1 : 0));
@@ -55,6 +60,92 @@ static cJSON *frames_json(struct mt_sym_cache *cache, const struct mt_stack_proc
         cJSON_AddItemToArray(frames, f);
     }
     return frames;
+}
+
+/* ---- file:line, where the module has debug info: addr2line (binutils),
+ * once per module of the dump, after every thread was let go ---- */
+
+#define LINES_MODULES 16
+#define LINES_PER_CALL 256
+#define LINES_TIMEOUT_MS 3000
+
+static void lines_for_module(const char *module, cJSON **frames, size_t n)
+{
+    char *argv[LINES_PER_CALL + 6];
+    char hex[LINES_PER_CALL][24];
+    size_t k = 0;
+    argv[k++] = "addr2line";
+    argv[k++] = "-f"; /* the function too: a local one of a stripped file, from its debug file */
+    argv[k++] = "-e";
+    argv[k++] = (char *)module;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(frames[i], "_vaddr");
+        snprintf(hex[i], sizeof hex[i], "0x%" PRIx64, (uint64_t)v->valuedouble);
+        argv[k++] = hex[i];
+    }
+    argv[k] = NULL;
+    char out[LINES_PER_CALL * 512];
+    struct mt_exec x = { .argv = argv, .out_fd = -1, .out = out, .out_size = sizeof out,
+                         .timeout_ms = LINES_TIMEOUT_MS };
+    if (mt_exec_run(&x) != 0 || x.exit_code != 0)
+        return; /* no binutils, or it failed: frames keep function+offset */
+    const char *line = out;
+    for (size_t i = 0; i < n && *line; i++) {
+        /* Two lines per address: the function ("??" when unknown), then
+         * "file:line", "file:line (discriminator N)", or "??:0" / "??:?". */
+        size_t flen = strcspn(line, "\n");
+        const char *fn = line;
+        line += flen + (line[flen] == '\n');
+        size_t len = strcspn(line, "\n");
+        const cJSON *have = cJSON_GetObjectItemCaseSensitive(frames[i], "function");
+        if (!cJSON_IsString(have) && flen && !(flen == 2 && fn[0] == '?')) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)flen, fn);
+            cJSON_ReplaceItemInObjectCaseSensitive(frames[i], "function", cJSON_CreateString(name));
+        }
+        const char *colon = memrchr(line, ':', len);
+        if (colon && line[0] != '?' && colon[1] >= '1' && colon[1] <= '9') {
+            char file[1024];
+            snprintf(file, sizeof file, "%.*s", (int)(colon - line), line);
+            cJSON_AddStringToObject(frames[i], "file", file);
+            cJSON_AddNumberToObject(frames[i], "line", strtol(colon + 1, NULL, 10));
+        }
+        line += len + (line[len] == '\n');
+    }
+}
+
+static void add_lines(cJSON *procs)
+{
+    const char *modules[LINES_MODULES];
+    size_t nmodules = 0;
+    cJSON *p, *t, *f;
+    /* Each module once, its frames gathered from every thread. */
+    cJSON_ArrayForEach(p, procs) cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "threads"))
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "frames")) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "module");
+            if (!cJSON_GetObjectItemCaseSensitive(f, "_vaddr") || !cJSON_IsString(m))
+                continue;
+            size_t i = 0;
+            while (i < nmodules && strcmp(modules[i], m->valuestring) != 0)
+                i++;
+            if (i == nmodules && nmodules < LINES_MODULES)
+                modules[nmodules++] = m->valuestring;
+        }
+    for (size_t i = 0; i < nmodules; i++) {
+        cJSON *batch[LINES_PER_CALL];
+        size_t n = 0;
+        cJSON_ArrayForEach(p, procs) cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "threads"))
+            cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "frames")) {
+                const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "module");
+                if (n < LINES_PER_CALL && cJSON_GetObjectItemCaseSensitive(f, "_vaddr") &&
+                    cJSON_IsString(m) && strcmp(m->valuestring, modules[i]) == 0)
+                    batch[n++] = f;
+            }
+        lines_for_module(modules[i], batch, n);
+    }
+    cJSON_ArrayForEach(p, procs) cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "threads"))
+        cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "frames"))
+            cJSON_DeleteItemFromObjectCaseSensitive(f, "_vaddr");
 }
 
 cJSON *mt_stack_json(const struct mt_stack_dump *d)
@@ -106,6 +197,7 @@ cJSON *mt_stack_json(const struct mt_stack_dump *d)
         cJSON_AddItemToArray(procs, pj);
     }
     mt_sym_cache_destroy(cache);
+    add_lines(procs);
     return o;
 }
 
@@ -125,10 +217,17 @@ static void frame_text(const cJSON *f, int i, struct mt_buf *out)
 {
     const char *fn = jstr(f, "function"), *mod = jstr(f, "module"), *ip = jstr(f, "ip");
     mt_buf_printf(out, "    #%-2d %-18s ", i, ip ? ip : "?");
-    if (fn)
+    if (fn && cJSON_GetObjectItemCaseSensitive(f, "offset"))
         mt_buf_printf(out, "%s+0x%" PRIx64, fn, (uint64_t)jnum(f, "offset"));
+    else if (fn)
+        mt_buf_adds(out, fn); /* named by the debug file: no symbol, so no offset */
     else
         mt_buf_adds(out, "??");
+    const char *file = jstr(f, "file");
+    if (file) {
+        const char *base = strrchr(file, '/');
+        mt_buf_printf(out, " at %s:%d", base ? base + 1 : file, (int)jnum(f, "line"));
+    }
     if (mod && fn)
         mt_buf_printf(out, " (%s)", mod);
     else if (mod)

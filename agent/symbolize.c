@@ -184,6 +184,7 @@ int mt_symbolize_lookup(struct mt_sym_cache *c, const char *maps, size_t maps_le
     uint64_t vaddr, start = 0;
     const char *name = NULL;
     if (elf && vaddr_of_offset(elf, out->module_offset, &vaddr) == 0) {
+        out->vaddr = vaddr;
         name = lookup_symbol(elf, SHT_SYMTAB, vaddr, &start);
         if (!name)
             name = lookup_symbol(elf, SHT_DYNSYM, vaddr, &start);
