@@ -6,6 +6,7 @@ own functions, and the program's output and exit status are those of an
 unwrapped run; it carries on normally after the dump."""
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -375,6 +376,68 @@ def test_a_finished_run_says_so(bins, workdir):
     run_id = (workdir / "metrictap" / "latest-run").resolve().name
     r = stack(workdir / "metrictap", [run_id])
     assert r.returncode == 1 and "is not running" in r.stderr.decode()
+
+
+# ---- Yama's ptrace_scope 1: every process names the agent its tracer ----
+
+def ptracer_calls(trace):
+    """{pid: tracer} of each prctl(PR_SET_PTRACER, tracer) in an strace -f log."""
+    calls = {}
+    for line in Path(trace).read_text().splitlines():
+        m = re.match(r"(\d+) +prctl\(PR_SET_PTRACER, (\d+)", line)
+        if m:
+            calls[int(m.group(1))] = int(m.group(2))
+    return calls
+
+
+def agent_pids(trace):
+    """The processes forked by one that executed metrictap-agent (the agent
+    double-forks: the child is the agent)."""
+    text = Path(trace).read_text()
+    spawners = {int(m.group(1)) for m in re.finditer(r"^(\d+) +execve\(\"[^\"]*metrictap-agent\"",
+                                                     text, re.M)}
+    return {int(m.group(2)) for m in re.finditer(r"^(\d+) +(?:clone|clone3|fork)\(.*= (\d+)$",
+                                                 text, re.M) if int(m.group(1)) in spawners}
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_each_process_names_the_agent_its_tracer(bins, workdir, enabled):
+    """This kernel may have no Yama (then the call fails harmlessly), so the
+    calls themselves are checked: the 8 processes of the tree (the root and
+    its fork children) each name the same tracer, the agent, when
+    stack.enabled; none do when it is off."""
+    trace = workdir / "trace.txt"
+    env = clean_env({"METRICTAP_DIR": str(workdir / "metrictap"),
+                     "METRICTAP_STACK_ENABLED": enabled})
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=prctl,execve,clone,clone3,fork",
+                        "-o", str(trace), str(CLI),
+                        "run", "--", str(bins / "tree")], cwd=workdir, env=env, input=b"go\n",
+                       capture_output=True, timeout=WAIT)
+    assert (p.returncode, p.stdout) == (0, b"tree of 8\ndone 21\n")
+    calls = ptracer_calls(trace)
+    if enabled == "false":
+        assert calls == {}
+        return
+    assert len(calls) == 8, calls
+    tracers = set(calls.values())
+    assert len(tracers) == 1 and tracers <= agent_pids(trace), (calls, agent_pids(trace))
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_a_static_program_names_the_agent_through_the_launcher(bins, workdir):
+    trace = workdir / "trace.txt"
+    env = clean_env({"METRICTAP_DIR": str(workdir / "metrictap")})
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=prctl,execve", "-o", str(trace),
+                        str(CLI), "run", "--", str(bins / "deadlock-static")], cwd=workdir,
+                       env=env, input=b"go\n", capture_output=True, timeout=WAIT)
+    assert p.returncode == 3
+    calls = ptracer_calls(trace)
+    assert len(calls) == 1, calls
+    (child,) = calls
+    execs = [l for l in trace.read_text().splitlines()
+             if l.startswith(f"{child} ") and "execve(" in l and "deadlock-static" in l]
+    assert execs, "the prctl is made by the process that then runs the program"
 
 
 # ---- the stall watchdog ----
