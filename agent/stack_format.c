@@ -132,16 +132,23 @@ static void add_lines(cJSON *procs)
                 modules[nmodules++] = m->valuestring;
         }
     for (size_t i = 0; i < nmodules; i++) {
+        /* Every frame in the module, LINES_PER_CALL to a call of addr2line. */
         cJSON *batch[LINES_PER_CALL];
         size_t n = 0;
         cJSON_ArrayForEach(p, procs) cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "threads"))
             cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "frames")) {
                 const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "module");
-                if (n < LINES_PER_CALL && cJSON_GetObjectItemCaseSensitive(f, "_vaddr") &&
-                    cJSON_IsString(m) && strcmp(m->valuestring, modules[i]) == 0)
-                    batch[n++] = f;
+                if (!cJSON_GetObjectItemCaseSensitive(f, "_vaddr") || !cJSON_IsString(m) ||
+                    strcmp(m->valuestring, modules[i]) != 0)
+                    continue;
+                batch[n++] = f;
+                if (n == LINES_PER_CALL) {
+                    lines_for_module(modules[i], batch, n);
+                    n = 0;
+                }
             }
-        lines_for_module(modules[i], batch, n);
+        if (n)
+            lines_for_module(modules[i], batch, n);
     }
     cJSON_ArrayForEach(p, procs) cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "threads"))
         cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(t, "frames"))
