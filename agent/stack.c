@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libunwind-ptrace.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -582,6 +583,26 @@ static int take_proc(const char *proc_root, struct mt_stack_dump *d, struct mt_s
     return kept == 0 && !p->err;
 }
 
+/* What a dumping thread keeps (the copy buffer, the made tables) goes with
+ * the thread: a key's destructor runs in it, where its TLS still is. */
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+
+static void thread_done(void *unused)
+{
+    (void)unused;
+    free(snap.mem);
+    snap.mem = NULL;
+    for (size_t i = 0; i < nehtabs; i++)
+        mt_ehtab_free(&ehtabs[i]);
+    nehtabs = 0;
+}
+
+static void make_thread_key(void)
+{
+    pthread_key_create(&thread_key, thread_done);
+}
+
 int mt_stack_take(const char *proc_root, const pid_t *pids, size_t npids, struct mt_stack_dump *d)
 {
     memset(d, 0, sizeof *d);
@@ -595,6 +616,8 @@ int mt_stack_take(const char *proc_root, const pid_t *pids, size_t npids, struct
     if (!snap.mem) {
         snap.mem = mt_xmalloc(STACK_COPY_MAX + RED_ZONE);
         memset(snap.mem, 0, STACK_COPY_MAX + RED_ZONE);
+        pthread_once(&thread_key_once, make_thread_key);
+        pthread_setspecific(thread_key, snap.mem); /* freed when the thread ends */
     }
     int refused = 0;
     for (size_t i = 0; i < npids; i++) {
