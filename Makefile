@@ -4,7 +4,7 @@
 
 CC      ?= cc
 B       := build
-PKGS    := libcurl libcjson libelf libpcre2-8 yaml-0.1 sqlite3 zlib
+PKGS    := libcurl libcjson libelf libpcre2-8 yaml-0.1 sqlite3 zlib libunwind-ptrace
 WERROR  ?= -Werror
 OPT     ?= -O2
 BASE_CFLAGS := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-format-truncation $(WERROR) -MMD -MP -D_GNU_SOURCE

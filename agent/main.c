@@ -31,6 +31,7 @@
 #include "mt_indexer.h"
 #include "mt_journal.h"
 #include "mt_recover.h"
+#include "mt_stack_agent.h"
 #include "mt_tail.h"
 
 extern char **environ;
@@ -143,7 +144,8 @@ static int make_channel(struct mt_agent *a, char *err, size_t errsz)
     a->ctl = mem;
     a->ctl->agent_pid = (uint32_t)getpid();
     a->ctl->ring_capacity = mt_ring_capacity_for(a->cfg.ring_size);
-    a->ctl->options = a->cfg.python_unbuffered ? MT_CTL_OPT_PYTHON_UNBUFFERED : 0;
+    a->ctl->options = (a->cfg.python_unbuffered ? MT_CTL_OPT_PYTHON_UNBUFFERED : 0) |
+                      (a->cfg.stack_enabled ? MT_CTL_OPT_STACK : 0);
     a->ctl->magic = MT_CTL_MAGIC;
     return 0;
 }
@@ -523,6 +525,7 @@ static void finish(struct mt_agent *a)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     a->drain_cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
     mt_parse_stage_stop(a); /* parses what is left of the journal */
+    mt_stack_agent_stop(a);
     double now = mt_now_unix();
     mt_tail_finish(a->tail, now);
     mt_parse_flush(a->parse, now);
@@ -646,6 +649,7 @@ int main(int argc, char **argv)
     /* The program runs now; what takes time is gathered while it does. */
     mt_run_start_system_metrics(a);
     upload_start(a);
+    mt_stack_agent_start(a);
     /* The parse stage gathers the metadata (git, the binary's sha256: tens
      * of milliseconds, 0.7 s measured once) before it parses: the drain
      * must run from the first record, or a burst fills the ring first. */

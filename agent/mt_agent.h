@@ -146,6 +146,7 @@ struct mt_agent {
     uint64_t data_records; /* writes of the program that were parsed */
     double drain_cpu_s, parse_cpu_s; /* each stage's own CPU time, for the bench */
     uint64_t journal_drops_told[4], journal_drop_bytes_told[4]; /* the drain's */
+    struct mt_stack_agent *stack; /* `metrictap stack` and the stall watchdog */
 };
 
 /* Why records were dropped, for run.json's capture_counts.dropped_reasons. */

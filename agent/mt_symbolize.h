@@ -32,6 +32,27 @@ int mt_symbolize_addr(const char *maps, size_t maps_len, uint64_t lookup, char *
 int mt_symbolize_crash(const void *payload, size_t len, int signo, const char *exe,
                        struct mt_buf *out, char *top, size_t topsz);
 
+/* One address, looked up (mt_stack.h uses it for live stacks).  `mapped`:
+ * in some maps line, whose path (or [vdso], [heap]...) is `module`;
+ * `named`: a function symbol covers it. */
+struct mt_sym {
+    int mapped, named;
+    char function[256];
+    uint64_t offset;        /* from the function's start */
+    char module[4096];
+    uint64_t module_offset; /* file offset in module */
+    uint64_t vaddr;         /* the address as the ELF file has it, 0 when unknown */
+};
+
+/* The ELF files a caller keeps open across lookups (so a dump of 64 threads
+ * reads libc once).  destroy accepts NULL. */
+struct mt_sym_cache;
+struct mt_sym_cache *mt_sym_cache_create(void);
+void mt_sym_cache_destroy(struct mt_sym_cache *c);
+/* `c` may be NULL (nothing kept).  Returns out->named. */
+int mt_symbolize_lookup(struct mt_sym_cache *c, const char *maps, size_t maps_len, uint64_t lookup,
+                        struct mt_sym *out);
+
 /* The agent's handler for an MT_REC_CRASH record of process `pid`: appends
  * the report to crash.txt in the run dir and writes a "crash" event. */
 void mt_symbolize_store(struct mt_store *store, double ts, uint32_t pid, const char *exe,

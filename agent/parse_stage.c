@@ -28,6 +28,7 @@
 #include "../common/mt_buf.h"
 #include "mt_agent.h"
 #include "mt_journal.h"
+#include "mt_stack_agent.h"
 #include "mt_tail.h"
 #include "mt_upload.h"
 
@@ -463,6 +464,7 @@ static void periodic(struct mt_agent *a, struct mt_parse_stage *st, double now)
         st->values_at_index = ps.values;
         st->last_index = now;
     }
+    mt_stack_watch_tick(a, now);
 }
 
 static void tell_progress(struct mt_agent *a)

@@ -25,12 +25,12 @@ struct elf_file {
     Elf *elf;
 };
 
-struct elf_cache {
+struct mt_sym_cache {
     struct elf_file f[CACHE_FILES];
     int n;
 };
 
-static void cache_close(struct elf_cache *c)
+static void cache_close(struct mt_sym_cache *c)
 {
     for (int i = 0; c && i < c->n; i++) {
         if (c->f[i].elf)
@@ -43,7 +43,7 @@ static void cache_close(struct elf_cache *c)
         c->n = 0;
 }
 
-static Elf *open_elf(struct elf_cache *c, const char *path, int *fd_out)
+static Elf *open_elf(struct mt_sym_cache *c, const char *path, int *fd_out)
 {
     for (int i = 0; c && i < c->n; i++)
         if (strcmp(c->f[i].path, path) == 0)
@@ -167,40 +167,66 @@ static const char *lookup_symbol(Elf *elf, unsigned type, uint64_t vaddr, uint64
     return best;
 }
 
-static int describe(struct elf_cache *c, const char *maps, size_t maps_len, uint64_t lookup,
-                    char *out, size_t outsz)
+int mt_symbolize_lookup(struct mt_sym_cache *c, const char *maps, size_t maps_len, uint64_t lookup,
+                        struct mt_sym *out)
 {
     struct mapping m;
-    if (!find_mapping(maps, maps_len, lookup, &m)) {
-        snprintf(out, outsz, "??");
+    memset(out, 0, sizeof *out);
+    if (!find_mapping(maps, maps_len, lookup, &m))
         return 0;
-    }
-    uint64_t fo = lookup - m.start + m.offset;
-    if (m.path[0] != '/') {
-        /* [vdso], anonymous (JIT) memory and the like: no file to read. */
-        snprintf(out, outsz, "?? (%s)", m.path[0] ? m.path : "anonymous");
-        return 0;
-    }
-    int fd = -1, named = 0;
+    out->mapped = 1;
+    out->module_offset = lookup - m.start + m.offset;
+    snprintf(out->module, sizeof out->module, "%s", m.path);
+    if (m.path[0] != '/')
+        return 0; /* [vdso], anonymous (JIT) memory and the like: no file to read */
+    int fd = -1;
     Elf *elf = open_elf(c, m.path, &fd);
     uint64_t vaddr, start = 0;
     const char *name = NULL;
-    if (elf && vaddr_of_offset(elf, fo, &vaddr) == 0) {
+    if (elf && vaddr_of_offset(elf, out->module_offset, &vaddr) == 0) {
+        out->vaddr = vaddr;
         name = lookup_symbol(elf, SHT_SYMTAB, vaddr, &start);
         if (!name)
             name = lookup_symbol(elf, SHT_DYNSYM, vaddr, &start);
     }
     if (name) {
-        snprintf(out, outsz, "%s+0x%" PRIx64 " (%s)", name, vaddr - start, m.path);
-        named = 1;
-    } else {
-        snprintf(out, outsz, "?? (%s+0x%" PRIx64 ")", m.path, fo);
+        snprintf(out->function, sizeof out->function, "%s", name);
+        out->offset = vaddr - start;
+        out->named = 1;
     }
     if (fd >= 0) {
         elf_end(elf);
         close(fd);
     }
-    return named;
+    return out->named;
+}
+
+static int describe(struct mt_sym_cache *c, const char *maps, size_t maps_len, uint64_t lookup,
+                    char *out, size_t outsz)
+{
+    struct mt_sym s;
+    mt_symbolize_lookup(c, maps, maps_len, lookup, &s);
+    if (!s.mapped)
+        snprintf(out, outsz, "??");
+    else if (s.named)
+        snprintf(out, outsz, "%s+0x%" PRIx64 " (%s)", s.function, s.offset, s.module);
+    else if (s.module[0] == '/')
+        snprintf(out, outsz, "?? (%s+0x%" PRIx64 ")", s.module, s.module_offset);
+    else
+        snprintf(out, outsz, "?? (%s)", s.module[0] ? s.module : "anonymous");
+    return s.named;
+}
+
+struct mt_sym_cache *mt_sym_cache_create(void)
+{
+    elf_version(EV_CURRENT);
+    return mt_xcalloc(1, sizeof(struct mt_sym_cache));
+}
+
+void mt_sym_cache_destroy(struct mt_sym_cache *c)
+{
+    cache_close(c);
+    free(c);
 }
 
 int mt_symbolize_addr(const char *maps, size_t maps_len, uint64_t lookup, char *out,
@@ -279,7 +305,7 @@ int mt_symbolize_crash(const void *payload, size_t len, int signo, const char *e
                   exe && *exe ? exe : "", exe && *exe ? ")" : "");
     mt_buf_printf(out, "backtrace (%u frames, innermost first):\n", h.nframes);
 
-    struct elf_cache cache = { .n = 0 };
+    struct mt_sym_cache cache = { .n = 0 };
     int top_in_exe = 0;
     for (uint32_t i = 0; i < h.nframes; i++) {
         uint64_t ip;

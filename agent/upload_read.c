@@ -599,7 +599,8 @@ enum mt_upload_result mt_upload__send_artifacts(struct mt_uploader *u)
 {
     if (!u->be_ops->put_file)
         return MT_UPLOAD_OK;
-    static const char *const names[] = {"output.log", "crash.txt", "diff.patch", "run.json"};
+    static const char *const names[] = {"output.log", "crash.txt", "stacks.txt", "diff.patch",
+                                         "run.json"};
     cJSON *sent = obj(u->cursor, "artifacts");
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char path[4200];

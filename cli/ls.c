@@ -9,6 +9,7 @@
 #include "../common/mt_buf.h"
 #include "../config/mt_config.h"
 #include "../agent/mt_recover.h"
+#include "../agent/mt_stack_agent.h"
 #include "mt_cli.h"
 #include "select.h"
 
@@ -578,6 +579,8 @@ int mt_cmd_ls(int argc, char **argv)
         for (size_t i = 0; i < rows.n; i++) {
             struct mt_select_row *r = &rows.v[i];
             const char *shown = r->dir ? mt_recover_state_to_show(r->dir, r->state) : r->state;
+            if (shown && r->dir && strcmp(shown, "running") == 0 && mt_stack_stalled(r->dir))
+                shown = "stalled"; /* the stall watchdog's mark (mt_stack_agent.h) */
             if (shown && r->state && strcmp(shown, r->state) != 0) {
                 free(r->state);
                 r->state = mt_xstrdup(shown);

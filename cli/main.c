@@ -28,6 +28,8 @@ static const struct command commands[] = {
                                   "metrictap export --to wandb|tensorboard RUN... | --all" },
     { "parse", mt_cmd_parse, "try extraction rules on a log: metrictap parse [-c FILE] LOG" },
     { "import", mt_cmd_import, "turn a log into a run: metrictap import [-c FILE] LOG" },
+    { "stack", mt_cmd_stack, "native stacks of a live run: metrictap stack RUN [--json] "
+                             "[--watch SECONDS [--count N]] | --pid PID" },
     { "config", mt_cmd_config, "check the config, or list its keys: metrictap config --help" },
     { NULL, NULL, NULL },
 };

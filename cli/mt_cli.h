@@ -26,6 +26,7 @@ int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);
 int mt_cmd_recover(int argc, char **argv); /* cli/recover.c */
+int mt_cmd_stack(int argc, char **argv);   /* cli/stack.c */
 
 /* cli/usage.c: a command's usage text (what CMD --help prints), or NULL. */
 const char *mt_cli_usage(const char *cmd);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -422,6 +423,9 @@ int mt_cmd_run(int argc, char **argv)
     if (pid == 0) {
         if (pump)
             mt_pump_child(pump);
+        /* A static program loads no shim to name the agent its tracer. */
+        if (pump && ctl && (ctl->options & MT_CTL_OPT_STACK))
+            prctl(PR_SET_PTRACER, (unsigned long)ctl->agent_pid, 0UL, 0UL, 0UL);
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         for (size_t s = 0; s < sizeof forwarded / sizeof *forwarded; s++)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../agent/mt_stack_agent.h"
 #include "../common/mt_buf.h"
 #include "../common/mt_chart.h"
 #include "../common/mt_index.h"
@@ -130,6 +131,8 @@ static void print_identity(const struct shown *s)
     }
     print_strings("tags", cJSON_GetObjectItemCaseSensitive(r, "tags"), ", ");
     printf("%-9s%s", "state", state ? state : "?");
+    if (state && strcmp(state, "running") == 0 && mt_stack_stalled(s->dir))
+        printf(" (stalled: no output and no CPU, see stacks.txt)");
     double code = jnum(r, "exit_code", -1), sig = jnum(r, "signal", 0);
     if (code >= 0 && !(state && strcmp(state, "running") == 0))
         printf(" (exit code %d)", (int)code);

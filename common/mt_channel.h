@@ -59,6 +59,7 @@ struct mt_ctl {
 };
 
 #define MT_CTL_OPT_PYTHON_UNBUFFERED 1u /* capture.python_unbuffered */
+#define MT_CTL_OPT_STACK 2u /* stack.enabled: processes name the agent their tracer */
 
 #define MT_CTL_SIZE 4096u
 #define MT_RING_NAME_FMT "ring.%u.%u"

@@ -91,6 +91,12 @@ const struct mt_config_key mt_config_keys[] = {
     { "files.watch", MT_CFG_LIST, OFF(files_watch), "", NULL, 0, 0, NULL,
       "comma-separated globs of files the program writes that are tailed and parsed "
       "(relative to the run's start directory, or absolute; '*' stops at '/')" },
+    { "stack.enabled", MT_CFG_BOOL, OFF(stack_enabled), "true", NULL, 0, 0, NULL,
+      "let the run's agent read its native stacks (`metrictap stack RUN`, the stall "
+      "watchdog): each process names the agent as its tracer (Yama ptrace_scope 1)" },
+    { "stack.stall_after", MT_CFG_DURATION, OFF(stall_after), "10m", NULL, 0, 604800, NULL,
+      "a run that prints nothing and uses no CPU this long gets its stacks written to "
+      "stacks.txt and a stalled event; 0 turns the watchdog off" },
     { NULL, 0, 0, NULL, NULL, 0, 0, NULL, NULL },
 };
 

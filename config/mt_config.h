@@ -75,6 +75,8 @@ struct mt_config {
     int keep_journal;       /* capture.keep_journal: keep it once parsed */
     double linger;          /* capture.linger: how long processes outliving the root are followed */
     int strict;
+    int stack_enabled;      /* stack.enabled: the agent may ptrace the run (mt_stack.h) */
+    double stall_after;     /* stack.stall_after: the stall watchdog's silence, 0 off */
     char *ranks;            /* zero | all | per-rank */
     char *files_watch;      /* comma-separated globs of files to tail (with files: entries) */
     /* From the YAML file only. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,6 +84,19 @@ static void say_untracked(void)
              "this process runs untracked, and the run records that");
 }
 
+/* stack.enabled (the default): under Yama's ptrace_scope 1 only a process's
+ * ancestors may ptrace it, and the agent is none (it is double-forked), so
+ * each process of the run names it (mt_stack.h).  Without Yama the call
+ * fails harmlessly; errno is kept. */
+static void allow_agent_tracer(void)
+{
+    if (!mt_ctl || !mt_ring || !(mt_ctl->options & MT_CTL_OPT_STACK) || !mt_ctl->agent_pid)
+        return;
+    int saved = errno;
+    prctl(PR_SET_PTRACER, (unsigned long)mt_ctl->agent_pid, 0UL, 0UL, 0UL);
+    errno = saved;
+}
+
 static void atfork_child(void)
 {
     struct mt_ring_header *parent = mt_ring;
@@ -95,6 +109,7 @@ static void atfork_child(void)
     if (open_ring(0))
         say_untracked();
     mt_record_process();
+    allow_agent_tracer(); /* a forked child is a process of its own to Yama */
 }
 
 /* Finds metrictap-agent beside this library, unless the environment names it. */
@@ -266,6 +281,7 @@ __attribute__((constructor)) static void mt_shim_init(int argc, char **argv, cha
     mt_console_init(argc, argv);
     mt_record_process();
     python_unbuffered();
+    allow_agent_tracer();
     if (mt_ring)
         mt_watch_init(channel_dir);
     if (mt_ring)
