@@ -71,9 +71,14 @@ static cJSON *frames_json(struct mt_sym_cache *cache, const struct mt_stack_proc
 
 static void lines_for_module(const char *module, cJSON **frames, size_t n)
 {
-    char *argv[LINES_PER_CALL + 6];
+    char *argv[LINES_PER_CALL + 9];
     char hex[LINES_PER_CALL][24];
     size_t k = 0;
+    /* At nice 19: reading debug info takes a CPU for a while, and the drain
+     * (at the program's nice) must not lose it to this under heavy printing. */
+    argv[k++] = "nice";
+    argv[k++] = "-n";
+    argv[k++] = "19";
     argv[k++] = "addr2line";
     argv[k++] = "-f"; /* the function too: a local one of a stripped file, from its debug file */
     argv[k++] = "-e";

@@ -27,6 +27,7 @@
 #include "../common/mt_index.h"
 #include "../config/mt_config.h"
 #include "mt_cli.h"
+#include "select.h"
 #include "show.h"
 
 #define ANSWER_WAIT_S 30.0
@@ -283,8 +284,7 @@ static int watch(struct source *s, double every, long count, int json)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: metrictap stack RUN [--json] [--watch SECONDS [--count N]]\n"
-                    "       metrictap stack --pid PID [--json] [--watch SECONDS [--count N]]\n");
+    fputs(mt_cli_usage("stack"), stderr);
     return 2;
 }
 
@@ -295,6 +295,7 @@ int mt_cmd_stack(int argc, char **argv)
     int json = 0;
     double every = 0;
     long count = 0;
+    const char *project = mt_cli_take_project(&argc, argv);
     for (int i = 1; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--json") == 0)
@@ -311,7 +312,7 @@ int mt_cmd_stack(int argc, char **argv)
             s.pid = (pid_t)strtol(argv[++i], &end, 10);
             if (*end || s.pid <= 0)
                 return usage();
-        } else if (argv[i][0] == '-' || run)
+        } else if ((argv[i][0] == '-' && !mt_cli_is_run_position(argv[i])) || run)
             return usage();
         else
             run = argv[i];
@@ -325,7 +326,7 @@ int mt_cmd_stack(int argc, char **argv)
         mt_cli_load_config(&cfg);
         loaded = 1;
         ix = mt_cli_open_index(&cfg);
-        if (!ix || mt_show_find(ix, run, cfg.dir, &s.id, &s.dir) != 0)
+        if (!ix || mt_cli_find_run(ix, cfg.dir, project, run, &s.id, &s.dir) != 0)
             goto out;
         if (mt_store_agent_alive(s.dir) != 1 || find_channel(&s) != 0) {
             fprintf(stderr, "metrictap stack: run %s is not running (its agent is gone)\n",

@@ -22,6 +22,11 @@ static const struct {
       "                     [--to mlflow,tensorboard,wandb] [--tensorboard-dir D]\n"
       "                     -- CMD [ARGS...]\n" },
     { "ls", NULL /* built from mt_select_usage */ },
+    { "stack",
+      "usage: metrictap stack [--project P] RUN [--json] [--watch SECONDS [--count N]]\n"
+      "       metrictap stack --pid PID [--json] [--watch SECONDS [--count N]]\n"
+      "  every thread of every live process of RUN: its state and frames, innermost\n"
+      "  first; --watch repeats and prints the threads whose stack changed\n" RUN_ARG },
     { "show",
       "usage: metrictap show [--project P] RUN [--metric NAME]... [--compare RUN2 ...]\n"
       "                      [--x AXIS] [--lines N] [--follow]\n"
