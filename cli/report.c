@@ -127,6 +127,7 @@ static void chart(struct mt_buf *b, const char *key, struct report_run *runs, si
         esc(b, runs[r].row->id);
         mt_buf_printf(b, "\" stroke=\"%s\" d=\"", PALETTE[runs[r].color % NPALETTE]);
         int pen = 0;
+        double last_x = 0;
         for (size_t i = 0; i < s->n; i++) {
             if (!isfinite(s->x[i]) || !isfinite(s->y[i])) {
                 pen = 0;
@@ -134,9 +135,12 @@ static void chart(struct mt_buf *b, const char *key, struct report_run *runs, si
             }
             if (i % stride && i + 1 != s->n)
                 continue;
+            if (s->x[i] < last_x) /* the axis starts over (a fold): a new stroke */
+                pen = 0;
             mt_buf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', L + (s->x[i] - xmin) * px,
                           H - B - (s->y[i] - ymin) * py);
             pen = 1;
+            last_x = s->x[i];
         }
         mt_buf_adds(b, "\"><title>");
         esc(b, runs[r].row->id);

@@ -123,6 +123,7 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
     int pw = c.w * 2 - 1, ph = c.h * 4 - 1;
     for (size_t s = 0; s < nseries; s++) {
         int have = 0, lx = 0, ly = 0;
+        double last_x = 0;
         for (size_t i = 0; i < series[s].n; i++) {
             double x = series[s].x[i], y = series[s].y[i];
             if (!isfinite(x) || !isfinite(y)) {
@@ -131,13 +132,17 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
             }
             int px = (int)lround((x - x_lo) / (x_hi - x_lo) * pw);
             int py = ph - (int)lround((y - y_lo) / (y_hi - y_lo) * ph);
-            if (have)
+            /* An axis that goes back starts over (the next fold of a
+             * cross-validation: liblinear's iter from 1): a new line, not a
+             * stroke back across the chart. */
+            if (have && x >= last_x)
                 line(&c, lx, ly, px, py, (int)s);
             else
                 plot(&c, px, py, (int)s);
             have = 1;
             lx = px;
             ly = py;
+            last_x = x;
         }
     }
     for (int row = 0; row < c.h; row++) {

@@ -1,6 +1,7 @@
 /* mt_chart: line charts drawn with braille characters for `metrictap show`.
  * Each character cell holds 2x4 dots; lines join consecutive points; a
- * non-finite value breaks the line.  The y axis is labelled with its max at
+ * non-finite value breaks the line, and so does an x that goes back (the
+ * next fold of a cross-validation starts a line of its own).  The y axis is labelled with its max at
  * the top and its min at the bottom, the x axis with its min and max.  With
  * colour each series gets an ANSI colour (a cell takes the colour of the last
  * series drawn through it); without, overlaid series share the dots.  Kept
