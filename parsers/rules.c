@@ -238,8 +238,8 @@ static void note(struct mt_rules *rs, const char *name)
 
 /* `fallback`: one of the generic presets tried when nothing was chosen; its
  * metric settings (keras: val_* against epoch) would be guesses, so none. */
-static int add_preset(struct mt_rules *rs, const struct mt_preset *p, const struct mt_rule_spec *spec,
-                      int fallback, char *err, size_t errsz)
+static int add_preset(struct mt_rules *rs, const struct mt_preset *p,
+                      const struct mt_rule_spec *spec, int fallback, char *err, size_t errsz)
 {
     const char *stream = spec ? spec->stream : NULL;
     note(rs, p->name);
