@@ -52,6 +52,10 @@ struct mt_preset {
     /* The fold mode of a source from its trainer's command line (argv NULL:
      * not known, as in `metrictap parse`); NULL: MT_FOLDS_BY_MODEL. */
     enum mt_fold_mode (*folds)(int argc, char *const *argv);
+    /* Its single-dash options that take no value ("qC": -q, -C), so that
+     * `liblinear-train -C train.svm` has C=true in its config, not a C
+     * named after the data file; NULL: none. */
+    const char *flags;
 };
 
 /* The presets, ending with a NULL name.  Those with `programs` are the

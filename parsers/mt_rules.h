@@ -45,6 +45,10 @@ const char *mt_preset_list(void);
 #define MT_RULES_RESERVED 64
 int mt_preset_rule_count(const char *name);
 
+/* The single-dash options of `program`'s trainer preset that take no value
+ * (liblinear-train: "qC"), "" when it has none; for its config. */
+const char *mt_preset_flags_of(const char *program);
+
 struct mt_rules;
 
 /* Compiles cfg's rules (or the presets for `program` when there are none).

@@ -45,6 +45,10 @@ static const char *libsvm_option(int argc, char *const *argv, char letter, const
     return NULL;
 }
 
+/* Their options that take no value: -q everywhere, liblinear-train's -C. */
+#define QUIET_FLAG "q"
+#define LIBLINEAR_TRAIN_FLAGS "qC"
+
 /* svm-train: folds only under -v; a classifier's fold ends with its
  * "Total nSV" line (one training per pair of classes before it), the other
  * svm types (-s 2 one-class, 3 and 4 regression) train once per fold. */
@@ -52,9 +56,9 @@ static enum mt_fold_mode svm_folds(int argc, char *const *argv)
 {
     if (!argv)
         return MT_FOLDS_BY_MODEL;
-    if (!libsvm_option(argc, argv, 'v', "q"))
+    if (!libsvm_option(argc, argv, 'v', QUIET_FLAG))
         return MT_FOLDS_OFF;
-    const char *s = libsvm_option(argc, argv, 's', "q");
+    const char *s = libsvm_option(argc, argv, 's', QUIET_FLAG);
     if (s && (strcmp(s, "2") == 0 || strcmp(s, "3") == 0 || strcmp(s, "4") == 0))
         return MT_FOLDS_PER_TRAINING;
     return MT_FOLDS_BY_MODEL;
@@ -64,7 +68,7 @@ static enum mt_fold_mode svm_folds(int argc, char *const *argv)
  * no trainings). */
 static enum mt_fold_mode liblinear_folds(int argc, char *const *argv)
 {
-    if (argv && !libsvm_option(argc, argv, 'v', "qC"))
+    if (argv && !libsvm_option(argc, argv, 'v', LIBLINEAR_TRAIN_FLAGS))
         return MT_FOLDS_OFF;
     return MT_FOLDS_BY_MODEL;
 }
@@ -205,11 +209,14 @@ const struct mt_preset mt_presets__all[] = {
     { .name = "fasttext", .programs = "fasttext*", .rules = fasttext_rules },
     { .name = "keras", .rules = keras_rules, .metrics = keras_metrics },
     { .name = "hf", .kind = MT_PRESET_JSON, .metrics = hf_metrics },
-    { .name = "svm-train", .programs = "svm-train*", .rules = svm_rules, .folds = svm_folds },
-    { .name = "svm-predict", .programs = "svm-predict*", .rules = predict_rules },
+    { .name = "svm-train", .programs = "svm-train*", .rules = svm_rules, .folds = svm_folds,
+      .flags = QUIET_FLAG },
+    { .name = "svm-predict", .programs = "svm-predict*", .rules = predict_rules,
+      .flags = QUIET_FLAG },
     { .name = "liblinear-train", .programs = "liblinear-train*", .rules = liblinear_rules,
-      .folds = liblinear_folds },
-    { .name = "liblinear-predict", .programs = "liblinear-predict*", .rules = predict_rules },
+      .folds = liblinear_folds, .flags = LIBLINEAR_TRAIN_FLAGS },
+    { .name = "liblinear-predict", .programs = "liblinear-predict*", .rules = predict_rules,
+      .flags = QUIET_FLAG },
     { .name = "darknet", .programs = "darknet*", .rules = darknet_rules },
     { .name = NULL },
 };

@@ -279,6 +279,16 @@ static int program_matches(const char *programs, const char *program)
     return 0;
 }
 
+const char *mt_preset_flags_of(const char *program)
+{
+    const char *slash = program ? strrchr(program, '/') : NULL;
+    program = slash ? slash + 1 : program;
+    for (const struct mt_preset *p = mt_presets__all; program && p->name; p++)
+        if (p->programs && p->flags && program_matches(p->programs, program))
+            return p->flags;
+    return "";
+}
+
 /* The trainer presets in use first, in the order first used, then the rest. */
 static void note_used(struct mt_rules *rs, const struct mt_preset *p)
 {

@@ -203,6 +203,24 @@ MT_TEST(the_best_c_of_a_search_is_summary_not_history)
     free(rows), free(sum);
 }
 
+/* -q and liblinear's -C take no value: the word after them is no value of
+ * theirs (here the training file). */
+MT_TEST(a_trainer_flag_is_true_in_the_config)
+{
+    char *ll[] = { "/usr/bin/liblinear-train", "-s", "0", "-C", "train.svm", NULL };
+    char *j = mt_argv_config_json(5, ll);
+    MT_CHECK_STR(j, "{\"s\":0,\"C\":true}");
+    free(j);
+    char *svm[] = { "svm-train", "-q", "-v", "4", "train.svm", NULL };
+    j = mt_argv_config_json(5, svm);
+    MT_CHECK_STR(j, "{\"q\":true,\"v\":4}");
+    free(j);
+    char *other[] = { "train", "-C", "x", NULL }; /* no preset: as before */
+    j = mt_argv_config_json(3, other);
+    MT_CHECK_STR(j, "{\"C\":\"x\"}");
+    free(j);
+}
+
 MT_TEST(presets_fit_the_rules_kept_for_them_and_are_all_listed)
 {
     int patterns = 0;
