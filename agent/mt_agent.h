@@ -198,6 +198,8 @@ void mt_proctree_image(struct mt_agent *a, uint32_t pid, const char *exe, const 
 void mt_proctree_fds(struct mt_agent *a, uint32_t pid, const char *data, size_t len);
 /* The program whose preset parses pid's lines (its trainer's, through relays). */
 const char *mt_proctree_program_of(struct mt_agent *a, uint32_t pid);
+/* Its command line (NULL: a shell, relay or unknown process). */
+char *const *mt_proctree_argv_of(struct mt_agent *a, uint32_t pid, int *argc);
 /* pid's lines gave the run's first metric: its trainer becomes the run's. */
 void mt_proctree_metrics_from(struct mt_agent *a, uint32_t pid);
 /* No metric yet: the first process that is not a wrapper is the trainer. */

@@ -247,6 +247,15 @@ const char *mt_proctree_program_of(struct mt_agent *a, uint32_t pid)
     return p ? p->program : NULL;
 }
 
+char *const *mt_proctree_argv_of(struct mt_agent *a, uint32_t pid, int *argc)
+{
+    struct mt_proc *p = origin(a, pid);
+    if (!p || !p->options) /* a shell's or relay's is not the trainer's */
+        return NULL;
+    *argc = p->argc;
+    return p->argv;
+}
+
 /* Makes p the run's trainer: its options become the config, its name the
  * program and (unless one was given, or the run resumed) the run's name. */
 static void adopt(struct mt_agent *a, const struct mt_proc *p, const char *why)

@@ -78,6 +78,11 @@ static const char *on_program_of(void *ctx, uint32_t pid)
     return mt_proctree_program_of(ctx, pid);
 }
 
+static char *const *on_argv_of(void *ctx, uint32_t pid, int *argc)
+{
+    return mt_proctree_argv_of(ctx, pid, argc);
+}
+
 static void on_metrics_from(void *ctx, uint32_t pid, int stream, const char *path)
 {
     (void)stream, (void)path;
@@ -88,6 +93,6 @@ struct mt_parse_sink mt_agent_sink(struct mt_agent *a)
 {
     struct mt_parse_sink sink = { .ctx = a, .console = on_console, .row = on_row,
                                   .event = on_event, .program_of = on_program_of,
-                                  .metrics_from = on_metrics_from };
+                                  .argv_of = on_argv_of, .metrics_from = on_metrics_from };
     return sink;
 }

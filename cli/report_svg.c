@@ -208,6 +208,7 @@ size_t mt_report_chart(struct mt_buf *b, const char *key, struct mt_report_run *
         esc(b, runs[r].row->id);
         mt_buf_printf(b, "\" stroke=\"%s\" d=\"", runs[r].colour);
         int pen = 0, first = 1;
+        double last_x = 0;
         for (size_t i = 0; i < s->n; i++) {
             int ok = isfinite(s->x[i]) && isfinite(s->y[i]);
             if (ok && i % stride && i + 1 != s->n)
@@ -221,8 +222,11 @@ size_t mt_report_chart(struct mt_buf *b, const char *key, struct mt_report_run *
                 pen = 0;
                 continue;
             }
+            if (pen && s->x[i] < last_x)
+                pen = 0; /* the axis starts over (a fold): a new stroke */
             mt_buf_printf(b, "%c%.1f %.1f", pen ? 'L' : 'M', px(&f, s->x[i]), py(&f, s->y[i]));
             pen = 1;
+            last_x = s->x[i];
         }
         mt_buf_adds(&pts, "]}");
         mt_buf_adds(b, "\"");

@@ -216,6 +216,7 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
         size_t every = finite <= (size_t)c.w / 3 ? 1 : finite / 6 + 1;
         size_t offset = every > 1 ? (every * s) / (nseries ? nseries : 1) : 0;
         size_t k = 0;
+        double last_x = 0;
         for (size_t i = 0; i < series[s].n; i++) {
             double x = series[s].x[i], y = series[s].y[i];
             if (!isfinite(x) || !isfinite(y)) {
@@ -224,6 +225,12 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
             }
             int px = (int)lround((x - x_lo) / (x_hi - x_lo) * pw);
             int py = ph - (int)lround((y - y_lo) / (y_hi - y_lo) * ph);
+            /* An axis that goes back starts over (the next fold of a
+             * cross-validation: liblinear's iter from 1): a new line, not a
+             * stroke back across the chart. */
+            if (have && x < last_x)
+                have = 0;
+            last_x = x;
             if (have)
                 line(&c, lx, ly, px, py, (int)s);
             else

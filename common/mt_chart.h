@@ -1,6 +1,7 @@
 /* mt_chart: line charts drawn with braille characters for `metrictap show`.
  * Each character cell holds 2x4 dots; lines join consecutive points; a
- * non-finite value breaks the line.  The y range is widened to "nice" ticks
+ * non-finite value breaks the line, and so does an x that goes back (the
+ * next fold of a cross-validation starts a line of its own).  The y range is widened to "nice" ticks
  * (1, 2, 5 x 10^k; whole numbers on an integer axis), about one row in
  * three labelled; the x axis has tick marks and labels that do not collide.
  * A single value gets room around it.  Overlaid series are told apart

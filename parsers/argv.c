@@ -1,5 +1,6 @@
 /* Config from the program's command line: `--lr 0.1`, `--lr=0.1`, `lr=0.1`
- * (xgboost's style), `-lr 0.5` (fastText's), `--flag` (true).  Values are
+ * (xgboost's style), `-lr 0.5` (fastText's), `--flag` (true), and the
+ * flags a trainer's preset names (liblinear-train's -C).  Values are
  * typed int, float, bool or string; positional arguments are not config.
  * Dashes inside names become underscores (--learning-rate: learning_rate,
  * as argparse names it).  Values of names that look like secrets are
@@ -13,6 +14,7 @@
 #include "../common/mt_json.h"
 #include "mt_fields.h"
 #include "mt_parse.h"
+#include "mt_rules.h"
 
 #define MAX_KEYS 200
 #define NAME_MAX_LEN 100
@@ -84,6 +86,8 @@ static void put(cJSON *o, const char *name, size_t n, const char *value)
 char *mt_argv_config_json(int argc, char *const *argv)
 {
     cJSON *o = cJSON_CreateObject();
+    /* -q and the like: flags of the trainer's preset, whatever follows */
+    const char *flags = argc > 0 && argv[0] ? mt_preset_flags_of(argv[0]) : "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!a)
@@ -98,6 +102,8 @@ char *mt_argv_config_json(int argc, char *const *argv)
                 continue;
             if (eq) {
                 put(o, name, n, eq + 1);
+            } else if (a[1] != '-' && n == 1 && strchr(flags, name[0])) {
+                put(o, name, n, NULL);
             } else if (i + 1 < argc && argv[i + 1] &&
                        (argv[i + 1][0] != '-' || is_number(argv[i + 1]))) {
                 put(o, name, n, argv[++i]);

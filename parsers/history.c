@@ -490,6 +490,25 @@ static void add_field(struct mt_history *h, const struct mt_field *f, double ts_
     h->last_ts = ts_unix;
 }
 
+/* A result printed once (MT_ROLE_SUMMARY): the summary's value of the key,
+ * in no row.  A row being assembled that holds the key is complete first,
+ * so that it keeps the value it was printed with. */
+static void add_summary(struct mt_history *h, const struct mt_field *f)
+{
+    int id = intern(h, f->key, f->key_len, f->lower_key, 0);
+    if (id < 0)
+        return;
+    struct key *k = &h->keys[id];
+    if (k->is_axis)
+        return;
+    if (k->pending_gen == h->gen)
+        mt_history_flush(h, h->last_ts);
+    if (!k->has_value)
+        h->metrics_gen++; /* run.json's metrics lists it */
+    set_value(k, f);
+    h->values++;
+}
+
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix)
 {
     /* The axes of a line first: they apply to the metrics beside them. */
@@ -497,6 +516,8 @@ void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < fs->n; i++) {
             const struct mt_field *f = &fs->f[i];
+            if (pass && f->role == MT_ROLE_SUMMARY)
+                add_summary(h, f);
             if (f->role != (pass ? MT_ROLE_METRIC : MT_ROLE_AXIS))
                 continue;
             if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)

@@ -15,6 +15,8 @@ enum mt_field_role {
     MT_ROLE_CONFIG = 2,
     MT_ROLE_TAG = 3,  /* the text becomes a run tag */
     MT_ROLE_TIME = 4, /* `value` is the line's unix time (import) */
+    MT_ROLE_SUMMARY = 5, /* a result printed once (liblinear's "Best C"): the
+                            summary's value, in no history row */
 };
 
 enum mt_value_kind {

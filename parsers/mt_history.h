@@ -31,8 +31,9 @@ struct mt_metric_spec;
 void mt_history_set_metrics(struct mt_history *h, const struct mt_metric_spec *user, size_t nuser,
                             const struct mt_metric_spec *defaults, size_t ndefaults);
 
-/* Adds the fields of one line seen at ts_unix (metrics and axes; other
- * roles are ignored). */
+/* Adds the fields of one line seen at ts_unix: metrics and axes, and
+ * MT_ROLE_SUMMARY values, which set the summary without entering a row;
+ * other roles are ignored. */
 void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_unix);
 
 /* Sets the run's start (import: the first time the log carries). */

@@ -34,6 +34,10 @@ struct mt_parse_sink {
      * at its first bytes): the trainer behind them, not a shell or relay in
      * between.  May be NULL, or return NULL: opts.program then. */
     const char *(*program_of)(void *ctx, uint32_t pid);
+    /* That program's command line, asked at the same time (svm-train's and
+     * liblinear-train's presets read -v and -s from it).  May be NULL, or
+     * return NULL: not known. */
+    char *const *(*argv_of)(void *ctx, uint32_t pid, int *argc);
     /* A source (a process's stream, or a file with the process that wrote it)
      * gave its first metric value.  May be NULL. */
     void (*metrics_from)(void *ctx, uint32_t pid, int stream, const char *path);

@@ -3,7 +3,8 @@
  * A rule is a PCRE2 pattern (JIT-compiled, with match and depth limits) whose
  * named groups become fields, or a preset: keyvalue, json, csv, or one of the
  * trainer presets (xgboost, lightgbm, fasttext, keras, hf, svm-train,
- * liblinear-train, darknet), which are themselves lists of patterns.
+ * svm-predict, liblinear-train, liblinear-predict, darknet: presets.c),
+ * which are themselves lists of patterns.
  *
  * Named groups: `step` and the rule's `axes` are step axes; the rule's
  * `config` groups are config values, `tags` groups tags; `timestamp` is the
@@ -41,8 +42,12 @@ const char *mt_preset_list(void);
  * MT_RULES_RESERVED of them are kept for the presets added when no console
  * rule is configured.  How many one preset takes: */
 #define MT_RULES_MAX 256
-#define MT_RULES_RESERVED 48
+#define MT_RULES_RESERVED 64
 int mt_preset_rule_count(const char *name);
+
+/* The single-dash options of `program`'s trainer preset that take no value
+ * (liblinear-train: "qC"), "" when it has none; for its config. */
+const char *mt_preset_flags_of(const char *program);
 
 struct mt_rules;
 
@@ -53,14 +58,26 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
 void mt_rules_destroy(struct mt_rules *rs);
 
 /* Which rules see a source: a stream (MT_PARSE_STDOUT...) and, for files,
- * the path (matched against file:GLOB streams).  The selection is computed
- * once per source; the set is a bit mask of rule indexes. */
+ * the path (matched against file:GLOB streams); `program` picks the trainer
+ * presets, and its command line (argv NULL: not known) tells svm-train and
+ * liblinear-train whether the run is a cross-validation and how its folds
+ * are told apart.  The selection is computed once per source; the set is a
+ * bit mask of rule indexes.
+ *
+ * Cross-validation folds: the trainers print no fold number, so a preset's
+ * rules mark where a training begins and where a fold's model is complete,
+ * and each source counts its folds from 1.  The line that starts one
+ * carries the `fold` axis (after its own axes, so liblinear's `iter` stays
+ * the step of its line); the rows after it carry it as the axis in force. */
 struct mt_rules_source {
     uint64_t mask[MT_RULES_MAX / 64];
     struct mt_csv *csv; /* per-source csv header, when a csv rule applies */
+    uint32_t fold;      /* the fold under way (0: none yet) */
+    uint8_t fold_open;  /* a training of it has begun and its model is not complete */
+    uint8_t fold_mode;  /* enum mt_fold_mode (mt_presets.h) */
 };
 void mt_rules_select(struct mt_rules *rs, int stream, const char *path, const char *program,
-                     struct mt_rules_source *src);
+                     int argc, char *const *argv, struct mt_rules_source *src);
 void mt_rules_source_free(struct mt_rules_source *src);
 
 /* Extracts the fields of one line. */

@@ -133,7 +133,9 @@ static struct pending_line *line_for(mt_parse *p, uint32_t pid, int stream, cons
     l->path = path ? mt_xstrdup(path) : NULL;
     mt_buf_init(&l->text, p->line_max);
     const char *program = p->sink.program_of && pid ? p->sink.program_of(p->sink.ctx, pid) : NULL;
-    mt_rules_select(p->rules, stream, path, program ? program : p->program, &l->src);
+    int argc = 0;
+    char *const *argv = p->sink.argv_of && pid ? p->sink.argv_of(p->sink.ctx, pid, &argc) : NULL;
+    mt_rules_select(p->rules, stream, path, program ? program : p->program, argc, argv, &l->src);
     return l;
 }
 

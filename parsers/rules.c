@@ -17,183 +17,35 @@
 #include "../common/mt_buf.h"
 #include "../config/mt_config.h"
 #include "mt_parse.h"
+#include "mt_presets.h"
 
 #define MAX_RULES MT_RULES_MAX
 #define MATCH_LIMIT 200000
 #define DEPTH_LIMIT 2000
 #define JIT_STACK_MAX (1u << 20)
 
-/* ---- the presets ---- */
-
-enum { K_REGEX, K_KEYVALUE, K_JSON, K_CSV };
-
-struct preset_rule {
-    const char *pattern;
-    const char *axes; /* comma-separated groups */
-    int repeat;
-    /* A cheap test the line must pass for the pattern to have any chance
-     * (NULL: none).  The generic presets run on every line a program
-     * prints; this keeps their regexes off the lines that cannot match. */
-    int (*may_match)(const char *line, size_t len);
-};
-
-static int is_pcre_space(char c) /* \s without UCP */
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-/* "^Epoch (?<epoch>..." */
-static int may_be_keras_epoch(const char *line, size_t len)
-{
-    return len >= 6 && memcmp(line, "Epoch ", 6) == 0;
-}
-
-/* "...\s-\s..." must occur: a '-' between two blanks. */
-static int may_be_keras_progress(const char *line, size_t len)
-{
-    for (const char *p = line, *end = line + len; (p = memchr(p, '-', (size_t)(end - p)));) {
-        if (p > line && p + 1 < end && is_pcre_space(p[-1]) && is_pcre_space(p[1]))
-            return 1;
-        p++;
-    }
-    return 0;
-}
-
-struct preset_metric {
-    const char *glob, *step_metric;
-};
-
-struct preset {
-    const char *name;
-    const char *programs; /* fnmatch patterns of program names, '|'-separated */
-    int kind;
-    const struct preset_rule *rules;
-    const struct preset_metric *metrics;
-};
-
-static const struct preset_rule xgboost_rules[] = {
-    /* [12:09:10] [3]\ttest-logloss:0.27\ttrain-logloss:0.25 (CLI and Python) */
-    { "(?:^(?:\\[[\\d:]+\\]\\s+)?\\[(?<iteration>\\d+)\\]|\\G)\\t(?<key>[^\\s:]+):"
-      "(?<value>[^\\t]+)", "iteration", 1, NULL },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule lightgbm_rules[] = {
-    /* [10]\tvalid_0's l2: 0.0451\tvalid_0's auc: 0.9 */
-    { "(?:^\\[(?<iteration>\\d+)\\]|\\G)\\t(?<key>[^\\t']+)'s (?<subkey>[^:\\t]+): "
-      "(?<value>[^\\t]+)", "iteration", 1, NULL },
-    /* [LightGBM] [Info] Iteration:10, valid_1 l2 : 0.0451 */
-    { "^\\[LightGBM\\] \\[Info\\] Iteration:(?<iteration>\\d+), (?<key>\\S+) "
-      "(?<subkey>[^:]+?) : (?<value>\\S+)", "iteration", 0, NULL },
-    { "^\\[LightGBM\\] \\[Info\\] (?<elapsed_seconds>[\\d.]+) seconds elapsed, finished "
-      "iteration (?<iteration>\\d+)", "iteration", 0, NULL },
-    { "^\\[LightGBM\\] ", NULL, 0, NULL }, /* its other chatter is not metrics */
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule fasttext_rules[] = {
-    /* \rProgress:  45.2% words/sec/thread:  82998 lr:  0.0274 avg.loss:  0.0247 ETA: ... */
-    { "^Progress:\\s*(?<progress>[-\\d.]+%)|\\G\\s+(?<key>words/sec/thread|lr|avg\\.loss):"
-      "\\s*(?<value>\\S+)", NULL, 1, NULL },
-    { "^Number of (?<key>words|labels|tokens):\\s+(?<value>\\d+)", NULL, 0, NULL },
-    { "^Read \\d+M words", NULL, 0, NULL },
-    /* fasttext test: N, P@1, R@1 */
-    { "^(?<key>N|P@\\d+|R@\\d+)\\t(?<value>\\S+)$", NULL, 0, NULL },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule keras_rules[] = {
-    { "^Epoch (?<epoch>\\d+)/\\d+\\s*$", "epoch", 0, may_be_keras_epoch },
-    /* 1875/1875 [====] - 3s 2ms/step - loss: 0.2300 - accuracy: 0.9100 - val_loss: ... */
-    { "(?:^\\s*(?<batch>\\d+)/\\d+\\s.*?|\\G)\\s-\\s(?!ETA\\b)(?<key>[A-Za-z_][\\w.]*):\\s"
-      "(?<value>[-+\\w.]+)", "batch", 1, may_be_keras_progress },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule svm_rules[] = {
-    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0, NULL },
-    { "^nu = (?<nu>[^,\\s]+)", NULL, 0, NULL },
-    { "^obj = (?<obj>[^,\\s]+), rho = (?<rho>[^,\\s]+)", NULL, 0, NULL },
-    { "^nSV = (?<nSV>\\d+), nBSV = (?<nBSV>\\d+)", NULL, 0, NULL },
-    { "^Total nSV = (?<total_nSV>\\d+)", NULL, 0, NULL },
-    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0, NULL },
-    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0, NULL },
-    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0, NULL },
-    { "^[.*]+$", NULL, 0, NULL },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule liblinear_rules[] = {
-    { "^iter\\s+(?<iter>\\d+)\\s+act\\s+(?<act>\\S+)\\s+pre\\s+(?<pre>\\S+)\\s+delta\\s+"
-      "(?<delta>\\S+)\\s+f\\s+(?<f>\\S+)\\s+\\|g\\|\\s+(?<g_norm>\\S+)\\s+CG\\s+(?<cg>\\d+)",
-      "iter", 0, NULL },
-    { "^init f\\s+(?<f>\\S+)\\s+\\|g\\|\\s+(?<g_norm>\\S+)", NULL, 0, NULL },
-    { "^optimization finished, #iter = (?<iterations>\\d+)", NULL, 0, NULL },
-    { "^Objective value = (?<objective>\\S+)", NULL, 0, NULL },
-    { "^nSV = (?<nSV>\\d+)", NULL, 0, NULL },
-    { "^Cross Validation Accuracy = (?<cv_accuracy>\\S+)", NULL, 0, NULL },
-    { "^Cross Validation Mean squared error = (?<cv_mse>\\S+)", NULL, 0, NULL },
-    { "^Cross Validation Squared correlation coefficient = (?<cv_scc>\\S+)", NULL, 0, NULL },
-    { "^(?:[.*]+|cg reaches trust region boundary|WARNING: .*)$", NULL, 0, NULL },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_rule darknet_rules[] = {
-    /* 1: 701.565918, 701.565918 avg, 0.000000 rate, 5.236329 seconds, 64 images */
-    { "^\\s*(?<batch>\\d+): (?<loss>[^,\\s]+), (?<avg_loss>[^,\\s]+) avg(?: loss)?, "
-      "(?<rate>[^,\\s]+) rate, (?<seconds>[^,\\s]+) seconds, (?<images>\\d+) images",
-      "batch", 0, NULL },
-    { NULL, NULL, 0, NULL },
-};
-
-static const struct preset_metric keras_metrics[] = {
-    { "val_*", "epoch" }, { NULL, NULL } };
-static const struct preset_metric hf_metrics[] = {
-    { "eval_*", "epoch" }, { NULL, NULL } };
-
-static const struct preset presets[] = {
-    { "keyvalue", NULL, K_KEYVALUE, NULL, NULL },
-    { "json", NULL, K_JSON, NULL, NULL },
-    { "csv", NULL, K_CSV, NULL, NULL },
-    { "xgboost", "xgboost*", K_REGEX, xgboost_rules, NULL },
-    { "lightgbm", "lightgbm*", K_REGEX, lightgbm_rules, NULL },
-    { "fasttext", "fasttext*", K_REGEX, fasttext_rules, NULL },
-    { "keras", NULL, K_REGEX, keras_rules, keras_metrics },
-    { "hf", NULL, K_JSON, NULL, hf_metrics },
-    { "svm-train", "svm-train*", K_REGEX, svm_rules, NULL },
-    { "liblinear-train", "liblinear-train*", K_REGEX, liblinear_rules, NULL },
-    { "darknet", "darknet*", K_REGEX, darknet_rules, NULL },
-    { NULL, NULL, 0, NULL, NULL },
-};
-
-static const struct preset *find_preset(const char *name)
-{
-    for (const struct preset *p = presets; p->name; p++)
-        if (strcmp(p->name, name) == 0)
-            return p;
-    return NULL;
-}
+/* ---- the presets (presets.c) ---- */
 
 int mt_preset_rule_count(const char *name)
 {
-    const struct preset *p = name ? find_preset(name) : NULL;
+    const struct mt_preset *p = name ? mt_presets__find(name) : NULL;
     int n = 0;
-    if (p && p->kind != K_REGEX)
+    if (p && p->kind != MT_PRESET_REGEX)
         return 1;
-    for (const struct preset_rule *r = p ? p->rules : NULL; r && r->pattern; r++)
+    for (const struct mt_preset_rule *r = p ? p->rules : NULL; r && r->pattern; r++)
         n++;
     return n;
 }
 
 int mt_preset_known(const char *name)
 {
-    return name && find_preset(name) != NULL;
+    return name && mt_presets__find(name) != NULL;
 }
 
 const char *mt_preset_list(void)
 {
     return "keyvalue, json, csv, xgboost, lightgbm, fasttext, keras, hf, svm-train, "
-           "liblinear-train, darknet";
+           "svm-predict, liblinear-train, liblinear-predict, darknet";
 }
 
 /* ---- compiled rules ---- */
@@ -217,8 +69,10 @@ struct crule {
     uint32_t ngroups;
     int key_num, value_num, subkey_num;
     int repeat, keep_going;
-    int (*may_match)(const char *line, size_t len); /* see struct preset_rule */
-    const struct preset *trainer; /* a trainer preset's: only for its programs */
+    int (*may_match)(const char *line, size_t len); /* see struct mt_preset_rule */
+    enum mt_fold_action fold;
+    const struct mt_preset *preset;  /* the preset it is from, if any */
+    const struct mt_preset *trainer; /* a trainer preset's: only for its programs */
 };
 
 struct mt_rules {
@@ -229,7 +83,7 @@ struct mt_rules {
     uint64_t limit_hits;
     char describe[256];
     char base_describe[256];     /* what create chose; trainers are added as used */
-    const struct preset *used[16]; /* trainer presets some source was given */
+    const struct mt_preset *used[16]; /* trainer presets some source was given */
     size_t nused;
     struct mt_metric_spec metric_defaults[8];
     size_t nmetric_defaults;
@@ -280,21 +134,25 @@ static int by_number(const void *a, const void *b)
     return (x->num > y->num) - (x->num < y->num);
 }
 
-/* Compiles one pattern into rs->rules[rs->n]. */
+/* Compiles one pattern into rs->rules[rs->n]: a configured rule's (spec),
+ * or a preset's (pr, and spec when the config named the preset). */
 static int add_regex(struct mt_rules *rs, const char *pattern, const struct mt_rule_spec *spec,
-                     const char *preset_axes, int repeat, const char *stream, char *err,
+                     const struct mt_preset_rule *pr, int repeat, const char *stream, char *err,
                      size_t errsz)
 {
+    const char *preset_axes = pr ? pr->axes : NULL, *preset_summary = pr ? pr->summary : NULL;
     if (rs->n >= MAX_RULES) {
         snprintf(err, errsz, "more than %d rules (presets count one per pattern)", MAX_RULES);
         return -1;
     }
     struct crule *r = &rs->rules[rs->n];
     memset(r, 0, sizeof *r);
-    r->kind = K_REGEX;
+    r->kind = MT_PRESET_REGEX;
     r->streams = stream_bits(stream, &r->file_glob);
     r->repeat = repeat;
-    r->keep_going = spec ? spec->keep_going : 0;
+    r->keep_going = (spec && spec->keep_going) || (pr && pr->keep_going);
+    r->may_match = pr ? pr->may_match : NULL;
+    r->fold = pr ? pr->fold : MT_FOLD_NONE;
     r->key_num = r->value_num = r->subkey_num = -1;
     int code;
     PCRE2_SIZE off;
@@ -340,6 +198,8 @@ static int add_regex(struct mt_rules *rs, const char *pattern, const struct mt_r
         if (strcmp(name, "step") == 0 || in_csv(preset_axes, name) ||
             (spec && in_list(spec->axes, name)))
             g->role = MT_ROLE_AXIS;
+        else if (in_csv(preset_summary, name))
+            g->role = MT_ROLE_SUMMARY;
         else if (spec && in_list(spec->config, name))
             g->role = MT_ROLE_CONFIG;
         else if (spec && in_list(spec->tags, name))
@@ -378,23 +238,27 @@ static void note(struct mt_rules *rs, const char *name)
 
 /* `fallback`: one of the generic presets tried when nothing was chosen; its
  * metric settings (keras: val_* against epoch) would be guesses, so none. */
-static int add_preset(struct mt_rules *rs, const struct preset *p, const struct mt_rule_spec *spec,
-                      int fallback, char *err, size_t errsz)
+static int add_preset(struct mt_rules *rs, const struct mt_preset *p,
+                      const struct mt_rule_spec *spec, int fallback, char *err, size_t errsz)
 {
     const char *stream = spec ? spec->stream : NULL;
     note(rs, p->name);
-    for (const struct preset_metric *m = p->metrics; !fallback && m && m->glob; m++)
+    for (const struct mt_preset_metric *m = p->metrics; !fallback && m && m->glob; m++)
         if (rs->nmetric_defaults < sizeof rs->metric_defaults / sizeof *rs->metric_defaults) {
             struct mt_metric_spec *ms = &rs->metric_defaults[rs->nmetric_defaults++];
             ms->name = (char *)m->glob;
             ms->step_metric = (char *)m->step_metric;
         }
-    if (p->kind != K_REGEX)
-        return add_builtin(rs, p->kind, spec, stream, err, errsz);
-    for (const struct preset_rule *pr = p->rules; pr->pattern; pr++) {
-        if (add_regex(rs, pr->pattern, spec, pr->axes, pr->repeat, stream, err, errsz) != 0)
+    if (p->kind != MT_PRESET_REGEX) {
+        if (add_builtin(rs, p->kind, spec, stream, err, errsz) != 0)
             return -1;
-        rs->rules[rs->n - 1].may_match = pr->may_match;
+        rs->rules[rs->n - 1].preset = p;
+        return 0;
+    }
+    for (const struct mt_preset_rule *pr = p->rules; pr->pattern; pr++) {
+        if (add_regex(rs, pr->pattern, spec, pr, pr->repeat, stream, err, errsz) != 0)
+            return -1;
+        rs->rules[rs->n - 1].preset = p;
     }
     return 0;
 }
@@ -415,8 +279,18 @@ static int program_matches(const char *programs, const char *program)
     return 0;
 }
 
+const char *mt_preset_flags_of(const char *program)
+{
+    const char *slash = program ? strrchr(program, '/') : NULL;
+    program = slash ? slash + 1 : program;
+    for (const struct mt_preset *p = mt_presets__all; program && p->name; p++)
+        if (p->programs && p->flags && program_matches(p->programs, program))
+            return p->flags;
+    return "";
+}
+
 /* The trainer presets in use first, in the order first used, then the rest. */
-static void note_used(struct mt_rules *rs, const struct preset *p)
+static void note_used(struct mt_rules *rs, const struct mt_preset *p)
 {
     for (size_t i = 0; i < rs->nused; i++)
         if (rs->used[i] == p)
@@ -458,7 +332,7 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
         const struct mt_rule_spec *s = &cfg->rules[i];
         int rc;
         if (s->preset) {
-            const struct preset *p = find_preset(s->preset);
+            const struct mt_preset *p = mt_presets__find(s->preset);
             if (!p) {
                 snprintf(err, errsz, "rule %zu: unknown preset \"%s\"; presets: %s", i + 1,
                          s->preset, mt_preset_list());
@@ -476,7 +350,7 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
     if (console_rules == 0) {
         /* No rule configured: every trainer's preset, each seen only by the
          * lines of processes named like its trainer, then the generic ones. */
-        for (const struct preset *p = presets; p->name; p++) {
+        for (const struct mt_preset *p = mt_presets__all; p->name; p++) {
             if (!p->programs)
                 continue;
             size_t first = rs->n;
@@ -488,9 +362,9 @@ struct mt_rules *mt_rules_create(const struct mt_config *cfg, const char *progra
             for (size_t i = first; i < rs->n; i++)
                 rs->rules[i].trainer = p;
         }
-        if (add_preset(rs, find_preset("hf"), NULL, 1, err, errsz) != 0 ||
-            add_preset(rs, find_preset("keras"), NULL, 1, err, errsz) != 0 ||
-            add_preset(rs, find_preset("keyvalue"), NULL, 1, err, errsz) != 0)
+        if (add_preset(rs, mt_presets__find("hf"), NULL, 1, err, errsz) != 0 ||
+            add_preset(rs, mt_presets__find("keras"), NULL, 1, err, errsz) != 0 ||
+            add_preset(rs, mt_presets__find("keyvalue"), NULL, 1, err, errsz) != 0)
             goto out;
     }
     memcpy(rs->base_describe, rs->describe, sizeof rs->describe);
@@ -539,9 +413,10 @@ static int glob_matches(const char *glob, const char *path)
 }
 
 void mt_rules_select(struct mt_rules *rs, int stream, const char *path, const char *program,
-                     struct mt_rules_source *src)
+                     int argc, char *const *argv, struct mt_rules_source *src)
 {
     memset(src, 0, sizeof *src);
+    int fold_mode_known = 0;
     if (program) {
         const char *slash = strrchr(program, '/');
         program = slash ? slash + 1 : program;
@@ -558,8 +433,13 @@ void mt_rules_select(struct mt_rules *rs, int stream, const char *path, const ch
         if (!on)
             continue;
         src->mask[i / 64] |= 1ull << (i % 64);
-        if (r->kind == K_CSV && !src->csv)
+        if (r->kind == MT_PRESET_CSV && !src->csv)
             src->csv = mt_csv_create();
+        if (r->fold && !fold_mode_known) {
+            src->fold_mode = r->preset && r->preset->folds ? r->preset->folds(argc, argv)
+                                                            : MT_FOLDS_BY_MODEL;
+            fold_mode_known = 1;
+        }
     }
 }
 
@@ -710,9 +590,55 @@ static int match_regex(struct mt_rules *rs, struct crule *r, const char *line, s
     return matched;
 }
 
+/* A training begins or ends (the line matched rule r): the source's fold
+ * counter.  Returns 1 when the line starts a fold, whose number it then
+ * carries as the `fold` axis. */
+static int count_fold(const struct crule *r, struct mt_rules_source *src)
+{
+    if (src->fold_mode == MT_FOLDS_OFF)
+        return 0;
+    switch (r->fold) {
+    case MT_FOLD_BEGIN:
+        if (src->fold_open && src->fold_mode != MT_FOLDS_PER_TRAINING)
+            return 0;
+        /* fall through */
+    case MT_FOLD_NEXT:
+        src->fold++;
+        src->fold_open = 1;
+        return 1;
+    case MT_FOLD_END:
+        src->fold_open = 0;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The `fold` axis, after the line's own fields: a line's first axis is its
+ * step (liblinear's iter), the fold only the outer one. */
+static void add_fold(struct mt_fields *out, uint32_t fold)
+{
+    char digits[16];
+    int n = snprintf(digits, sizeof digits, "%u", fold);
+    char *text = mt_fields_keep(out, digits, (size_t)n);
+    struct mt_field *f = text ? mt_fields_add(out) : NULL;
+    if (!f)
+        return;
+    memset(f, 0, sizeof *f);
+    f->key = "fold";
+    f->key_len = 4;
+    f->role = MT_ROLE_AXIS;
+    f->kind = MT_VAL_NUMBER;
+    f->text = text;
+    f->text_len = (uint32_t)n;
+    f->text_is_json = 1;
+    f->value = fold;
+}
+
 void mt_rules_extract(struct mt_rules *rs, struct mt_rules_source *src, const char *line,
                       size_t len, struct mt_fields *out)
 {
+    int new_fold = 0;
     for (size_t w = 0; w < MT_RULES_MAX / 64; w++) {
         for (uint64_t mask = src->mask[w]; mask; mask &= mask - 1) {
             size_t i = w * 64 + (size_t)__builtin_ctzll(mask);
@@ -720,24 +646,29 @@ void mt_rules_extract(struct mt_rules *rs, struct mt_rules_source *src, const ch
             uint32_t before = out->n;
             int matched;
             switch (r->kind) {
-            case K_KEYVALUE:
+            case MT_PRESET_KEYVALUE:
                 mt_keyvalue_extract(line, len, out);
                 matched = out->n > before;
                 break;
-            case K_JSON:
+            case MT_PRESET_JSON:
                 matched = mt_json_extract(line, len, out);
                 break;
-            case K_CSV:
+            case MT_PRESET_CSV:
                 matched = src->csv ? mt_csv_extract(src->csv, line, len, out) : 0;
                 break;
             default:
                 matched = match_regex(rs, r, line, len, out);
                 break;
             }
+            if (matched && r->fold)
+                new_fold |= count_fold(r, src);
             if (matched && !r->keep_going)
-                return;
-            }
+                goto done;
+        }
     }
+done:
+    if (new_fold)
+        add_fold(out, src->fold);
 }
 
 const char *mt_rules_describe(const struct mt_rules *rs)

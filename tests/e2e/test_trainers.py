@@ -10,6 +10,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -24,17 +25,25 @@ def need(prog):
         pytest.skip(f"{prog} is not installed (scripts/deps.sh test)")
 
 
-def run_tracked(tmp, argv):
-    """Runs argv under metrictap run in tmp; returns (stdout+stderr text, run dir)."""
+def run_tracked(tmp, argv, timeout=120):
+    """Runs argv under metrictap run in tmp; returns (stdout+stderr text, run dir).
+    On a timeout the trainer goes too (its own process group)."""
     env = dict(os.environ)
     for k in list(env):
         if k.startswith(("METRICTAP_", "WANDB_")):
             del env[k]
     env["HOME"] = str(tmp)  # no ~/.config/metrictap/config.yaml
     env["METRICTAP_DIR"] = str(tmp / "store")
-    p = subprocess.run([str(CLI), "run", "--"] + argv, cwd=tmp, env=env,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-    out = p.stdout.decode("utf-8", "replace")
+    p = subprocess.Popen([str(CLI), "run", "--"] + argv, cwd=tmp, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        raw, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        os.killpg(p.pid, signal.SIGKILL)
+        e.output = p.communicate()[0]
+        raise
+    out = raw.decode("utf-8", "replace")
     assert p.returncode == 0, out
     run = (tmp / "store" / "latest-run").resolve()
     assert (run / "run.json").exists(), out
@@ -149,12 +158,32 @@ def svm_blocks(out):
     return printed
 
 
+def parse_log(tmp, text, program):
+    """`metrictap parse --program PROGRAM` over captured output: (rows, summary)."""
+    log = tmp / f"{program}.log"
+    log.write_text(text)
+    p = subprocess.run([str(CLI), "parse", "--program", program, "--json", str(log)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(l) for l in p.stdout.decode().splitlines() if l]
+    rows = [l["row"] for l in lines if "row" in l]
+    return rows, next(l["summary"] for l in lines if "summary" in l)
+
+
+def fold_of_each(out, starts):
+    """The fold of each printed line matching `starts` (a training's first
+    line): 1 for the first, then one more each time it is printed again."""
+    return [i + 1 for i, _ in enumerate(re.finditer(starts, out, re.M))]
+
+
 def test_svm_train_cross_validation(tmp_path):
     need("svm-train")
     write_libsvm(tmp_path / "train.svm", 300, 4)
     out, run = run_tracked(tmp_path, ["svm-train", "-v", "4", "-c", "2", "train.svm"])
     printed = svm_blocks(out)
     assert len(printed) == 4, out
+    for i, block in enumerate(printed):  # a two-class fold: one training
+        block["fold"] = i + 1
     acc = float(re.search(r"Cross Validation Accuracy = ([\d.]+)%", out).group(1))
     printed[-1]["cv_accuracy"] = acc
     rows = history(run)
@@ -164,21 +193,65 @@ def test_svm_train_cross_validation(tmp_path):
     meta = json.loads((run / "run.json").read_text())
     assert meta["metrics"]["cv_accuracy"]["unit"] == "%"
     assert meta["metrics"]["cv_accuracy"]["summary_only"] is True
+    assert meta["metrics"]["iterations"]["step_metric"] == "fold"
+    assert meta["axes"] == ["fold"]
     assert meta["config"] == {"v": 4, "c": 2}
+    # the same output read back: the same rows
+    parsed, psum = parse_log(tmp_path, out, "svm-train")
+    check_rows(parsed, printed)
+    check_summary(psum, printed[-1])
+
+
+def test_svm_train_folds_of_a_regression_and_of_three_classes(tmp_path):
+    need("svm-train")
+    write_libsvm(tmp_path / "reg.svm", 200, 6, classify=False)
+    out, run = run_tracked(tmp_path, ["svm-train", "-s", "3", "-v", "3", "reg.svm"])
+    printed = svm_blocks(out)
+    assert len(printed) == 3, out  # epsilon-SVR: one training per fold
+    assert [r["fold"] for r in history(run)] == [1, 2, 3]
+    mse = float(re.search(r"Cross Validation Mean squared error = (\S+)", out).group(1))
+    scc = float(re.search(r"Cross Validation Squared correlation coefficient = (\S+)",
+                          out).group(1))
+    check_summary(summary(run), {"cv_mse": mse, "cv_scc": scc, "fold": 3})
+
+    rnd = random.Random(9)
+    with open(tmp_path / "three.svm", "w") as f:
+        for _ in range(240):
+            x = [rnd.random() for _ in range(4)]
+            f.write(f"{int(x[0] * 3)} " + " ".join(f"{j + 1}:{v:.3f}" for j, v in enumerate(x))
+                    + "\n")
+    out, run = run_tracked(tmp_path, ["svm-train", "-v", "2", "three.svm"])
+    # one-against-one: three trainings per fold, "Total nSV" after each fold
+    folds, fold = [], 1
+    for line in out.splitlines():
+        if line.startswith("optimization finished"):
+            folds.append(fold)
+        elif line.startswith("Total nSV"):
+            fold += 1
+    assert folds == [1, 1, 1, 2, 2, 2], out
+    assert [r["fold"] for r in history(run)] == folds
+    parsed, _ = parse_log(tmp_path, out, "svm-train")
+    assert [r["fold"] for r in parsed] == folds
+
+    # no -v: no folds
+    out, run = run_tracked(tmp_path, ["svm-train", "three.svm", "three.model"])
+    assert all("fold" not in r for r in history(run)), history(run)
 
 
 def test_liblinear_train_newton_iterations(tmp_path):
     need("liblinear-train")
     write_libsvm(tmp_path / "train.svm", 300, 5)
     out, run = run_tracked(tmp_path, ["liblinear-train", "-s", "0", "-v", "3", "train.svm"])
-    printed = []
+    printed, fold = [], 0
     for m in re.finditer(r"^iter\s+(\d+)\s+act\s+(\S+)\s+pre\s+(\S+)\s+delta\s+(\S+)\s+f\s+(\S+)"
                          r"\s+\|g\|\s+(\S+)\s+CG\s+(\d+)", out, re.M):
+        if int(m.group(1)) == 1:  # each fold's training counts from 1
+            fold += 1
         printed.append({"iter": int(m.group(1)), "act": float(m.group(2)),
                         "pre": float(m.group(3)), "delta": float(m.group(4)),
                         "f": float(m.group(5)), "g_norm": float(m.group(6)),
-                        "cg": int(m.group(7))})
-    assert len(printed) >= 3, out
+                        "cg": int(m.group(7)), "fold": fold})
+    assert len(printed) >= 3 and fold == 3, out
     acc = float(re.search(r"Cross Validation Accuracy = ([\d.]+)%", out).group(1))
     rows = history(run)
     check_rows(rows, printed)
@@ -186,3 +259,145 @@ def test_liblinear_train_newton_iterations(tmp_path):
     check_summary(s, printed[-1])
     assert s["cv_accuracy"] == pytest.approx(acc)
     assert rows[-1]["cv_accuracy"] == pytest.approx(acc)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["axes"] == ["iter", "fold"]  # iter within a fold: no sawtooth
+    assert meta["metrics"]["f"]["step_metric"] == "iter"
+    parsed, _ = parse_log(tmp_path, out, "liblinear-train")
+    check_rows(parsed, printed)
+    # the report draws f against iter as one stroke per fold
+    env = dict(os.environ, HOME=str(tmp_path), METRICTAP_DIR=str(tmp_path / "store"))
+    subprocess.run([str(CLI), "report", "--metric", "f", "-o", "r.html"], cwd=tmp_path,
+                   env=env, check=True, timeout=60, stderr=subprocess.DEVNULL)
+    html = (tmp_path / "r.html").read_text()
+    path = re.search(r'<path data-run="[^"]*" stroke="[^"]*" d="([^"]*)"', html).group(1)
+    assert path.count("M") == 3 and path.count("L") == len(printed) - 3, path
+
+
+def test_liblinear_train_dual_solver_folds(tmp_path):
+    need("liblinear-train")
+    write_libsvm(tmp_path / "train.svm", 300, 5)
+    out, run = run_tracked(tmp_path, ["liblinear-train", "-s", "1", "-v", "4", "train.svm"])
+    printed = []
+    for m in re.finditer(r"optimization finished, #iter = (\d+)\nObjective value = (\S+)\n"
+                         r"nSV = (\d+)", out):
+        printed.append({"fold": len(printed) + 1, "iterations": int(m.group(1)),
+                        "objective": float(m.group(2)), "nSV": int(m.group(3))})
+    assert len(printed) == 4, out
+    check_rows(history(run), printed)
+    # without -v the same solver has no fold axis
+    out, run = run_tracked(tmp_path, ["liblinear-train", "-s", "1", "train.svm", "m"])
+    assert all("fold" not in r for r in history(run)), history(run)
+    assert history(run)[0]["iterations"] > 0
+
+
+def test_liblinear_parameter_search_best_c_is_summary(tmp_path):
+    need("liblinear-train")
+    write_libsvm(tmp_path / "train.svm", 300, 5)
+    out, run = run_tracked(tmp_path, ["liblinear-train", "-s", "0", "-C", "train.svm"])
+    tried = [{"log2c": float(a), "cv_accuracy": float(b)}
+             for a, b in re.findall(r"^log2c=\s*(\S+)\s+rate=(\S+)$", out, re.M)]
+    best = re.search(r"^Best C = (\S+)\s+CV accuracy = ([\d.]+)%", out, re.M)
+    assert len(tried) >= 5 and best, out
+    rows = history(run)
+    check_rows(rows, tried)  # one row per C tried, at its log2c
+    assert all("best_c" not in r for r in rows)
+    s = summary(run)
+    assert s["best_c"] == pytest.approx(float(best.group(1)))
+    assert s["cv_accuracy"] == pytest.approx(float(best.group(2)))  # the best C's, not the last
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["config"] == {"s": 0, "C": True}  # -C takes no value
+    assert meta["metrics"]["cv_accuracy"]["step_metric"] == "log2c"
+    assert meta["metrics"]["best_c"]["summary_only"] is True
+    parsed, psum = parse_log(tmp_path, out, "liblinear-train")
+    check_rows(parsed, tried)
+    assert psum["best_c"] == s["best_c"] and psum["cv_accuracy"] == s["cv_accuracy"]
+
+
+def predicted(out):
+    """What svm-predict and liblinear-predict printed, by the README's names."""
+    got = {}
+    for pat, key in ((r"^Accuracy = ([\d.]+)%", "accuracy"),
+                     (r"^Mean squared error = (\S+)", "mse"),
+                     (r"^Squared correlation coefficient = (\S+)", "scc")):
+        m = re.search(pat, out, re.M)
+        if m:
+            got[key] = float(m.group(1))
+    return got
+
+
+@pytest.mark.parametrize("train,predict,regress", [
+    ("svm-train", "svm-predict", ["-s", "3"]),
+    ("liblinear-train", "liblinear-predict", ["-s", "11"]),
+])
+def test_predict_records_accuracy_mse_and_scc(tmp_path, train, predict, regress):
+    need(train), need(predict)
+    write_libsvm(tmp_path / "train.svm", 300, 4)
+    write_libsvm(tmp_path / "test.svm", 100, 5)
+    write_libsvm(tmp_path / "rtrain.svm", 300, 6, classify=False)
+    write_libsvm(tmp_path / "rtest.svm", 100, 7, classify=False)
+    for args in (["train.svm", "c.model"], regress + ["rtrain.svm", "r.model"]):
+        subprocess.run([train] + args, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL)
+    for data, model, keys in (("test.svm", "c.model", {"accuracy"}),
+                              ("rtest.svm", "r.model", {"mse", "scc"})):
+        out, run = run_tracked(tmp_path, [predict, data, model, "out.txt"])
+        want = predicted(out)
+        assert set(want) == keys, out
+        rows = history(run)
+        check_rows(rows, [want])
+        check_summary(summary(run), want)
+        assert not {"error", "coefficient", "Accuracy"} & set(rows[0]), rows
+        metrics = json.loads((run / "run.json").read_text())["metrics"]
+        assert set(metrics) == keys
+        if "accuracy" in keys:
+            assert metrics["accuracy"]["unit"] == "%"
+        parsed, psum = parse_log(tmp_path, out, predict)
+        check_rows(parsed, [want])
+
+
+def test_fasttext_autotune_trials_and_best_score(tmp_path):
+    need("fasttext")
+    rnd = random.Random(5)
+    words = {"pos": ["good", "great", "fine", "nice", "happy"],
+             "neg": ["bad", "awful", "poor", "sad", "ugly"]}
+    for name, n in (("train.txt", 3000), ("valid.txt", 500)):
+        with open(tmp_path / name, "w") as f:
+            for _ in range(n):
+                lab = rnd.choice(["pos", "neg"])
+                f.write(f"__label__{lab} " + " ".join(rnd.choice(words[lab] + ["the", "a"])
+                                                      for _ in range(8)) + "\n")
+    argv = ["fasttext", "supervised", "-input", "train.txt", "-output", "model",
+            "-autotune-validation", "valid.txt", "-autotune-duration", "4",
+            # fixed, so that no trial draws a model of gigabytes (bucket up to 1e7 by
+            # dim up to 1000); one thread: its training threads add races of their own
+            "-dim", "10", "-bucket", "10000", "-epoch", "5", "-thread", "1"]
+    for attempt in range(3):
+        try:
+            out, run = run_tracked(tmp_path, argv, timeout=60)  # 5 s when it works
+            break
+        except subprocess.TimeoutExpired as e:
+            # fastText 0.9.2's Autotune::startTimer starts its timer thread before
+            # it sets continueTraining_: a timer that runs first ends at once, no
+            # "Progress:" is ever printed and the search never ends.  That race,
+            # and only that one, is tried again.
+            if b"Progress:" in (e.output or b""):
+                raise
+    else:
+        pytest.fail("fastText's autotune never started its timer, three times")
+    printed = []
+    for part in re.split(r"[\r\n]", out):
+        m = re.match(r"Progress:\s*([-\d.]+)%\s+Trials:\s*(\d+)\s+Best score:\s*(\S+)", part)
+        if m:
+            row = {"autotune_progress": float(m.group(1)), "trials": int(m.group(2))}
+            if m.group(3) != "unknown":  # no score before the first trial ends
+                row["best_score"] = float(m.group(3))
+            printed.append(row)
+    assert len(printed) >= 2 and "best_score" in printed[-1], out
+    rows = history(run)
+    check_rows(rows[:len(printed)], printed)
+    assert all("best_score" not in r for r, p in zip(rows, printed) if "best_score" not in p)
+    s = summary(run)
+    check_summary(s, printed[-1])
+    assert s["trials"] >= 1
+    assert "avg.loss" in s  # the training with the best arguments follows
+    parsed, _ = parse_log(tmp_path, out, "fasttext")
+    check_rows(parsed[:len(printed)], printed)

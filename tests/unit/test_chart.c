@@ -104,6 +104,42 @@ MT_TEST(overlays_are_told_apart_without_colour)
     mt_buf_free(&b);
 }
 
+/* liblinear's iter within each fold of a cross-validation: 1, 2, 1, 2.
+ * Each fold is a flat line of its own (fold 1 at the bottom, fold 2 at the
+ * top); nothing joins fold 1's last point to fold 2's first, so the rows
+ * between stay blank. */
+MT_TEST(an_axis_that_goes_back_starts_a_new_line)
+{
+    double x[] = { 1, 2, 1, 2 }, y[] = { 0, 0, 1, 1 };
+    struct mt_chart_series s = { "f", x, y, 4 };
+    struct mt_buf b;
+    mt_buf_init(&b, 1 << 20);
+    mt_chart_render(&b, "f", "iter", &s, 1, 30, 4, 0);
+    char l[512];
+    for (int row = 2; row <= 3; row++) {
+        nth_line(b.data, row, l, sizeof l);
+        size_t dots = 0;
+        for (const unsigned char *p = (const unsigned char *)l + 6; *p; p++)
+            if (p[0] == 0xE2 && (p[1] & 0xFC) == 0xA0 && !(p[1] == 0xA0 && p[2] == 0x80))
+                dots++;
+        MT_CHECK(dots == 0);
+    }
+    /* in order, the same points are one line: it crosses the middle rows */
+    double rx[] = { 1, 2, 3, 4 };
+    s.x = rx;
+    mt_buf_reset(&b);
+    mt_chart_render(&b, "f", "iter", &s, 1, 30, 4, 0);
+    size_t dots = 0;
+    for (int row = 2; row <= 3; row++) {
+        nth_line(b.data, row, l, sizeof l);
+        for (const unsigned char *p = (const unsigned char *)l + 6; *p; p++)
+            if (p[0] == 0xE2 && (p[1] & 0xFC) == 0xA0 && !(p[1] == 0xA0 && p[2] == 0x80))
+                dots++;
+    }
+    MT_CHECK(dots > 0);
+    mt_buf_free(&b);
+}
+
 MT_TEST(non_finite_values_break_the_line_and_empty_series_say_so)
 {
     double x[] = { 0, 1, 2, 3 }, y[] = { 0, NAN, INFINITY, 3 };
