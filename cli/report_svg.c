@@ -96,19 +96,6 @@ static double py(const struct frame *f, double y)
     return T + (f->y_hi - y) / (f->y_hi - f->y_lo) * (H - T - B);
 }
 
-/* A single value gets room around it (10%, or 1 around 0 or on an integer
- * axis), so a constant series sits mid-chart with ticks that mean something. */
-static void widen(double *lo, double *hi, int integer)
-{
-    if (*hi > *lo)
-        return;
-    double d = *lo != 0 ? fabs(*lo) * 0.1 : 1;
-    if (integer && d < 1)
-        d = 1;
-    *lo -= d;
-    *hi += d;
-}
-
 static void axes(struct mt_buf *b, const struct frame *f, const char *axis)
 {
     char t[48];
@@ -171,8 +158,8 @@ size_t mt_report_chart(struct mt_buf *b, const char *key, struct mt_report_run *
     if (!isfinite(xmin))
         return 0;
     struct frame f = { xmin, xmax, ymin, ymax, 1, 1 };
-    widen(&f.x_lo, &f.x_hi, xint);
-    widen(&f.y_lo, &f.y_hi, yint);
+    mt_chart_widen(&f.x_lo, &f.x_hi, xint);
+    mt_chart_widen(&f.y_lo, &f.y_hi, yint);
     f.ystep = mt_chart_nice_step(f.y_hi - f.y_lo, 5, yint);
     f.y_lo = floor(f.y_lo / f.ystep + 1e-9) * f.ystep;
     f.y_hi = ceil(f.y_hi / f.ystep - 1e-9) * f.ystep;

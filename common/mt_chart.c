@@ -135,8 +135,7 @@ static int all_integers(const struct mt_chart_series *series, size_t nseries, in
     return 1;
 }
 
-/* A range that is a single value gets room around it. */
-static void widen(double *lo, double *hi, int integer)
+void mt_chart_widen(double *lo, double *hi, int integer)
 {
     if (*hi > *lo)
         return;
@@ -173,8 +172,8 @@ void mt_chart_render(struct mt_buf *out, const char *title, const char *xlabel,
         height = 2;
     int xint = all_integers(series, nseries, 1), yint = all_integers(series, nseries, 0);
     double x_lo = xmin, x_hi = xmax, y_lo = ymin, y_hi = ymax;
-    widen(&x_lo, &x_hi, xint);
-    widen(&y_lo, &y_hi, yint);
+    mt_chart_widen(&x_lo, &x_hi, xint);
+    mt_chart_widen(&y_lo, &y_hi, yint);
     /* The y range is widened to whole ticks, so the top and bottom rows
      * carry labels; about one labelled row in two or three. */
     int nyt = height / 2 < 2 ? 2 : height / 2;

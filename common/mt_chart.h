@@ -38,5 +38,8 @@ char mt_chart_marker(size_t i);
  * a tick's label with the decimals that step needs. */
 double mt_chart_nice_step(double range, int n, int integer);
 void mt_chart_tick_label(char *out, size_t size, double v, double step);
+/* A range that is a single value gets room around it (10%, or 1 around 0 or
+ * on an integer axis), so a constant series sits mid-chart. */
+void mt_chart_widen(double *lo, double *hi, int integer);
 
 #endif

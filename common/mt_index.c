@@ -227,7 +227,7 @@ const char *mt_index_error(struct mt_index *ix)
     return ix->err;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+void mt_index__bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     if (s)
         sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -235,7 +235,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
         sqlite3_bind_null(st, i);
 }
 
-static int sql_fail(struct mt_index *ix, const char *what)
+int mt_index__sql_fail(struct mt_index *ix, const char *what)
 {
     snprintf(ix->err, sizeof ix->err, "%s: %s", what, sqlite3_errmsg(ix->db));
     mt_index__note_damage(ix);
@@ -248,7 +248,7 @@ static int step_done(struct mt_index *ix, sqlite3_stmt *st, const char *what)
     int s = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return s == SQLITE_DONE || s == SQLITE_ROW ? 0 : sql_fail(ix, what);
+    return s == SQLITE_DONE || s == SQLITE_ROW ? 0 : mt_index__sql_fail(ix, what);
 }
 
 struct kv_ctx {
@@ -309,16 +309,16 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
                       const cJSON *config, const cJSON *summary)
 {
     sqlite3_stmt *st = ix->st[only_new ? ST_INSERT_NEW : ST_UPSERT];
-    bind_text(st, 1, r->id);
-    bind_text(st, 2, r->project);
-    bind_text(st, 3, r->name);
-    bind_text(st, 4, r->group);
-    bind_text(st, 5, r->job_type);
-    bind_text(st, 6, r->state);
-    bind_text(st, 7, r->dir);
-    bind_text(st, 8, r->tags);
-    bind_text(st, 9, r->config_json);
-    bind_text(st, 10, r->summary_json);
+    mt_index__bind_text(st, 1, r->id);
+    mt_index__bind_text(st, 2, r->project);
+    mt_index__bind_text(st, 3, r->name);
+    mt_index__bind_text(st, 4, r->group);
+    mt_index__bind_text(st, 5, r->job_type);
+    mt_index__bind_text(st, 6, r->state);
+    mt_index__bind_text(st, 7, r->dir);
+    mt_index__bind_text(st, 8, r->tags);
+    mt_index__bind_text(st, 9, r->config_json);
+    mt_index__bind_text(st, 10, r->summary_json);
     sqlite3_bind_double(st, 11, r->start_time);
     sqlite3_bind_double(st, 12, r->end_time);
     sqlite3_bind_double(st, 13, r->runtime);
@@ -331,7 +331,7 @@ static int put_locked(struct mt_index *ix, const struct mt_index_run *r, int onl
     sqlite3_bind_double(st, 17, r->cut);
     sqlite3_int64 rid;
     if (step_returning_id(st, &rid) != 0)
-        return sql_fail(ix, "cannot write the run's row");
+        return mt_index__sql_fail(ix, "cannot write the run's row");
     if (!rid) /* only_new and it was there */
         return 0;
     /* A row only_new inserted has nothing to clear (and in a reindex the
@@ -370,10 +370,10 @@ int mt_index_put(struct mt_index *ix, const struct mt_index_run *r)
 static int delete_locked(struct mt_index *ix, const char *id)
 {
     sqlite3_stmt *st = ix->st[ST_DELETE];
-    bind_text(st, 1, id);
+    mt_index__bind_text(st, 1, id);
     sqlite3_int64 rid;
     if (step_returning_id(st, &rid) != 0)
-        return sql_fail(ix, "cannot delete the run's row");
+        return mt_index__sql_fail(ix, "cannot delete the run's row");
     if (!rid)
         return 0;
     for (int i = ST_DEL_KV; i <= ST_DEL_TAGS; i++) {
@@ -445,10 +445,10 @@ int mt_index_find(struct mt_index *ix, const char *prefix, mt_index_row_fn fn, v
              " ORDER BY id = ?1 DESC LIMIT 2",
              COLUMNS);
     if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sql_fail(ix, "cannot look the run up");
+        mt_index__sql_fail(ix, "cannot look the run up");
         goto out;
     }
-    bind_text(st, 1, prefix);
+    mt_index__bind_text(st, 1, prefix);
     int n = 0, exact = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (n == 0 && strcmp((const char *)sqlite3_column_text(st, 0), prefix) == 0) {
@@ -579,7 +579,7 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
         goto out;
     }
     if (sqlite3_prepare_v2(ix->db, sql.data, -1, &st, NULL) != SQLITE_OK) {
-        sql_fail(ix, "cannot prepare the query");
+        mt_index__sql_fail(ix, "cannot prepare the query");
         goto out;
     }
     bind_params(st, &params);
@@ -608,7 +608,7 @@ int mt_index_query(struct mt_index *ix, const struct mt_index_query *q, mt_index
             break;
     }
     if (s != SQLITE_ROW && s != SQLITE_DONE) {
-        sql_fail(ix, "cannot read the index");
+        mt_index__sql_fail(ix, "cannot read the index");
         goto out;
     }
     rc = 0;
@@ -844,7 +844,7 @@ static long long seen_mtime(struct mt_index *ix, const char *project)
     long long v = -2;
     if (sqlite3_prepare_v2(ix->db, "SELECT mtime_ns FROM dirs WHERE path = ?", -1, &st, NULL) ==
         SQLITE_OK) {
-        bind_text(st, 1, project);
+        mt_index__bind_text(st, 1, project);
         if (sqlite3_step(st) == SQLITE_ROW)
             v = sqlite3_column_int64(st, 0);
     }
@@ -859,10 +859,10 @@ static int set_seen_mtime(struct mt_index *ix, const char *project, long long v)
     const char *sql = v == -1 ? "DELETE FROM dirs WHERE path = ?1"
                               : "INSERT OR REPLACE INTO dirs (path, mtime_ns) VALUES (?1, ?2)";
     if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) == SQLITE_OK) {
-        bind_text(st, 1, project);
+        mt_index__bind_text(st, 1, project);
         if (v != -1)
             sqlite3_bind_int64(st, 2, v);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(ix, "cannot record a dir's mtime");
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : mt_index__sql_fail(ix, "cannot record a dir's mtime");
     }
     sqlite3_finalize(st);
     return rc;
@@ -874,12 +874,12 @@ static int index_ids(struct mt_index *ix, const char *project, struct names *out
     int rc = -1;
     if (sqlite3_prepare_v2(ix->db, "SELECT id FROM runs WHERE project = ? ORDER BY id", -1, &st,
                            NULL) != SQLITE_OK)
-        return sql_fail(ix, "cannot list the index");
-    bind_text(st, 1, project);
+        return mt_index__sql_fail(ix, "cannot list the index");
+    mt_index__bind_text(st, 1, project);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW)
         names_add(out, (const char *)sqlite3_column_text(st, 0));
-    rc = s == SQLITE_DONE ? 0 : sql_fail(ix, "cannot list the index");
+    rc = s == SQLITE_DONE ? 0 : mt_index__sql_fail(ix, "cannot list the index");
     sqlite3_finalize(st);
     /* SQLite's ORDER BY uses BINARY collation, strcmp's order. */
     return rc;
@@ -957,7 +957,7 @@ static int projects_known(struct mt_index *ix, struct names *out)
     int rc = 0;
     if (sqlite3_prepare_v2(ix->db, "SELECT path FROM dirs UNION SELECT DISTINCT project FROM runs",
                            -1, &st, NULL) != SQLITE_OK)
-        return sql_fail(ix, "cannot list the index's projects");
+        return mt_index__sql_fail(ix, "cannot list the index's projects");
     while (sqlite3_step(st) == SQLITE_ROW)
         if (sqlite3_column_text(st, 0))
             names_add(out, (const char *)sqlite3_column_text(st, 0));
@@ -1026,8 +1026,8 @@ static int refresh_running(struct mt_index *ix, const char *project,
     int rc = 0;
     if (sqlite3_prepare_v2(ix->db, "SELECT id, project FROM runs WHERE state = 'running'"
                                    " AND (?1 IS NULL OR project = ?1)", -1, &q, NULL) != SQLITE_OK)
-        return sql_fail(ix, "cannot list running runs");
-    bind_text(q, 1, project);
+        return mt_index__sql_fail(ix, "cannot list running runs");
+    mt_index__bind_text(q, 1, project);
     while (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 1)) {
         names_add(&ids, (const char *)sqlite3_column_text(q, 0));
         names_add(&projects, (const char *)sqlite3_column_text(q, 1));

@@ -35,6 +35,11 @@ struct mt_index {
 int mt_index__open_root(struct mt_index *ix, const char *store_dir, char *err, size_t errsz);
 int mt_index__check_files(struct mt_index *ix, char *err, size_t errsz);
 void mt_index__note_damage(struct mt_index *ix);
+/* Binds s, or NULL, as text. */
+void mt_index__bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Records what failed with SQLite's message (a damaged file is noted, to be
+ * rebuilt); returns -1. */
+int mt_index__sql_fail(struct mt_index *ix, const char *what);
 int mt_index__move_aside(struct mt_index *ix, char *err, size_t errsz);
 int mt_index__rebuilt(struct mt_index *ix);
 void mt_index__unlock(struct mt_index *ix);

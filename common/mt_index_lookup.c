@@ -7,20 +7,6 @@
 
 #include "mt_index_internal.h"
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int sql_fail(struct mt_index *ix, const char *what)
-{
-    snprintf(ix->err, sizeof ix->err, "%s: %s", what, sqlite3_errmsg(ix->db));
-    mt_index__note_damage(ix); /* as mt_index.c does: a damaged file is rebuilt */
-    return -1;
-}
 
 static int each_name(struct mt_index *ix, const char *sql, const char *bind1, int src,
                      mt_index_name_fn fn, void *ctx)
@@ -28,16 +14,16 @@ static int each_name(struct mt_index *ix, const char *sql, const char *bind1, in
     sqlite3_stmt *st = NULL;
     int rc = -1, s;
     if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sql_fail(ix, "cannot list names");
+        mt_index__sql_fail(ix, "cannot list names");
         goto out;
     }
     sqlite3_bind_int(st, 1, src);
-    bind_text(st, 2, bind1);
+    mt_index__bind_text(st, 2, bind1);
     while ((s = sqlite3_step(st)) == SQLITE_ROW)
         if (sqlite3_column_type(st, 0) == SQLITE_TEXT)
             fn(ctx, (const char *)sqlite3_column_text(st, 0));
     if (s != SQLITE_DONE) {
-        sql_fail(ix, "cannot list names");
+        mt_index__sql_fail(ix, "cannot list names");
         goto out;
     }
     rc = 0;
@@ -70,20 +56,20 @@ int mt_index_has_key(struct mt_index *ix, const char *project, int src, const ch
     sqlite3_stmt *st = NULL;
     int rc = -1;
     if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sql_fail(ix, "cannot look the key up");
+        mt_index__sql_fail(ix, "cannot look the key up");
         goto out;
     }
     sqlite3_bind_int(st, 1, src);
-    bind_text(st, 2, key);
+    mt_index__bind_text(st, 2, key);
     if (project)
-        bind_text(st, 3, project);
+        mt_index__bind_text(st, 3, project);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
         rc = 1;
     else if (s == SQLITE_DONE)
         rc = 0;
     else
-        sql_fail(ix, "cannot look the key up");
+        mt_index__sql_fail(ix, "cannot look the key up");
 out:
     sqlite3_finalize(st);
     return rc;
@@ -105,11 +91,11 @@ int mt_index_lookup(struct mt_index *ix, const char *project, enum mt_index_by b
              mt_index__columns(), WHERE[by], project ? "project = ?2" : "?2 IS NULL");
     /* (an OR of the two would keep SQLite from the (project, start_time) index) */
     if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sql_fail(ix, "cannot look the run up");
+        mt_index__sql_fail(ix, "cannot look the run up");
         goto out;
     }
-    bind_text(st, 1, by == MT_INDEX_BY_NEWEST ? NULL : arg);
-    bind_text(st, 2, project);
+    mt_index__bind_text(st, 1, by == MT_INDEX_BY_NEWEST ? NULL : arg);
+    mt_index__bind_text(st, 2, project);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         struct mt_index_run r;
@@ -119,7 +105,7 @@ int mt_index_lookup(struct mt_index *ix, const char *project, enum mt_index_by b
             break;
     }
     if (s != SQLITE_ROW && s != SQLITE_DONE) {
-        sql_fail(ix, "cannot look the run up");
+        mt_index__sql_fail(ix, "cannot look the run up");
         goto out;
     }
     rc = n;
