@@ -308,14 +308,22 @@ static enum mt_upload_result new_segment(struct wb *b, const cJSON *run, int res
     char id[128], dirname[300], fname[300], stamp[32];
     wandb_id(mt_sj_str(run, "id"), id, sizeof(id));
     time_t t = resumed ? time(NULL) : (time_t)mt_sj_num(run, "start_time", (double)time(NULL));
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
-    snprintf(dirname, sizeof(dirname), "offline-run-%s-%s", stamp, id);
     snprintf(fname, sizeof(fname), "run-%s.wandb", id);
     int rootfd = mt_outdir_open(b->root, NULL, 0, err, errsz);
     if (rootfd < 0)
         return MT_UPLOAD_DROP;
+    /* The directory is named to the second: a run resumed within the second
+     * its last part started takes the next free second. */
+    for (int tries = 0;; tries++, t++) {
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", &tm);
+        snprintf(dirname, sizeof(dirname), "offline-run-%s-%s", stamp, id);
+        char log[sizeof dirname + sizeof fname + 1];
+        snprintf(log, sizeof log, "%s/%s", dirname, fname);
+        if (!resumed || tries == 60 || faccessat(rootfd, log, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+            break;
+    }
     const char *parts[] = {dirname};
     b->dirfd = mt_outdir_open(b->root, parts, 1, err, errsz);
     if (b->dirfd >= 0 && mkdirat(b->dirfd, "files", 0700) != 0 && errno != EEXIST) {
