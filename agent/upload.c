@@ -9,8 +9,10 @@
  *    "axes":{"epoch":3},               last value of each step axis seen
  *    "fractional_axes":["epoch"],      axes that cannot be an integer step
  *    "output":{"offset":N},            output.log handed over so far
- *    "artifacts":{"output.log":{"size":S,"mtime":M}},
- *    "state":"finished", "backend":{...the backend's own state...}}
+ *    "artifacts":{"output.log":{"size":S,"mtime_s":S,"mtime_ns":N}},
+ *    "state":"finished", "backend":{...the backend's own state...},
+ *    "target":"http://host:5000 experiment mnist",   where all this was sent
+ *    "others":{"<target>":{...the same for another target...}}}
  * offset is the byte offset of the next row to read; skip how many points of
  * that row are already sent (a row can be split between two batches). */
 #include <errno.h>
@@ -112,6 +114,11 @@ static void io_event(void *ctx, const char *name, const char *fields)
         close(fd);
     }
     free(line);
+}
+
+static void io_progress(void *ctx)
+{
+    ((struct mt_uploader *)ctx)->attempt = 0;
 }
 
 int mt_upload__write_atomic(const char *path, const char *data, size_t len)
@@ -218,6 +225,41 @@ static int cursor_save(struct mt_uploader *u)
     if (r)
         msg(u, "upload: cannot write %s: %s", u->cursor_path, strerror(-r));
     return r;
+}
+
+/* Makes the cursor of `target` the current one.  A cursor names the target
+ * it was sent to; those of other targets wait under "others".  A cursor
+ * that names none comes from before targets were kept: it is taken to be
+ * this target's. */
+static void cursor_select(struct mt_uploader *u, const char *target)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(u->cursor, "target");
+    if (!cJSON_IsString(t)) {
+        set_str(u->cursor, "target", target);
+        return;
+    }
+    if (strcmp(t->valuestring, target) == 0)
+        return;
+    char *old_target = strdup(t->valuestring);
+    cJSON *others = cJSON_DetachItemFromObjectCaseSensitive(u->cursor, "others");
+    if (!cJSON_IsObject(others)) {
+        cJSON_Delete(others);
+        others = cJSON_CreateObject();
+    }
+    cJSON *mine = cJSON_DetachItemFromObjectCaseSensitive(others, target);
+    if (!cJSON_IsObject(mine)) {
+        cJSON_Delete(mine);
+        mine = cJSON_CreateObject();
+        cJSON_AddNumberToObject(mine, "version", 2);
+    }
+    if (old_target)
+        cJSON_AddItemToObject(others, old_target, u->cursor);
+    else
+        cJSON_Delete(u->cursor);
+    free(old_target);
+    u->cursor = mine;
+    set_str(u->cursor, "target", target);
+    cJSON_AddItemToObject(u->cursor, "others", others);
 }
 
 /* ---- run.json ---- */
@@ -535,6 +577,18 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
         else
             cJSON_Delete(old);
     }
+    char target[2400] = "";
+    if (u->be_ops->target) {
+        char rjp[4200];
+        snprintf(rjp, sizeof(rjp), "%s/run.json", run_dir);
+        char *rtxt = mt_upload__read_file(rjp, NULL);
+        cJSON *rj = rtxt ? cJSON_Parse(rtxt) : NULL;
+        free(rtxt);
+        u->be_ops->target(o, rj, target, sizeof(target));
+        cJSON_Delete(rj);
+    }
+    if (target[0])
+        cursor_select(u, target);
     pos_load(u->cursor, "history", &u->hstart);
     pos_load(u->cursor, "system", &u->sstart);
     mt_upload__axes_load(u->cursor, &u->axstart);
@@ -547,6 +601,7 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
     u->io.ctx = u;
     u->io.event = io_event;
     u->io.count_prior = mt_upload__count_prior;
+    u->io.progress = io_progress;
     u->io.run_dir = u->dir;
     u->io.deadline_ms = &u->deadline_ms;
     u->io.stats = &u->stats;

@@ -62,6 +62,7 @@ static void mlf_destroy(void *p)
     if (!b)
         return;
     mt_mlflow_client_destroy(b->cli);
+    mt_mlflow__check_reset(&b->check);
     mt_mlflow__buf_free(&b->body);
     mt_mlflow__buf_free(&b->path);
     free(b);
@@ -263,9 +264,21 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
         project = "Default";
     if (!mt_id)
         return MT_UPLOAD_DROP;
-    enum mt_upload_result res = ensure_experiment(b, project);
+    /* The experiment found by an earlier attempt stays found: a path that
+     * fails every third request must not spend each attempt getting it. */
+    const char *known_exp = jstr(state, "experiment_id");
+    enum mt_upload_result res = MT_UPLOAD_OK;
+    if (known_exp && known_exp[0])
+        snprintf(b->exp_id, sizeof(b->exp_id), "%s", known_exp);
+    else
+        res = ensure_experiment(b, project);
     if (res != MT_UPLOAD_OK)
         return res;
+    if (!known_exp) {
+        cJSON_AddStringToObject(state, "experiment_id", b->exp_id);
+        if (b->io->progress)
+            b->io->progress(b->io->ctx);
+    }
     int found = 0;
     res = find_run(b, mt_id, &found);
     if (res != MT_UPLOAD_OK)
@@ -421,6 +434,34 @@ static enum mt_upload_result send_kvs(struct mt_mlflow__be *b, cJSON *want, cJSO
     return res;
 }
 
+/* A tag we set that run.json no longer has (`metrictap tag RUN -x`, notes
+ * cleared) is deleted on the server, and forgotten once it is. */
+static enum mt_upload_result delete_gone_tags(struct mt_mlflow__be *b, const cJSON *want,
+                                              cJSON *sent)
+{
+    cJSON *it = sent ? sent->child : NULL;
+    while (it) {
+        cJSON *next = it->next;
+        if (it->string && !cJSON_GetObjectItemCaseSensitive(want, it->string)) {
+            struct mt_mlflow_resp r;
+            mt_mlflow__begin_batch(b);
+            mt_mlflow__buf_str(&b->body, ",\"key\":");
+            mt_mlflow__buf_json(&b->body, it->string);
+            mt_mlflow__buf_str(&b->body, "}");
+            enum mt_upload_result res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete-tag",
+                                                        b->body.p, b->body.len, &r);
+            if (res == MT_UPLOAD_RETRY)
+                return res;
+            /* gone already (RESOURCE_DOES_NOT_EXIST), or refused: reported */
+            if (res == MT_UPLOAD_DROP && strcmp(r.error_code, "RESOURCE_DOES_NOT_EXIST") != 0)
+                mt_mlflow__event_http(b, "upload_dropped", "tag deletion", it->string, &r);
+            cJSON_DeleteItemFromObjectCaseSensitive(sent, it->string);
+        }
+        it = next;
+    }
+    return MT_UPLOAD_OK;
+}
+
 static cJSON *state_obj(struct mt_mlflow__be *b, const char *key)
 {
     cJSON *o = cJSON_GetObjectItemCaseSensitive(b->state, key);
@@ -483,6 +524,8 @@ static enum mt_upload_result mlf_update_run(void *p, const cJSON *run)
     res = send_kvs(b, params, sentp, MT_MLFLOW__PARAM);
     if (res == MT_UPLOAD_OK)
         res = send_kvs(b, tags, state_obj(b, "tags"), MT_MLFLOW__TAG);
+    if (res == MT_UPLOAD_OK)
+        res = delete_gone_tags(b, tags, state_obj(b, "tags"));
 out:
     free(val);
     cJSON_Delete(params);
@@ -553,6 +596,18 @@ static int mlf_map_key(const char *key, int system, char *out, size_t outsz, dou
     return mt_mlflow_key_sanitize(key, out, outsz) < 0 ? -1 : 0;
 }
 
+/* The tracking URI without a trailing slash, and the experiment (the
+ * run's project). */
+static void mlf_target(const struct mt_upload_opts *o, const cJSON *run, char *out, size_t outsz)
+{
+    size_t n = strlen(o->url);
+    while (n && o->url[n - 1] == '/')
+        n--;
+    const char *project = jstr(run, "project");
+    snprintf(out, outsz, "%.*s experiment %s", (int)n, o->url,
+             project && project[0] ? project : "Default");
+}
+
 const struct mt_upload_backend mt_mlflow_backend = {
     .name = "mlflow",
     .max_points = 1000,
@@ -565,5 +620,6 @@ const struct mt_upload_backend mt_mlflow_backend = {
     .set_state = mlf_set_state,
     .put_file = mlf_put_file,
     .retry_after = mlf_retry_after,
+    .target = mlf_target,
 };
 

@@ -107,6 +107,18 @@ void mt_mlflow__buf_json(struct mt_mlflow__buf *b, const char *s);
 /* URL-encodes s into b. */
 void mt_mlflow__buf_urlenc(struct mt_mlflow__buf *b, const char *s);
 
+/* What is known of the batch being sent (mlflow_log.c): kept across failed
+ * requests while the uploader hands the same batch again. */
+struct mt_mlflow__check {
+    uint64_t fp;              /* fingerprint of the batch it is about */
+    size_t n;
+    unsigned char *landed;    /* point i is on the server */
+    unsigned char *unsure;    /* point i may be: look its key up first */
+    unsigned *prior;          /* io->count_prior of the batch */
+    int have_prior;
+};
+void mt_mlflow__check_reset(struct mt_mlflow__check *c);
+
 /* The backend's state, shared by mlflow.c and mlflow_log.c. */
 struct mt_upload_io;
 struct cJSON;
@@ -117,6 +129,8 @@ struct mt_mlflow__be {
     char run_id[64], exp_id[64];
     char artifact_path[512];  /* "<exp>/<run>/artifacts" or "" when not proxied */
     int verify_next;          /* check the next batch against the server first */
+    struct mt_mlflow__check check;
+    size_t piece_keys;        /* keys per log-batch while the path fails; 0: all */
     double retry_after;
     size_t param_value_max;
     struct mt_mlflow__buf body, path;
