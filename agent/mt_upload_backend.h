@@ -114,6 +114,9 @@ struct mt_upload_backend {
      * another server sends everything there (upload.c keeps the cursors of
      * the others aside).  "" or no function: one cursor whatever the target. */
     void (*target)(const struct mt_upload_opts *o, const cJSON *run, char *out, size_t outsz);
+    /* Optional: the last failure in words ("connection refused", "HTTP 401
+     * ..."), for messages and events; "" when none. */
+    const char *(*last_error)(void *be);
     /* Optional: seconds the server asked us to wait (Retry-After) after the
      * last RETRY, or 0. */
     double (*retry_after)(void *be);

@@ -121,48 +121,6 @@ static void io_progress(void *ctx)
     ((struct mt_uploader *)ctx)->attempt = 0;
 }
 
-int mt_upload__write_atomic(const char *path, const char *data, size_t len)
-{
-    char tmp[4400];
-    int result = 0, fd = -1;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    unlink(tmp); /* one a crash of the same pid left */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        result = -errno;
-        goto out;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            result = -errno;
-            goto out;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        result = -errno;
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        result = -errno;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        result = -errno;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (result)
-        unlink(tmp);
-    return result;
-}
-
 static cJSON *obj(cJSON *parent, const char *key)
 {
     cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
@@ -173,93 +131,10 @@ static cJSON *obj(cJSON *parent, const char *key)
     return o;
 }
 
-static double num(const cJSON *o, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static void set_num(cJSON *o, const char *key, double v)
-{
-    cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (cJSON_IsNumber(it))
-        cJSON_SetNumberValue(it, v);
-    else {
-        cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-        cJSON_AddNumberToObject(o, key, v);
-    }
-}
-
 static void set_str(cJSON *o, const char *key, const char *v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o, key);
     cJSON_AddStringToObject(o, key, v);
-}
-
-static void pos_load(cJSON *c, const char *key, struct mt_upload__pos *p)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(c, key);
-    p->off = (long long)num(o, "offset", 0);
-    p->skip = (unsigned)num(o, "skip", 0);
-    p->line = (long long)num(o, "line", 0);
-}
-
-static void pos_store(cJSON *c, const char *key, const struct mt_upload__pos *p)
-{
-    cJSON *o = obj(c, key);
-    set_num(o, "offset", (double)p->off);
-    set_num(o, "skip", p->skip);
-    set_num(o, "line", (double)p->line);
-}
-
-static int cursor_save(struct mt_uploader *u)
-{
-    pos_store(u->cursor, "history", &u->hstart);
-    pos_store(u->cursor, "system", &u->sstart);
-    mt_upload__axes_store(u->cursor, &u->axstart);
-    char *txt = cJSON_Print(u->cursor);
-    if (!txt)
-        return -ENOMEM;
-    int r = mt_upload__write_atomic(u->cursor_path, txt, strlen(txt));
-    free(txt);
-    if (r)
-        msg(u, "upload: cannot write %s: %s", u->cursor_path, strerror(-r));
-    return r;
-}
-
-/* Makes the cursor of `target` the current one.  A cursor names the target
- * it was sent to; those of other targets wait under "others".  A cursor
- * that names none comes from before targets were kept: it is taken to be
- * this target's. */
-static void cursor_select(struct mt_uploader *u, const char *target)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(u->cursor, "target");
-    if (!cJSON_IsString(t)) {
-        set_str(u->cursor, "target", target);
-        return;
-    }
-    if (strcmp(t->valuestring, target) == 0)
-        return;
-    char *old_target = strdup(t->valuestring);
-    cJSON *others = cJSON_DetachItemFromObjectCaseSensitive(u->cursor, "others");
-    if (!cJSON_IsObject(others)) {
-        cJSON_Delete(others);
-        others = cJSON_CreateObject();
-    }
-    cJSON *mine = cJSON_DetachItemFromObjectCaseSensitive(others, target);
-    if (!cJSON_IsObject(mine)) {
-        cJSON_Delete(mine);
-        mine = cJSON_CreateObject();
-        cJSON_AddNumberToObject(mine, "version", 2);
-    }
-    if (old_target)
-        cJSON_AddItemToObject(others, old_target, u->cursor);
-    else
-        cJSON_Delete(u->cursor);
-    free(old_target);
-    u->cursor = mine;
-    set_str(u->cursor, "target", target);
-    cJSON_AddItemToObject(u->cursor, "others", others);
 }
 
 /* ---- run.json ---- */
@@ -394,16 +269,16 @@ static enum step_status step(struct mt_uploader *u, int final)
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->cursor, "state");
         if (!cJSON_IsString(st))
             set_str(u->cursor, "state", "running"); /* open_run made it running */
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     if (changed) {
         res = u->be_ops->update_run(u->be, u->run);
         if (res != MT_UPLOAD_OK) {
             u->run_st.st_size = -1; /* try the meta again next time */
-            cursor_save(u);
+            mt_upload__cursor_save(u);
             return on_result(u, res);
         }
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     const char *state = run_state(u);
     const cJSON *sent_state = cJSON_GetObjectItemCaseSensitive(u->cursor, "state");
@@ -414,7 +289,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         set_str(u->cursor, "state", "running");
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     u->running = strcmp(state, "running") == 0;
     if (mt_upload__fill_batch(u) < 0)
@@ -434,7 +309,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         u->axstart = u->ax;
         mt_upload__clear_batch(u);
         u->frozen = 0;
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         return on_result(u, res);
     }
     /* Rows first, so that a summary or console line never runs ahead of the
@@ -444,7 +319,7 @@ static enum step_status step(struct mt_uploader *u, int final)
     if (res == MT_UPLOAD_OK && eof)
         res = mt_upload__send_output(u, final && strcmp(state, "running") != 0);
     if (res != MT_UPLOAD_OK) {
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         return on_result(u, res);
     }
     if (!final || !eof || strcmp(state, "running") == 0)
@@ -452,27 +327,27 @@ static enum step_status step(struct mt_uploader *u, int final)
     /* everything sent: the end of the run */
     if (!cJSON_IsString(sent_state) || strcmp(sent_state->valuestring, state) != 0) {
         res = mt_upload__send_artifacts(u);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         res = u->be_ops->set_state(u->be, u->run, state);
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         set_str(u->cursor, "state", state);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         if (u->be_ops->finish) {
             u->be_ops->finish(u->be, u->run);
-            cursor_save(u);
+            mt_upload__cursor_save(u);
         }
         return ST_IDLE;
     }
     res = mt_upload__send_artifacts(u);
-    cursor_save(u);
+    mt_upload__cursor_save(u);
     if (res != MT_UPLOAD_OK)
         return on_result(u, res);
     if (u->be_ops->finish) {
         u->be_ops->finish(u->be, u->run);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     return ST_IDLE;
 }
@@ -558,43 +433,7 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
     close(cfd);
     snprintf(u->cursor_path, sizeof(u->cursor_path), "%s/%s.json", updir, u->be_ops->name);
     snprintf(u->lock_path, sizeof(u->lock_path), "%s/%s.lock", updir, u->be_ops->name);
-    char *txt = mt_upload__read_file(u->cursor_path, NULL);
-    u->cursor = txt ? cJSON_Parse(txt) : NULL;
-    free(txt);
-    if (!cJSON_IsObject(u->cursor)) {
-        cJSON_Delete(u->cursor);
-        u->cursor = cJSON_CreateObject();
-        cJSON_AddNumberToObject(u->cursor, "version", 2);
-    }
-    /* Version 1 kept MLflow's sent params and tags at the top; they are the
-     * backend's business now. */
-    cJSON *bstate = obj(u->cursor, "backend");
-    static const char *const moved[] = {"params", "tags"};
-    for (size_t i = 0; i < 2; i++) {
-        cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(u->cursor, moved[i]);
-        if (old && !cJSON_GetObjectItemCaseSensitive(bstate, moved[i]))
-            cJSON_AddItemToObject(bstate, moved[i], old);
-        else
-            cJSON_Delete(old);
-    }
-    char target[2400] = "";
-    if (u->be_ops->target) {
-        char rjp[4200];
-        snprintf(rjp, sizeof(rjp), "%s/run.json", run_dir);
-        char *rtxt = mt_upload__read_file(rjp, NULL);
-        cJSON *rj = rtxt ? cJSON_Parse(rtxt) : NULL;
-        free(rtxt);
-        u->be_ops->target(o, rj, target, sizeof(target));
-        cJSON_Delete(rj);
-    }
-    if (target[0])
-        cursor_select(u, target);
-    pos_load(u->cursor, "history", &u->hstart);
-    pos_load(u->cursor, "system", &u->sstart);
-    mt_upload__axes_load(u->cursor, &u->axstart);
-    u->hpos = u->hstart;
-    u->spos = u->sstart;
-    u->ax = u->axstart;
+    mt_upload__cursor_load(u);
     u->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)u;
     if (!u->rng)
         u->rng = 88172645463325252ULL;
@@ -706,7 +545,7 @@ static void *thread_main(void *arg)
         int r = drain(u, deadline);
         u->result = r == 0 ? 0 : 1;
     }
-    cursor_save(u);
+    mt_upload__cursor_save(u);
     return NULL;
 }
 
@@ -816,7 +655,7 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
         snprintf(err, errsz, "%s: %llu points sent (%llu already there), %llu requests", run_dir,
                  u->stats.points_sent, u->stats.points_verified_present, u->stats.requests);
     }
-    cursor_save(u);
+    mt_upload__cursor_save(u);
 out:
     uploader_destroy(u);
     return result;

@@ -126,8 +126,17 @@ char *mt_upload__read_file(const char *path, size_t *len);
 double mt_upload__backoff(unsigned attempt, double base, double cap, double retry_after,
                           double u01);
 
+
+/* ---- upload_cursor.c ---- */
+
 /* Replaces path with len bytes: temp file, fsync, rename; 0600. */
 int mt_upload__write_atomic(const char *path, const char *data, size_t len);
+
+/* (Re)reads u->cursor from u->cursor_path, takes the part of the backend's
+ * target (be_ops->target), and sets the read positions from it. */
+void mt_upload__cursor_load(struct mt_uploader *u);
+/* Writes the read positions into the cursor and the cursor to its file. */
+int mt_upload__cursor_save(struct mt_uploader *u);
 
 /* ---- upload_opts.c ---- */
 

@@ -48,10 +48,23 @@ enum mt_upload_result mt_mlflow__call(struct mt_mlflow__be *b, const char *metho
                                   const char *body, size_t len, struct mt_mlflow_resp *r)
 {
     enum mt_upload_result res = mt_mlflow_call(b->cli, method, path, body, len, r);
+    mt_mlflow__counted(b, res, r);
+    return res;
+}
+
+void mt_mlflow__counted(struct mt_mlflow__be *b, enum mt_upload_result res,
+                        const struct mt_mlflow_resp *r)
+{
     if (b->io->stats)
         b->io->stats->requests++;
     b->retry_after = res == MT_UPLOAD_RETRY ? r->retry_after : 0;
-    return res;
+    if (res != MT_UPLOAD_OK)
+        mt_mlflow_describe(r, b->last_error, sizeof(b->last_error));
+}
+
+static const char *mlf_last_error(void *p)
+{
+    return ((struct mt_mlflow__be *)p)->last_error;
 }
 
 /* ---- create / destroy ---- */
@@ -578,9 +591,7 @@ static enum mt_upload_result mlf_put_file(void *p, const char *name, const char 
     mt_mlflow__buf_urlenc(&b->path, name);
     struct mt_mlflow_resp r;
     enum mt_upload_result res = mt_mlflow_put_file(b->cli, b->path.p, file, &r);
-    if (b->io->stats)
-        b->io->stats->requests++;
-    b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
+    mt_mlflow__counted(b, res, &r);
     if (res == MT_UPLOAD_DROP)
         mt_mlflow__event_http(b, "upload_dropped", "artifact", name, &r);
     else if (res == MT_UPLOAD_OK && b->io->stats)
@@ -621,5 +632,6 @@ const struct mt_upload_backend mt_mlflow_backend = {
     .put_file = mlf_put_file,
     .retry_after = mlf_retry_after,
     .target = mlf_target,
+    .last_error = mlf_last_error,
 };
 

@@ -114,9 +114,7 @@ enum mt_upload_result mt_mlflow__send_items(struct mt_mlflow__be *b, enum mt_mlf
     if (k == MT_MLFLOW__METRIC) {
         res = mt_mlflow_call_once(b->cli, "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len,
                                   &r);
-        if (b->io->stats)
-            b->io->stats->requests++;
-        b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
+        mt_mlflow__counted(b, res, &r);
     } else {
         res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len, &r);
     }
