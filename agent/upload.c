@@ -116,6 +116,76 @@ static void io_event(void *ctx, const char *name, const char *fields)
     free(line);
 }
 
+/* Appends an upload_error event: the cause in words, and `extra` fields. */
+static void event_error(struct mt_uploader *u, const char *message, const char *extra)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "message", message);
+    cJSON_AddStringToObject(m, "cause", u->cause[0] ? u->cause : "no answer in time");
+    char *q = m ? cJSON_PrintUnformatted(m) : NULL;
+    cJSON_Delete(m);
+    if (!q)
+        return;
+    size_t n = strlen(q) + (extra ? strlen(extra) : 0) + 32;
+    char *f = malloc(n);
+    if (f) { /* the object's inside, then the extra fields */
+        q[strlen(q) - 1] = '\0';
+        snprintf(f, n, "%s%s%s", q + 1, extra && *extra ? "," : "", extra ? extra : "");
+        io_event(u, "upload_error", f);
+    }
+    free(f);
+    free(q);
+}
+
+/* Everything reached the backend: an upload_complete event, which also
+ * tells `ls` and `show` that earlier failures are over.  Not when nothing
+ * had to be done (a sync of a run sent long ago). */
+static void event_complete(struct mt_uploader *u)
+{
+    if (!u->stats.requests && !u->cause[0])
+        return;
+    char f[200];
+    snprintf(f, sizeof(f), "\"points\":%llu,\"requests\":%llu", u->stats.points_sent,
+             u->stats.requests);
+    io_event(u, "upload_complete", f);
+}
+
+static void live_update(struct mt_uploader *u, int failed)
+{
+    struct mt_upload_live *l = u->o.live;
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->points_sent = u->stats.points_sent;
+    l->points_present = u->stats.points_verified_present;
+    if (failed) {
+        l->failures++;
+        snprintf(l->cause, sizeof(l->cause), "%s", u->cause);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* A step failed: keep its cause, and tell events.jsonl when the uploader
+ * starts failing or the cause changes (at most every 10 s, so that a path
+ * that fails now and then does not fill the file). */
+static void note_failure(struct mt_uploader *u, enum mt_upload_result res)
+{
+    const char *c = u->be_ops->last_error ? u->be_ops->last_error(u->be) : NULL;
+    snprintf(u->cause, sizeof(u->cause), "%s", c && *c ? c : "failed");
+    int64_t now = now_ms();
+    int tell = res == MT_UPLOAD_RETRY &&
+               (!u->failing ? now - u->cause_told_ms >= 10000 || !u->cause_told_ms
+                            : strcmp(u->cause, u->cause_told) != 0 &&
+                                  now - u->cause_told_ms >= 10000);
+    if (tell) {
+        event_error(u, u->cause, "\"retrying\":true");
+        snprintf(u->cause_told, sizeof(u->cause_told), "%s", u->cause);
+        u->cause_told_ms = now;
+    }
+    u->failing = 1;
+    live_update(u, 1);
+}
+
 static void io_progress(void *ctx)
 {
     ((struct mt_uploader *)ctx)->attempt = 0;
@@ -228,11 +298,14 @@ static enum step_status on_result(struct mt_uploader *u, enum mt_upload_result r
 {
     if (res == MT_UPLOAD_OK) {
         u->attempt = 0;
+        u->failing = 0;
+        live_update(u, 0);
         return ST_PROGRESS;
     }
+    note_failure(u, res);
     if (res == MT_UPLOAD_DROP) {
-        msg(u, "upload: %s refused the run %s; it stays in the store (see events.jsonl)",
-            u->be_ops->name, u->dir);
+        msg(u, "upload: %s refused the run %s (%s); it stays in the store (see events.jsonl)",
+            u->be_ops->name, u->dir, u->cause);
         return ST_STOPPED;
     }
     double ra = u->be_ops->retry_after ? u->be_ops->retry_after(u->be) : 0;
@@ -544,6 +617,21 @@ static void *thread_main(void *arg)
         u->next_try_ms = 0;
         int r = drain(u, deadline);
         u->result = r == 0 ? 0 : 1;
+        if (r == 0)
+            event_complete(u);
+        if (r == 1) {
+            char m[800];
+            snprintf(m, sizeof(m), "%s; not everything reached %s within %.0f s of the run's end; "
+                     "`metrictap sync` sends the rest", u->cause[0] ? u->cause : "no answer in time",
+                     u->be_ops->name, u->finish_timeout_s);
+            event_error(u, m, "\"phase\":\"end\"");
+        }
+    }
+    if (stopped) {
+        char m[800];
+        snprintf(m, sizeof(m), "%s: %s refused the run; it stays in the store", u->cause,
+                 u->be_ops->name);
+        event_error(u, m, "\"phase\":\"end\"");
     }
     mt_upload__cursor_save(u);
     return NULL;
@@ -605,8 +693,8 @@ int mt_uploader_finish(struct mt_uploader *u, double timeout_s)
         pthread_join(u->thread, NULL);
     int r = u->result;
     if (r)
-        msg(u, "upload: not everything reached %s in %.0f s; `metrictap sync` sends the rest",
-            u->be_ops->name, u->finish_timeout_s);
+        msg(u, "upload: not everything reached %s in %.0f s (%s); `metrictap sync` sends the rest",
+            u->be_ops->name, u->finish_timeout_s, u->cause[0] ? u->cause : "no answer in time");
     uploader_destroy(u);
     return r;
 }
@@ -636,22 +724,47 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
     pthread_cond_destroy(&u->cv);
     pthread_cond_init(&u->cv, &ca);
     pthread_condattr_destroy(&ca);
-    int lr = try_lock(u);
+    u->deadline_ms = now_ms() + (int64_t)(o->sync_timeout_s * 1000);
+    /* The run's agent is still sending it (running, or flushing at its
+     * end): wait for it to let go, then send what it left. */
+    int lr, waited = 0;
+    while ((lr = try_lock(u)) == -EWOULDBLOCK && now_ms() < u->deadline_ms) {
+        if (!waited && o->live) {
+            pthread_mutex_lock(&o->live->mu);
+            o->live->waiting_for_agent = 1;
+            pthread_mutex_unlock(&o->live->mu);
+        }
+        waited = 1;
+        usleep(200 * 1000);
+    }
+    if (waited && o->live) {
+        pthread_mutex_lock(&o->live->mu);
+        o->live->waiting_for_agent = 0;
+        pthread_mutex_unlock(&o->live->mu);
+    }
     if (lr != 0) {
-        snprintf(err, errsz, "%s: being uploaded by its agent (upload lock held)", run_dir);
+        snprintf(err, errsz, "%s: still being uploaded by its agent after %.0f s (upload lock held)",
+                 run_dir, o->sync_timeout_s);
         result = lr == -EWOULDBLOCK ? -EBUSY : lr;
         goto out;
     }
-    u->deadline_ms = now_ms() + (int64_t)(o->sync_timeout_s * 1000);
+    if (waited)
+        mt_upload__cursor_load(u); /* where the agent left it */
     int r = drain(u, u->deadline_ms);
     if (r == -1) {
-        snprintf(err, errsz, "%s: refused by %s (see its events.jsonl)", run_dir, u->be_ops->name);
+        snprintf(err, errsz, "%s: refused by %s: %s (see its events.jsonl)", run_dir,
+                 u->be_ops->name, u->cause);
         result = 1;
     } else if (r == 1) {
-        snprintf(err, errsz, "%s: not everything was sent within %.0f s", run_dir,
-                 o->sync_timeout_s);
+        snprintf(err, errsz, "%s: not everything was sent within %.0f s; last failure: %s", run_dir,
+                 o->sync_timeout_s, u->cause[0] ? u->cause : "none (no answer in time)");
+        char m[800];
+        snprintf(m, sizeof(m), "%s; not everything was sent within %.0f s",
+                 u->cause[0] ? u->cause : "no answer in time", o->sync_timeout_s);
+        event_error(u, m, "\"phase\":\"sync\"");
         result = 1;
     } else {
+        event_complete(u);
         snprintf(err, errsz, "%s: %llu points sent (%llu already there), %llu requests", run_dir,
                  u->stats.points_sent, u->stats.points_verified_present, u->stats.requests);
     }

@@ -79,6 +79,12 @@ struct mt_uploader {
     int running;
     int64_t hold_since_ms;
 
+    /* failures: the last one in words, and what events.jsonl was told */
+    char cause[512];
+    int failing;              /* the last step failed */
+    char cause_told[512];
+    int64_t cause_told_ms;
+
     /* timing */
     int64_t last_send_ms, next_try_ms;
     unsigned attempt;

@@ -12,9 +12,9 @@
 #include "mt_cli.h"
 #include "select.h"
 
-enum { C_ID, C_NAME, C_STATE, C_CREATED, C_RUNTIME, C_TAGS, C_GROUP, C_FIXED };
+enum { C_ID, C_NAME, C_STATE, C_CREATED, C_RUNTIME, C_TAGS, C_GROUP, C_UPLOAD, C_FIXED };
 static const char *const FIXED_HEAD[C_FIXED] = { "ID",      "NAME", "STATE", "CREATED",
-                                                 "RUNTIME", "TAGS", "GROUP" };
+                                                 "RUNTIME", "TAGS", "GROUP", "UPLOAD" };
 
 static void format_time(double t, char *out, size_t size, int iso)
 {
@@ -66,7 +66,7 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
     int marked = 0;
     for (size_t c = 0; c < ncol; c++) {
         cell[c] = mt_xstrdup(c < C_FIXED ? FIXED_HEAD[c] : s->cols[c - C_FIXED].label);
-        flex[c] = c == C_NAME || c == C_TAGS || c == C_GROUP || c >= C_FIXED;
+        flex[c] = c == C_NAME || c == C_TAGS || c == C_GROUP || c == C_UPLOAD || c >= C_FIXED;
         right[c] = c == C_RUNTIME;
     }
     for (size_t i = 0; i < nrow; i++) {
@@ -86,6 +86,10 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
         row[C_RUNTIME] = mt_xstrdup(buf);
         row[C_TAGS] = mt_xstrdup(r->tags ? r->tags : "");
         row[C_GROUP] = mt_xstrdup(r->group ? r->group : "");
+        char up[1024] = "";
+        if (r->dir)
+            mt_cli_upload_column(r->dir, up, sizeof up);
+        row[C_UPLOAD] = mt_xstrdup(up);
         for (size_t k = 0; k < s->ncols; k++) {
             struct mt_buf b;
             mt_buf_init(&b, 1 << 16);
@@ -284,6 +288,11 @@ static void print_json(const struct mt_select *s, const struct mt_select_rows *r
         mt_buf_printf(&b, ",\"signal\":%d,\"dropped\":%.0f,\"cut\":%.0f,\"dir\":", r->signal,
                       r->dropped, r->cut);
         json_str_or_null(&b, r->dir);
+        char up[1024] = "";
+        if (r->dir)
+            mt_cli_upload_column(r->dir, up, sizeof up);
+        mt_buf_adds(&b, ",\"upload\":");
+        mt_buf_json_string(&b, up, strlen(up));
         mt_buf_adds(&b, ",\"config\":");
         mt_buf_adds(&b, r->config && *r->config ? r->config : "{}");
         mt_buf_adds(&b, ",\"summary\":");

@@ -54,7 +54,7 @@ class FaultProxy:
             s.close()
 
     def inject(self, action, path="log-batch", count=1, body=None):
-        """action: '500', '429', 'cut', 'close' or 'drop', for the next `count` requests whose
+        """action: '500', '429', '401', 'cut', 'close' or 'drop', for the next `count` requests whose
         path (and body, if given) contain the substrings."""
         with self.lock:
             self.rules.append([action, path, count, body.encode() if body else None])
@@ -158,9 +158,12 @@ class FaultProxy:
                     self.seen.append((method, path, action or "fwd"))
                 if action == "drop":
                     return  # closed before forwarding: the server never saw it
-                if action in ("500", "429"):
+                if action in ("500", "429", "401"):
                     msg = b'{"error_code":"INTERNAL_ERROR","message":"injected"}'
-                    status = b"500 Internal Server Error" if action == "500" else b"429 Too Many Requests"
+                    status = {"500": b"500 Internal Server Error", "429": b"429 Too Many Requests",
+                              "401": b"401 Unauthorized"}[action]
+                    if action == "401":
+                        msg = b'{"error_code":"UNAUTHENTICATED","message":"bad credentials"}'
                     extra = b"Retry-After: 1\r\n" if action == "429" else b""
                     c.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + extra +
                               b"Content-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)
