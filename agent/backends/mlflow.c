@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -17,6 +18,7 @@
 #include "mt_mlflow.h"
 
 #define BODY_MAX (1000 * 1000)   /* MLflow's 1 MB log-batch limit */
+#define CREATE_SETTLE_S 10       /* wait this long for a create of unknown outcome to show */
 
 void mt_mlflow__event_http(struct mt_mlflow__be *b, const char *name, const char *what, const char *key,
                        const struct mt_mlflow_resp *r)
@@ -296,6 +298,17 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
     res = find_run(b, mt_id, &found);
     if (res != MT_UPLOAD_OK)
         return res;
+    /* An earlier create of unknown outcome (its answer lost, or cut off at
+     * the end of a flush) may still be on its way through a busy server:
+     * give it time to show before creating another run. */
+    const cJSON *pending = cJSON_GetObjectItemCaseSensitive(state, "create_unknown_at");
+    double now = (double)time(NULL);
+    if (!found && cJSON_IsNumber(pending) && now - pending->valuedouble < CREATE_SETTLE_S &&
+        now >= pending->valuedouble) {
+        snprintf(b->last_error, sizeof(b->last_error),
+                 "waiting for an earlier runs/create to show on the server");
+        return MT_UPLOAD_RETRY;
+    }
     if (!found) {
         struct mt_mlflow_resp r;
         const char *name = jstr(run, "name");
@@ -328,8 +341,14 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
             mt_mlflow__event_http(b, "upload_refused", "run", mt_id, &r);
             return res;
         }
-        if (res != MT_UPLOAD_OK)
-            return res; /* a run may have been created: find_run sees it next time */
+        if (res != MT_UPLOAD_OK) {
+            /* a run may have been created: find_run sees it next time */
+            if (r.unknown) {
+                cJSON_DeleteItemFromObjectCaseSensitive(state, "create_unknown_at");
+                cJSON_AddNumberToObject(state, "create_unknown_at", now);
+            }
+            return res;
+        }
         cJSON *j = cJSON_ParseWithLength(r.body, r.len);
         int id = adopt_run(b, cJSON_GetObjectItemCaseSensitive(
                                   cJSON_GetObjectItemCaseSensitive(j, "run"), "info"));
@@ -338,6 +357,7 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
             return MT_UPLOAD_RETRY;
         b->verify_next = 0; /* a new run holds no points */
     }
+    cJSON_DeleteItemFromObjectCaseSensitive(state, "create_unknown_at");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "run_id");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "experiment_id");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "artifact_uri");
@@ -548,6 +568,45 @@ out:
 
 /* ---- state and artifacts ---- */
 
+/* A create whose answer was lost can still land after a second create
+ * went through: at the end, every other run carrying our metrictap.run_id
+ * in the experiment is such an orphan (it never got a point from us), and
+ * is deleted.  Best effort: a failure leaves it for the next sync. */
+static void delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
+{
+    struct mt_mlflow_resp r;
+    char filter[256];
+    snprintf(filter, sizeof(filter), "tags.`metrictap.run_id` = '%s'", mt_id);
+    b->body.len = 0;
+    b->body.overflow = 0;
+    mt_mlflow__buf_str(&b->body, "{\"experiment_ids\":[");
+    mt_mlflow__buf_json(&b->body, b->exp_id);
+    mt_mlflow__buf_str(&b->body, "],\"max_results\":20,\"run_view_type\":\"ACTIVE_ONLY\",\"filter\":");
+    mt_mlflow__buf_json(&b->body, filter);
+    mt_mlflow__buf_str(&b->body, "}");
+    if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r) !=
+        MT_UPLOAD_OK)
+        return;
+    cJSON *j = cJSON_ParseWithLength(r.body, r.len);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "runs"))
+    {
+        const cJSON *info = cJSON_GetObjectItemCaseSensitive(it, "info");
+        const char *id = jstr(info, "run_id");
+        if (!id || strcmp(id, b->run_id) == 0)
+            continue;
+        char body[200], f[300];
+        snprintf(body, sizeof(body), "{\"run_id\":\"%.64s\"}", id);
+        if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete", body, strlen(body), &r) ==
+            MT_UPLOAD_OK) {
+            snprintf(f, sizeof(f), "\"kind\":\"run\",\"key\":\"%.64s\",\"message\":\"an orphan "
+                     "of a create whose answer was lost; deleted\"", id);
+            b->io->event(b->io->ctx, "upload_duplicate_removed", f);
+        }
+    }
+    cJSON_Delete(j);
+}
+
 static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char *state)
 {
     const cJSON *et = cJSON_GetObjectItemCaseSensitive(run, "end_time");
@@ -570,6 +629,8 @@ static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char
         mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/update", b->body.p, b->body.len, &r);
     if (res == MT_UPLOAD_DROP)
         mt_mlflow__event_http(b, "upload_refused", "state", state, &r);
+    if (res == MT_UPLOAD_OK && strcmp(st, "RUNNING") != 0 && jstr(run, "id"))
+        delete_orphans(b, jstr(run, "id"));
     return res;
 }
 
