@@ -106,6 +106,21 @@ static void io_event(void *ctx, const char *name, const char *fields)
     int len = snprintf(line, n, "{\"_timestamp\":%.6f,\"event\":\"%s\",\"backend\":\"%s\"%s%s}\n",
                        unix_now(), name, u->be_ops->name, fields && *fields ? "," : "",
                        fields ? fields : "");
+    /* A backend that says no more than its events (no last_error): the
+     * message of its last refusal or write error is the cause. */
+    if (strcmp(name, "upload_refused") == 0 || strcmp(name, "upload_write_error") == 0) {
+        size_t on = strlen(fields ? fields : "") + 3;
+        char *obj_txt = malloc(on);
+        if (obj_txt) {
+            snprintf(obj_txt, on, "{%s}", fields ? fields : "");
+            cJSON *f = cJSON_Parse(obj_txt);
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "message");
+            if (cJSON_IsString(m))
+                snprintf(u->event_cause, sizeof(u->event_cause), "%s", m->valuestring);
+            cJSON_Delete(f);
+            free(obj_txt);
+        }
+    }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
         if (write(fd, line, (size_t)len) != len) {
@@ -171,7 +186,9 @@ static void live_update(struct mt_uploader *u, int failed)
 static void note_failure(struct mt_uploader *u, enum mt_upload_result res)
 {
     const char *c = u->be_ops->last_error ? u->be_ops->last_error(u->be) : NULL;
-    snprintf(u->cause, sizeof(u->cause), "%s", c && *c ? c : "failed");
+    if (!c || !*c)
+        c = u->event_cause;
+    snprintf(u->cause, sizeof(u->cause), "%s", *c ? c : "failed");
     int64_t now = now_ms();
     int tell = res == MT_UPLOAD_RETRY &&
                (!u->failing ? now - u->cause_told_ms >= 10000 || !u->cause_told_ms

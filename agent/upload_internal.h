@@ -83,6 +83,7 @@ struct mt_uploader {
     char cause[512];
     int failing;              /* the last step failed */
     char cause_told[512];
+    char event_cause[512];    /* the message of the backend's last refusal event */
     int64_t cause_told_ms;
 
     /* timing */
