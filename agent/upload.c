@@ -745,7 +745,15 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
     /* The run's agent is still sending it (running, or flushing at its
      * end): wait for it to let go, then send what it left. */
     int lr, waited = 0;
-    while ((lr = try_lock(u)) == -EWOULDBLOCK && now_ms() < u->deadline_ms) {
+    lr = try_lock(u);
+    if (lr == -EWOULDBLOCK && (run_reload(u) < 0 || strcmp(run_state(u), "running") == 0)) {
+        /* still going: its agent sends it live, and will for as long as it
+         * runs; nothing to wait for here */
+        snprintf(err, errsz, "%s: still running; its agent uploads it as it goes", run_dir);
+        result = -EBUSY;
+        goto out;
+    }
+    while (lr == -EWOULDBLOCK && now_ms() < u->deadline_ms) {
         if (!waited && o->live) {
             pthread_mutex_lock(&o->live->mu);
             o->live->waiting_for_agent = 1;
@@ -753,6 +761,7 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
         }
         waited = 1;
         usleep(200 * 1000);
+        lr = try_lock(u);
     }
     if (waited && o->live) {
         pthread_mutex_lock(&o->live->mu);

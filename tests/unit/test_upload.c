@@ -464,8 +464,14 @@ MT_TEST(sync_gives_up_on_a_run_its_agent_holds_past_its_timeout)
     struct mt_uploader *u = mt_uploader_start(dir, &o, err, sizeof(err));
     MT_CHECK(u != NULL);
     usleep(100000);
+    /* a live run is its agent's: no waiting */
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == -EBUSY);
+    MT_CHECK(strstr(err, "still running") != NULL);
+    /* an ended run whose agent holds on past the sync's timeout */
+    make_run("finished", NULL);
     o.sync_timeout_s = 0.3;
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == -EBUSY);
+    MT_CHECK(strstr(err, "after") != NULL);
     mt_uploader_finish(u, 1);
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
 }
@@ -473,14 +479,13 @@ MT_TEST(sync_gives_up_on_a_run_its_agent_holds_past_its_timeout)
 static void *finish_later(void *arg)
 {
     usleep(400 * 1000);
-    make_run("finished", NULL);
-    mt_uploader_finish(arg, 5);
+    mt_uploader_finish(arg, 0); /* no time to flush: it leaves everything */
     return NULL;
 }
 
 MT_TEST(sync_waits_for_the_agent_then_sends_what_it_left)
 {
-    make_run("running", NULL);
+    make_run("finished", NULL);
     put("history.jsonl", "{\"_step\":0,\"_timestamp\":1,\"a\":1}\n", "w");
     struct mt_upload_opts o;
     opts(&o);
