@@ -13,8 +13,8 @@
  *   the CLI     mt_upload_sync_run() for each run `metrictap sync` names.
  *
  * One uploader per run and backend: the uploader holds an flock on
- * upload/<backend>.lock for its whole life, and sync skips a run whose lock
- * is held (its agent is still uploading it). */
+ * upload/<backend>.lock for its whole life; sync leaves a live run to its
+ * agent and waits for the agent of an ended one. */
 #ifndef MT_UPLOAD_H
 #define MT_UPLOAD_H
 
@@ -124,11 +124,12 @@ void mt_uploader_finish_begin(struct mt_uploader *u, double timeout_s);
 int mt_uploader_finish(struct mt_uploader *u, double timeout_s);
 
 /* Uploads what run_dir has pending, synchronously, within opts->sync_timeout_s.
- * When the run's agent holds the upload lock (it is still running or
- * flushing), waits for it to let go first, then sends what it left.
- * Returns 0 when the server has everything, 1 when something is still
- * pending (server unreachable: err names the last failure), -EBUSY when the
- * agent held the lock the whole time, other negative errno on local errors.
+ * When the agent of an ended run holds the upload lock (flushing), waits
+ * for it to let go first, then sends what it left; a run still going is
+ * its agent's (-EBUSY at once).  Returns 0 when the server has everything,
+ * 1 when something is still pending (server unreachable: err names the last
+ * failure), -EBUSY when the run is live or its agent held the lock the whole
+ * time, other negative errno on local errors.
  * A message goes to err. */
 int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char *err,
                        size_t errsz);
