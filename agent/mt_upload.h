@@ -13,14 +13,25 @@
  *   the CLI     mt_upload_sync_run() for each run `metrictap sync` names.
  *
  * One uploader per run and backend: the uploader holds an flock on
- * upload/<backend>.lock for its whole life, and sync skips a run whose lock
- * is held (its agent is still uploading it). */
+ * upload/<backend>.lock for its whole life; sync leaves a live run to its
+ * agent and waits for the agent of an ended one. */
 #ifndef MT_UPLOAD_H
 #define MT_UPLOAD_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 struct mt_upload_backend;
+
+/* How one sync job goes, read by `metrictap sync` for its progress line
+ * while the job runs (the uploader writes it under mu). */
+struct mt_upload_live {
+    pthread_mutex_t mu;
+    unsigned long long points_sent, points_present;
+    int waiting_for_agent;    /* the run's agent holds its upload lock */
+    unsigned failures;        /* requests that failed */
+    char cause[256];          /* the last failure in words, "" none yet */
+};
 
 enum mt_upload_result {
     MT_UPLOAD_OK = 0,     /* done (items refused by the server were dropped and reported) */
@@ -49,6 +60,7 @@ struct mt_upload_opts {
     size_t param_value_max;    /* longest param value sent (6000, MLflow's limit) */
     int quiet;                 /* no messages on stderr */
     int exporting;             /* `metrictap export`: write files, start no upload of them */
+    struct mt_upload_live *live; /* NULL, or where a sync job reports its progress */
     /* Tests and future callers may hand a backend directly; NULL: by name. */
     const struct mt_upload_backend *backend_ops;
 };
@@ -112,9 +124,13 @@ void mt_uploader_finish_begin(struct mt_uploader *u, double timeout_s);
 int mt_uploader_finish(struct mt_uploader *u, double timeout_s);
 
 /* Uploads what run_dir has pending, synchronously, within opts->sync_timeout_s.
- * Returns 0 when the server has everything, 1 when something is still
- * pending (server unreachable), -EBUSY when the run's agent holds the upload
- * lock, other negative errno on local errors.  A message goes to err. */
+ * When the agent of an ended run holds the upload lock (flushing), waits
+ * for it to let go first, then sends what it left; a run still going is
+ * its agent's (-EBUSY at once).  Returns 0 when the server has everything,
+ * 1 when something is still pending (server unreachable: err names the last
+ * failure), -EBUSY when the run is live or its agent held the lock the whole
+ * time, other negative errno on local errors.
+ * A message goes to err. */
 int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char *err,
                        size_t errsz);
 

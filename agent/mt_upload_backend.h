@@ -62,6 +62,9 @@ struct mt_upload_io {
     /* prior[i] = how many points equal to pts[i] (key, step, ts, value with
      * NaN == NaN) come before the current batch in the store. */
     int (*count_prior)(void *ctx, const struct mt_upload_point *pts, size_t n, unsigned *prior);
+    /* Optional: part of a call that will return RETRY went through (a
+     * lookup, a piece of a batch), so the backoff starts over. */
+    void (*progress)(void *ctx);
     /* Monotonic ms after which requests should give up (0: none). */
     const volatile int64_t *deadline_ms;
     struct mt_upload_stats *stats;
@@ -107,6 +110,14 @@ struct mt_upload_backend {
      * `wandb sync`.  Called at the end of each final flush and each sync,
      * so it must itself know what it already did. */
     void (*finish)(void *be, const cJSON *run);
+    /* Optional: where this backend sends the run ("http://host:5000
+     * experiment mnist"): the cursor belongs to it, so that a sync to
+     * another server sends everything there (upload.c keeps the cursors of
+     * the others aside).  "" or no function: one cursor whatever the target. */
+    void (*target)(const struct mt_upload_opts *o, const cJSON *run, char *out, size_t outsz);
+    /* Optional: the last failure in words ("connection refused", "HTTP 401
+     * ..."), for messages and events; "" when none. */
+    const char *(*last_error)(void *be);
     /* Optional: seconds the server asked us to wait (Retry-After) after the
      * last RETRY, or 0. */
     double (*retry_after)(void *be);

@@ -9,8 +9,10 @@
  *    "axes":{"epoch":3},               last value of each step axis seen
  *    "fractional_axes":["epoch"],      axes that cannot be an integer step
  *    "output":{"offset":N},            output.log handed over so far
- *    "artifacts":{"output.log":{"size":S,"mtime":M}},
- *    "state":"finished", "backend":{...the backend's own state...}}
+ *    "artifacts":{"output.log":{"size":S,"mtime_s":S,"mtime_ns":N}},
+ *    "state":"finished", "backend":{...the backend's own state...},
+ *    "target":"http://host:5000 experiment mnist",   where all this was sent
+ *    "others":{"<target>":{...the same for another target...}}}
  * offset is the byte offset of the next row to read; skip how many points of
  * that row are already sent (a row can be split between two batches). */
 #include <errno.h>
@@ -104,6 +106,21 @@ static void io_event(void *ctx, const char *name, const char *fields)
     int len = snprintf(line, n, "{\"_timestamp\":%.6f,\"event\":\"%s\",\"backend\":\"%s\"%s%s}\n",
                        unix_now(), name, u->be_ops->name, fields && *fields ? "," : "",
                        fields ? fields : "");
+    /* A backend that says no more than its events (no last_error): the
+     * message of its last refusal or write error is the cause. */
+    if (strcmp(name, "upload_refused") == 0 || strcmp(name, "upload_write_error") == 0) {
+        size_t on = strlen(fields ? fields : "") + 3;
+        char *obj_txt = malloc(on);
+        if (obj_txt) {
+            snprintf(obj_txt, on, "{%s}", fields ? fields : "");
+            cJSON *f = cJSON_Parse(obj_txt);
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(f, "message");
+            if (cJSON_IsString(m))
+                snprintf(u->event_cause, sizeof(u->event_cause), "%s", m->valuestring);
+            cJSON_Delete(f);
+            free(obj_txt);
+        }
+    }
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
         if (write(fd, line, (size_t)len) != len) {
@@ -114,46 +131,81 @@ static void io_event(void *ctx, const char *name, const char *fields)
     free(line);
 }
 
-int mt_upload__write_atomic(const char *path, const char *data, size_t len)
+/* Appends an upload_error event: the cause in words, and `extra` fields. */
+static void event_error(struct mt_uploader *u, const char *message, const char *extra)
 {
-    char tmp[4400];
-    int result = 0, fd = -1;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-    unlink(tmp); /* one a crash of the same pid left */
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        result = -errno;
-        goto out;
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "message", message);
+    cJSON_AddStringToObject(m, "cause", u->cause[0] ? u->cause : "no answer in time");
+    char *q = m ? cJSON_PrintUnformatted(m) : NULL;
+    cJSON_Delete(m);
+    if (!q)
+        return;
+    size_t n = strlen(q) + (extra ? strlen(extra) : 0) + 32;
+    char *f = malloc(n);
+    if (f) { /* the object's inside, then the extra fields */
+        q[strlen(q) - 1] = '\0';
+        snprintf(f, n, "%s%s%s", q + 1, extra && *extra ? "," : "", extra ? extra : "");
+        io_event(u, "upload_error", f);
     }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            result = -errno;
-            goto out;
-        }
-        off += (size_t)w;
+    free(f);
+    free(q);
+}
+
+/* Everything reached the backend: an upload_complete event, which also
+ * tells `ls` and `show` that earlier failures are over.  Not when nothing
+ * had to be done (a sync of a run sent long ago). */
+static void event_complete(struct mt_uploader *u)
+{
+    if (!u->stats.requests && !u->cause[0])
+        return;
+    char f[200];
+    snprintf(f, sizeof(f), "\"points\":%llu,\"requests\":%llu", u->stats.points_sent,
+             u->stats.requests);
+    io_event(u, "upload_complete", f);
+}
+
+static void live_update(struct mt_uploader *u, int failed)
+{
+    struct mt_upload_live *l = u->o.live;
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->points_sent = u->stats.points_sent;
+    l->points_present = u->stats.points_verified_present;
+    if (failed) {
+        l->failures++;
+        snprintf(l->cause, sizeof(l->cause), "%s", u->cause);
     }
-    if (fsync(fd) != 0) {
-        result = -errno;
-        goto out;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* A step failed: keep its cause, and tell events.jsonl when the uploader
+ * starts failing or the cause changes (at most every 10 s, so that a path
+ * that fails now and then does not fill the file). */
+static void note_failure(struct mt_uploader *u, enum mt_upload_result res)
+{
+    const char *c = u->be_ops->last_error ? u->be_ops->last_error(u->be) : NULL;
+    if (!c || !*c)
+        c = u->event_cause;
+    snprintf(u->cause, sizeof(u->cause), "%s", *c ? c : "failed");
+    int64_t now = now_ms();
+    int tell = res == MT_UPLOAD_RETRY &&
+               (!u->failing ? now - u->cause_told_ms >= 10000 || !u->cause_told_ms
+                            : strcmp(u->cause, u->cause_told) != 0 &&
+                                  now - u->cause_told_ms >= 10000);
+    if (tell) {
+        event_error(u, u->cause, "\"retrying\":true");
+        snprintf(u->cause_told, sizeof(u->cause_told), "%s", u->cause);
+        u->cause_told_ms = now;
     }
-    if (close(fd) != 0) {
-        fd = -1;
-        result = -errno;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        result = -errno;
-out:
-    if (fd >= 0)
-        close(fd);
-    if (result)
-        unlink(tmp);
-    return result;
+    u->failing = 1;
+    live_update(u, 1);
+}
+
+static void io_progress(void *ctx)
+{
+    ((struct mt_uploader *)ctx)->attempt = 0;
 }
 
 static cJSON *obj(cJSON *parent, const char *key)
@@ -166,58 +218,10 @@ static cJSON *obj(cJSON *parent, const char *key)
     return o;
 }
 
-static double num(const cJSON *o, const char *key, double dflt)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
-}
-
-static void set_num(cJSON *o, const char *key, double v)
-{
-    cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (cJSON_IsNumber(it))
-        cJSON_SetNumberValue(it, v);
-    else {
-        cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-        cJSON_AddNumberToObject(o, key, v);
-    }
-}
-
 static void set_str(cJSON *o, const char *key, const char *v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o, key);
     cJSON_AddStringToObject(o, key, v);
-}
-
-static void pos_load(cJSON *c, const char *key, struct mt_upload__pos *p)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(c, key);
-    p->off = (long long)num(o, "offset", 0);
-    p->skip = (unsigned)num(o, "skip", 0);
-    p->line = (long long)num(o, "line", 0);
-}
-
-static void pos_store(cJSON *c, const char *key, const struct mt_upload__pos *p)
-{
-    cJSON *o = obj(c, key);
-    set_num(o, "offset", (double)p->off);
-    set_num(o, "skip", p->skip);
-    set_num(o, "line", (double)p->line);
-}
-
-static int cursor_save(struct mt_uploader *u)
-{
-    pos_store(u->cursor, "history", &u->hstart);
-    pos_store(u->cursor, "system", &u->sstart);
-    mt_upload__axes_store(u->cursor, &u->axstart);
-    char *txt = cJSON_Print(u->cursor);
-    if (!txt)
-        return -ENOMEM;
-    int r = mt_upload__write_atomic(u->cursor_path, txt, strlen(txt));
-    free(txt);
-    if (r)
-        msg(u, "upload: cannot write %s: %s", u->cursor_path, strerror(-r));
-    return r;
 }
 
 /* ---- run.json ---- */
@@ -326,11 +330,14 @@ static enum step_status on_result(struct mt_uploader *u, enum mt_upload_result r
 {
     if (res == MT_UPLOAD_OK) {
         u->attempt = 0;
+        u->failing = 0;
+        live_update(u, 0);
         return ST_PROGRESS;
     }
+    note_failure(u, res);
     if (res == MT_UPLOAD_DROP) {
-        msg(u, "upload: %s refused the run %s; it stays in the store (see events.jsonl)",
-            u->be_ops->name, u->dir);
+        msg(u, "upload: %s refused the run %s (%s); it stays in the store (see events.jsonl)",
+            u->be_ops->name, u->dir, u->cause);
         return ST_STOPPED;
     }
     double ra = u->be_ops->retry_after ? u->be_ops->retry_after(u->be) : 0;
@@ -369,16 +376,16 @@ static enum step_status step(struct mt_uploader *u, int final)
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->cursor, "state");
         if (!cJSON_IsString(st))
             set_str(u->cursor, "state", "running"); /* open_run made it running */
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     if (changed) {
         res = u->be_ops->update_run(u->be, u->run);
         if (res != MT_UPLOAD_OK) {
             u->run_st.st_size = -1; /* try the meta again next time */
-            cursor_save(u);
+            mt_upload__cursor_save(u);
             return on_result(u, res);
         }
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     const char *state = run_state(u);
     const cJSON *sent_state = cJSON_GetObjectItemCaseSensitive(u->cursor, "state");
@@ -389,7 +396,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         set_str(u->cursor, "state", "running");
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     u->running = strcmp(state, "running") == 0;
     if (mt_upload__fill_batch(u) < 0)
@@ -409,7 +416,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         u->axstart = u->ax;
         mt_upload__clear_batch(u);
         u->frozen = 0;
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         return on_result(u, res);
     }
     /* Rows first, so that a summary or console line never runs ahead of the
@@ -419,7 +426,7 @@ static enum step_status step(struct mt_uploader *u, int final)
     if (res == MT_UPLOAD_OK && eof)
         res = mt_upload__send_output(u, final && strcmp(state, "running") != 0);
     if (res != MT_UPLOAD_OK) {
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         return on_result(u, res);
     }
     if (!final || !eof || strcmp(state, "running") == 0)
@@ -427,27 +434,27 @@ static enum step_status step(struct mt_uploader *u, int final)
     /* everything sent: the end of the run */
     if (!cJSON_IsString(sent_state) || strcmp(sent_state->valuestring, state) != 0) {
         res = mt_upload__send_artifacts(u);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         res = u->be_ops->set_state(u->be, u->run, state);
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         set_str(u->cursor, "state", state);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
         if (u->be_ops->finish) {
             u->be_ops->finish(u->be, u->run);
-            cursor_save(u);
+            mt_upload__cursor_save(u);
         }
         return ST_IDLE;
     }
     res = mt_upload__send_artifacts(u);
-    cursor_save(u);
+    mt_upload__cursor_save(u);
     if (res != MT_UPLOAD_OK)
         return on_result(u, res);
     if (u->be_ops->finish) {
         u->be_ops->finish(u->be, u->run);
-        cursor_save(u);
+        mt_upload__cursor_save(u);
     }
     return ST_IDLE;
 }
@@ -533,37 +540,14 @@ static struct mt_uploader *uploader_create(const char *run_dir, const struct mt_
     close(cfd);
     snprintf(u->cursor_path, sizeof(u->cursor_path), "%s/%s.json", updir, u->be_ops->name);
     snprintf(u->lock_path, sizeof(u->lock_path), "%s/%s.lock", updir, u->be_ops->name);
-    char *txt = mt_upload__read_file(u->cursor_path, NULL);
-    u->cursor = txt ? cJSON_Parse(txt) : NULL;
-    free(txt);
-    if (!cJSON_IsObject(u->cursor)) {
-        cJSON_Delete(u->cursor);
-        u->cursor = cJSON_CreateObject();
-        cJSON_AddNumberToObject(u->cursor, "version", 2);
-    }
-    /* Version 1 kept MLflow's sent params and tags at the top; they are the
-     * backend's business now. */
-    cJSON *bstate = obj(u->cursor, "backend");
-    static const char *const moved[] = {"params", "tags"};
-    for (size_t i = 0; i < 2; i++) {
-        cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(u->cursor, moved[i]);
-        if (old && !cJSON_GetObjectItemCaseSensitive(bstate, moved[i]))
-            cJSON_AddItemToObject(bstate, moved[i], old);
-        else
-            cJSON_Delete(old);
-    }
-    pos_load(u->cursor, "history", &u->hstart);
-    pos_load(u->cursor, "system", &u->sstart);
-    mt_upload__axes_load(u->cursor, &u->axstart);
-    u->hpos = u->hstart;
-    u->spos = u->sstart;
-    u->ax = u->axstart;
+    mt_upload__cursor_load(u);
     u->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)u;
     if (!u->rng)
         u->rng = 88172645463325252ULL;
     u->io.ctx = u;
     u->io.event = io_event;
     u->io.count_prior = mt_upload__count_prior;
+    u->io.progress = io_progress;
     u->io.run_dir = u->dir;
     u->io.deadline_ms = &u->deadline_ms;
     u->io.stats = &u->stats;
@@ -667,8 +651,23 @@ static void *thread_main(void *arg)
         u->next_try_ms = 0;
         int r = drain(u, deadline);
         u->result = r == 0 ? 0 : 1;
+        if (r == 0)
+            event_complete(u);
+        if (r == 1) {
+            char m[800];
+            snprintf(m, sizeof(m), "%s; not everything reached %s within %.0f s of the run's end; "
+                     "`metrictap sync` sends the rest", u->cause[0] ? u->cause : "no answer in time",
+                     u->be_ops->name, u->finish_timeout_s);
+            event_error(u, m, "\"phase\":\"end\"");
+        }
     }
-    cursor_save(u);
+    if (stopped) {
+        char m[800];
+        snprintf(m, sizeof(m), "%s: %s refused the run; it stays in the store", u->cause,
+                 u->be_ops->name);
+        event_error(u, m, "\"phase\":\"end\"");
+    }
+    mt_upload__cursor_save(u);
     return NULL;
 }
 
@@ -728,8 +727,8 @@ int mt_uploader_finish(struct mt_uploader *u, double timeout_s)
         pthread_join(u->thread, NULL);
     int r = u->result;
     if (r)
-        msg(u, "upload: not everything reached %s in %.0f s; `metrictap sync` sends the rest",
-            u->be_ops->name, u->finish_timeout_s);
+        msg(u, "upload: not everything reached %s in %.0f s (%s); `metrictap sync` sends the rest",
+            u->be_ops->name, u->finish_timeout_s, u->cause[0] ? u->cause : "no answer in time");
     uploader_destroy(u);
     return r;
 }
@@ -759,26 +758,60 @@ int mt_upload_sync_run(const char *run_dir, const struct mt_upload_opts *o, char
     pthread_cond_destroy(&u->cv);
     pthread_cond_init(&u->cv, &ca);
     pthread_condattr_destroy(&ca);
-    int lr = try_lock(u);
+    u->deadline_ms = now_ms() + (int64_t)(o->sync_timeout_s * 1000);
+    /* The run's agent is still sending it (running, or flushing at its
+     * end): wait for it to let go, then send what it left. */
+    int lr, waited = 0;
+    lr = try_lock(u);
+    if (lr == -EWOULDBLOCK && (run_reload(u) < 0 || strcmp(run_state(u), "running") == 0)) {
+        /* still going: its agent sends it live, and will for as long as it
+         * runs; nothing to wait for here */
+        snprintf(err, errsz, "%s: still running; its agent uploads it as it goes", run_dir);
+        result = -EBUSY;
+        goto out;
+    }
+    while (lr == -EWOULDBLOCK && now_ms() < u->deadline_ms) {
+        if (!waited && o->live) {
+            pthread_mutex_lock(&o->live->mu);
+            o->live->waiting_for_agent = 1;
+            pthread_mutex_unlock(&o->live->mu);
+        }
+        waited = 1;
+        usleep(200 * 1000);
+        lr = try_lock(u);
+    }
+    if (waited && o->live) {
+        pthread_mutex_lock(&o->live->mu);
+        o->live->waiting_for_agent = 0;
+        pthread_mutex_unlock(&o->live->mu);
+    }
     if (lr != 0) {
-        snprintf(err, errsz, "%s: being uploaded by its agent (upload lock held)", run_dir);
+        snprintf(err, errsz, "%s: still being uploaded by its agent after %.0f s (upload lock held)",
+                 run_dir, o->sync_timeout_s);
         result = lr == -EWOULDBLOCK ? -EBUSY : lr;
         goto out;
     }
-    u->deadline_ms = now_ms() + (int64_t)(o->sync_timeout_s * 1000);
+    if (waited)
+        mt_upload__cursor_load(u); /* where the agent left it */
     int r = drain(u, u->deadline_ms);
     if (r == -1) {
-        snprintf(err, errsz, "%s: refused by %s (see its events.jsonl)", run_dir, u->be_ops->name);
+        snprintf(err, errsz, "%s: refused by %s: %s (see its events.jsonl)", run_dir,
+                 u->be_ops->name, u->cause);
         result = 1;
     } else if (r == 1) {
-        snprintf(err, errsz, "%s: not everything was sent within %.0f s", run_dir,
-                 o->sync_timeout_s);
+        snprintf(err, errsz, "%s: not everything was sent within %.0f s; last failure: %s", run_dir,
+                 o->sync_timeout_s, u->cause[0] ? u->cause : "none (no answer in time)");
+        char m[800];
+        snprintf(m, sizeof(m), "%s; not everything was sent within %.0f s",
+                 u->cause[0] ? u->cause : "no answer in time", o->sync_timeout_s);
+        event_error(u, m, "\"phase\":\"sync\"");
         result = 1;
     } else {
+        event_complete(u);
         snprintf(err, errsz, "%s: %llu points sent (%llu already there), %llu requests", run_dir,
                  u->stats.points_sent, u->stats.points_verified_present, u->stats.requests);
     }
-    cursor_save(u);
+    mt_upload__cursor_save(u);
 out:
     uploader_destroy(u);
     return result;

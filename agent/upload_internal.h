@@ -79,6 +79,13 @@ struct mt_uploader {
     int running;
     int64_t hold_since_ms;
 
+    /* failures: the last one in words, and what events.jsonl was told */
+    char cause[512];
+    int failing;              /* the last step failed */
+    char cause_told[512];
+    char event_cause[512];    /* the message of the backend's last refusal event */
+    int64_t cause_told_ms;
+
     /* timing */
     int64_t last_send_ms, next_try_ms;
     unsigned attempt;
@@ -126,8 +133,17 @@ char *mt_upload__read_file(const char *path, size_t *len);
 double mt_upload__backoff(unsigned attempt, double base, double cap, double retry_after,
                           double u01);
 
+
+/* ---- upload_cursor.c ---- */
+
 /* Replaces path with len bytes: temp file, fsync, rename; 0600. */
 int mt_upload__write_atomic(const char *path, const char *data, size_t len);
+
+/* (Re)reads u->cursor from u->cursor_path, takes the part of the backend's
+ * target (be_ops->target), and sets the read positions from it. */
+void mt_upload__cursor_load(struct mt_uploader *u);
+/* Writes the read positions into the cursor and the cursor to its file. */
+int mt_upload__cursor_save(struct mt_uploader *u);
 
 /* ---- upload_opts.c ---- */
 

@@ -608,9 +608,13 @@ enum mt_upload_result mt_upload__send_artifacts(struct mt_uploader *u)
         snprintf(path, sizeof(path), "%s/%s", u->dir, names[i]);
         if (stat(path, &st) != 0 || ignored(u, names[i]))
             continue;
-        double mt = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
+        /* The mtime is compared exactly, seconds and nanoseconds apart: as
+         * one double it lost the last digits (cJSON prints 15 when they
+         * come close), and every sync sent the files again. */
         cJSON *s = cJSON_GetObjectItemCaseSensitive(sent, names[i]);
-        if (s && num(s, "size", -1) == (double)st.st_size && num(s, "mtime", -1) == mt)
+        if (s && num(s, "size", -1) == (double)st.st_size &&
+            num(s, "mtime_s", -1) == (double)st.st_mtim.tv_sec &&
+            num(s, "mtime_ns", -1) == (double)st.st_mtim.tv_nsec)
             continue;
         enum mt_upload_result res = u->be_ops->put_file(u->be, names[i], path);
         if (res == MT_UPLOAD_RETRY)
@@ -619,7 +623,8 @@ enum mt_upload_result mt_upload__send_artifacts(struct mt_uploader *u)
         cJSON_DeleteItemFromObjectCaseSensitive(sent, names[i]);
         s = cJSON_AddObjectToObject(sent, names[i]);
         cJSON_AddNumberToObject(s, "size", (double)st.st_size);
-        cJSON_AddNumberToObject(s, "mtime", mt);
+        cJSON_AddNumberToObject(s, "mtime_s", (double)st.st_mtim.tv_sec);
+        cJSON_AddNumberToObject(s, "mtime_ns", (double)st.st_mtim.tv_nsec);
         if (res == MT_UPLOAD_DROP)
             cJSON_AddBoolToObject(s, "dropped", 1);
     }

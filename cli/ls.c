@@ -54,11 +54,14 @@ static void put_cell(struct mt_buf *out, const char *s, size_t w, int right)
             mt_buf_addc(out, ' ');
 }
 
-/* A column of the table: a built-in shown as ls shows it, or the value of
- * --columns entry `val`. */
+/* A column of the table: a built-in shown as ls shows it, the upload state
+ * (from the run directory, not the index), or the value of --columns entry
+ * `val`. */
+#define DCOL_VALUE (-1)
+#define DCOL_UPLOAD (-2)
 struct dcol {
     char *head;
-    int builtin; /* enum mt_col_builtin, or -1 for a value */
+    int builtin; /* enum mt_col_builtin, DCOL_UPLOAD or DCOL_VALUE */
     size_t val;
 };
 
@@ -68,6 +71,10 @@ static void builtin_cell(const struct mt_select_row *r, int b, char *buf, size_t
     const char *t = NULL;
     buf[0] = '\0';
     switch (b) {
+    case DCOL_UPLOAD: /* uploaded, pending N points, failed: why (README Uploading) */
+        if (r->dir)
+            mt_cli_upload_column(r->dir, buf, n);
+        return;
     case MT_B_ID: t = r->id; break;
     case MT_B_NAME: t = r->name; break;
     case MT_B_PROJECT: t = r->project; break;
@@ -105,7 +112,7 @@ static int builtin_right(int b)
 static int builtin_flex(int b)
 {
     return b == MT_B_NAME || b == MT_B_TAGS || b == MT_B_GROUP || b == MT_B_PROJECT ||
-           b == MT_B_JOB_TYPE;
+           b == MT_B_JOB_TYPE || b == DCOL_UPLOAD;
 }
 
 static char *upper(const char *s)
@@ -127,6 +134,20 @@ static int several_projects(const struct mt_select_rows *rows)
     return 0;
 }
 
+/* Some run among the rows is uploaded somewhere (else no UPLOAD column). */
+static int some_upload(const struct mt_select_rows *rows)
+{
+    char buf[256];
+    for (size_t i = 0; i < rows->n; i++) {
+        buf[0] = '\0';
+        if (rows->v[i].dir)
+            mt_cli_upload_column(rows->v[i].dir, buf, sizeof buf);
+        if (buf[0])
+            return 1;
+    }
+    return 0;
+}
+
 static size_t table_columns(const struct mt_select *s, const struct mt_select_rows *rows,
                             struct dcol *out)
 {
@@ -138,6 +159,8 @@ static size_t table_columns(const struct mt_select *s, const struct mt_select_ro
             continue;
         out[n++] = (struct dcol){ upper(mt_col_builtin_name(FIXED[i])), FIXED[i], 0 };
     }
+    if (!s->replace_cols && some_upload(rows))
+        out[n++] = (struct dcol){ mt_xstrdup("UPLOAD"), DCOL_UPLOAD, 0 };
     for (size_t k = 0; k < s->ncols; k++) {
         if (k + 1 == s->hidden_col)
             continue;
@@ -145,7 +168,7 @@ static size_t table_columns(const struct mt_select *s, const struct mt_select_ro
         if (c->src == MT_COL_BUILTIN && s->replace_cols)
             out[n++] = (struct dcol){ upper(c->label), (int)c->builtin, k };
         else
-            out[n++] = (struct dcol){ mt_xstrdup(c->label), -1, k };
+            out[n++] = (struct dcol){ mt_xstrdup(c->label), DCOL_VALUE, k };
     }
     return n;
 }
@@ -232,7 +255,7 @@ static void print_table(const struct mt_select *s, const struct mt_select_rows *
     for (size_t c = 0; c < ncol; c++) {
         cell[c] = dc[c].head;
         dc[c].head = NULL;
-        is_value[c] = dc[c].builtin < 0;
+        is_value[c] = dc[c].builtin == DCOL_VALUE;
         flex[c] = is_value[c] || builtin_flex(dc[c].builtin);
         right[c] = !is_value[c] && builtin_right(dc[c].builtin);
     }
@@ -515,6 +538,11 @@ static void print_json(const struct mt_select *s, const struct mt_select_rows *r
         mt_buf_printf(&b, ",\"signal\":%d,\"dropped\":%.0f,\"cut\":%.0f,\"dir\":", r->signal,
                       r->dropped, r->cut);
         json_str_or_null(&b, r->dir);
+        char up[1024] = "";
+        if (r->dir)
+            mt_cli_upload_column(r->dir, up, sizeof up);
+        mt_buf_adds(&b, ",\"upload\":");
+        mt_buf_json_string(&b, up, strlen(up));
         mt_buf_adds(&b, ",\"config\":");
         mt_buf_adds(&b, r->config && *r->config ? r->config : "{}");
         mt_buf_adds(&b, ",\"summary\":");

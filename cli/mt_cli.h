@@ -22,6 +22,10 @@ int mt_cmd_export_to(int argc, char **argv); /* cli/export_to.c */
 int mt_cli_export_history(int argc, char **argv);
 /* cli/upload_state.c: each backend's state and last problem, for show. */
 void mt_cli_print_uploads(const char *run_dir);
+/* The run's upload state for the UPLOAD column of `ls` ("uploaded",
+ * "pending 12 points", "failed: connection refused"; one per backend, named,
+ * when there are several); "" when nothing was ever uploaded. */
+void mt_cli_upload_column(const char *run_dir, char *out, size_t outsz);
 int mt_cmd_parse(int argc, char **argv);
 int mt_cmd_import(int argc, char **argv);
 int mt_cmd_config(int argc, char **argv);

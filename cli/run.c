@@ -231,6 +231,45 @@ static int wait_for_save(struct mt_ctl *ctl, double bound_s)
     return 0;
 }
 
+/* Alive and not a zombie (the agent is not our child: where nobody reaps
+ * orphans, its exit leaves one). */
+static int process_alive(pid_t pid)
+{
+    if (kill(pid, 0) != 0)
+        return 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return !(p && p[1] == ' ' && p[2] == 'Z');
+}
+
+/* --wait-upload: the agent exits once every backend has flushed (or given
+ * up, each within its own bound), so its exit is the upload's end.  Says
+ * what it waits for past a second, and one line when an upload did not
+ * complete.  `bound_s` only guards against an agent that never exits. */
+static void wait_for_upload(struct mt_ctl *ctl, const char *run_dir, double bound_s)
+{
+    double start = now_s();
+    int told = 0;
+    while (process_alive((pid_t)ctl->agent_pid) && now_s() < start + bound_s) {
+        if (!told && now_s() > start + 1.0) {
+            fprintf(stderr, "metrictap: waiting for the upload to finish (--wait-upload)\n");
+            told = 1;
+        }
+        usleep(20 * 1000);
+    }
+    char state[1024];
+    mt_cli_upload_column(run_dir, state, sizeof state);
+    if (strstr(state, "failed") || strstr(state, "pending") || strstr(state, "uploading"))
+        fprintf(stderr, "metrictap: upload: %s; `metrictap sync` sends the rest\n", state);
+}
+
 /* One line at the end when any output was dropped or cut. */
 static void tell_drops(const char *run_dir)
 {
@@ -288,6 +327,10 @@ int mt_cmd_run(int argc, char **argv)
                 fprintf(stderr, "metrictap run: --watch needs a glob without commas\n");
                 return usage();
             }
+            continue;
+        }
+        if (strcmp(a, "--wait-upload") == 0) {
+            setenv("METRICTAP_UPLOAD_WAIT", "true", 1);
             continue;
         }
         if (strcmp(a, "--offline") == 0) {
@@ -475,6 +518,8 @@ int mt_cmd_run(int argc, char **argv)
         if (r == MT_RECOVER_ERROR || (verbose && r == MT_RECOVER_DONE))
             fprintf(stderr, "metrictap: the agent died; %s\n", msg);
     }
+    if (leader && cfg.upload_wait && !agent_gone)
+        wait_for_upload(ctl, ans.run_dir, cfg.upload_flush_timeout + cfg.wandb_sync_timeout + 60);
     if (verbose)
         fprintf(stderr, "metrictap: run %s %s\n", ans.run_id,
                 atomic_load(&ctl->finished) || agent_gone ? "saved"

@@ -23,6 +23,9 @@ struct job {
     char backend[32];
     int result;
     char msg[1024];
+    struct mt_upload_live live;
+    volatile int done;
+    int told;               /* its first failure was printed */
 };
 
 struct pool {
@@ -54,6 +57,7 @@ static int add_job(struct pool *p, size_t *cap, const char *dir)
         *cap = nc;
     }
     memset(&p->jobs[p->n], 0, sizeof(p->jobs[0]));
+    pthread_mutex_init(&p->jobs[p->n].live.mu, NULL);
     snprintf(p->jobs[p->n].dir, sizeof(p->jobs[0].dir), "%s", dir);
     p->n++;
     return 0;
@@ -71,6 +75,7 @@ static int add_job_dup(struct pool *p, size_t *cap, size_t i)
         *cap = nc;
     }
     p->jobs[p->n] = p->jobs[i];
+    pthread_mutex_init(&p->jobs[p->n].live.mu, NULL);
     p->n++;
     return 0;
 }
@@ -122,9 +127,69 @@ static void *worker(void *arg)
         struct job *j = &p->jobs[i];
         struct mt_upload_opts o = *p->opts;
         snprintf(o.backend, sizeof(o.backend), "%s", j->backend);
+        o.live = &j->live;
         j->result = mt_upload_sync_run(j->dir, &o, j->msg, sizeof(j->msg));
+        __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
     }
     return NULL;
+}
+
+/* The last part of a run directory: its id. */
+static const char *run_id_of(const char *dir)
+{
+    const char *s = strrchr(dir, '/');
+    return s && s[1] ? s + 1 : dir;
+}
+
+/* While the jobs run: on a terminal, one line redrawn in place (a bar of
+ * the runs done, points sent, runs waiting for their agent, the last
+ * failure); elsewhere, one line per job when it first fails, so that a sync
+ * to an unreachable server never sits silent for its whole timeout. */
+static void watch(struct pool *p, int talk, int tty)
+{
+    int drawn = 0;
+    for (;;) {
+        size_t done = 0, waiting = 0;
+        unsigned long long points = 0;
+        char cause[300] = "";
+        for (size_t i = 0; i < p->n; i++) {
+            struct job *j = &p->jobs[i];
+            done += __atomic_load_n(&j->done, __ATOMIC_ACQUIRE) != 0;
+            pthread_mutex_lock(&j->live.mu);
+            points += j->live.points_sent;
+            waiting += j->live.waiting_for_agent != 0;
+            if (j->live.cause[0] && !j->done)
+                snprintf(cause, sizeof(cause), "%s", j->live.cause);
+            if (talk && !tty && j->live.cause[0] && !j->told) {
+                fprintf(stderr, "metrictap: sync: %s: %s: %s; retrying for up to %.0f s\n",
+                        j->backend, run_id_of(j->dir), j->live.cause, p->opts->sync_timeout_s);
+                j->told = 1;
+            }
+            pthread_mutex_unlock(&j->live.mu);
+        }
+        if (talk && tty) {
+            enum { W = 20 };
+            char bar[W + 1];
+            size_t fill = p->n ? done * W / p->n : W;
+            for (size_t k = 0; k < W; k++)
+                bar[k] = k < fill ? '#' : '-';
+            bar[W] = '\0';
+            fprintf(stderr, "\rmetrictap: sync [%s] %zu/%zu runs, %llu points sent", bar, done, p->n,
+                    points);
+            if (waiting)
+                fprintf(stderr, ", waiting for %zu run%s agent", waiting,
+                        waiting == 1 ? "'s" : "s'");
+            if (cause[0])
+                fprintf(stderr, ", last failure: %.80s", cause);
+            fputs("\033[K", stderr);
+            drawn = 1;
+        }
+        if (done == p->n)
+            break;
+        usleep(250 * 1000);
+    }
+    if (drawn)
+        fputc('\n', stderr);
 }
 
 static int usage(void)
@@ -266,12 +331,14 @@ int mt_cli_sync_main(int argc, char **argv, int exporting)
             started++;
     if (!started && p.n)
         worker(&p);
+    watch(&p, !quiet && !exporting, isatty(STDERR_FILENO));
     for (size_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     for (size_t i = 0; i < p.n; i++) {
         struct job *j = &p.jobs[i];
         if (j->result != 0)
             result = 1;
+        pthread_mutex_destroy(&j->live.mu);
         if (j->result != 0 || !quiet)
             fprintf(stderr, "metrictap: %s: %s: %s\n", exporting ? "export" : "sync", j->backend,
                     j->msg);

@@ -20,6 +20,7 @@ static const struct {
       "                     [--mode online|offline] [--watch GLOB]... [--strict] [-v]\n"
       "                     [--program NAME (the trainer whose preset parses the output)]\n"
       "                     [--to mlflow,tensorboard,wandb] [--tensorboard-dir D]\n"
+      "                     [--wait-upload (return once the upload is done or failed)]\n"
       "                     -- CMD [ARGS...]\n" },
     { "ls", NULL /* built from mt_select_usage */ },
     { "stack",

@@ -65,6 +65,9 @@ const struct mt_config_key mt_config_keys[] = {
       "tracking server URL (default MLFLOW_TRACKING_URI)" },
     { "upload.flush_timeout", MT_CFG_DURATION, OFF(upload_flush_timeout), "30s", NULL, 0,
       86400, NULL, "how long the end of a run waits for the upload" },
+    { "upload.wait", MT_CFG_BOOL, OFF(upload_wait), "false", NULL, 0, 0, NULL,
+      "`metrictap run` returns only once the upload is complete or has failed (--wait-upload), "
+      "for scripts that read the server right after" },
     { "capture.ring_size", MT_CFG_SIZE, OFF(ring_size), "16M", "METRICTAP_RING_SIZE", 65536,
       1073741824.0, NULL, "capture ring bytes per process (rounded up to a power of two)" },
     { "capture.line_max", MT_CFG_SIZE, OFF(line_max), "64k", NULL, 256, 16777216.0, NULL,

@@ -67,6 +67,7 @@ struct mt_config {
     double wandb_sync_timeout; /* one `wandb sync` at the end of a run, at most */
     char *upload_url;
     double upload_flush_timeout;
+    int upload_wait;        /* upload.wait: `run` returns once the upload is done or failed */
     uint64_t ring_size;     /* bytes per process ring */
     uint64_t line_max;      /* bytes of a line offered to the parsers */
     int python_unbuffered;  /* PYTHONUNBUFFERED=1 for Python programs */

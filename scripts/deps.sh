@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 BUILD_PKGS=(pkg-config gcc make libcurl4-openssl-dev libcjson-dev libelf-dev libunwind-dev
             libpcre2-dev libyaml-dev libsqlite3-dev zlib1g-dev)
 TEST_PKGS=(g++ gfortran python3 python3-venv git fasttext xgboost libsvm-tools
-           liblinear-tools util-linux procps chromium strace gdb binutils)
+           liblinear-tools util-linux procps chromium strace gdb binutils postgresql)
 
 missing=()
 want=("${BUILD_PKGS[@]}")

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -17,6 +18,7 @@
 #include "mt_mlflow.h"
 
 #define BODY_MAX (1000 * 1000)   /* MLflow's 1 MB log-batch limit */
+#define CREATE_SETTLE_S 10       /* wait this long for a create of unknown outcome to show */
 
 void mt_mlflow__event_http(struct mt_mlflow__be *b, const char *name, const char *what, const char *key,
                        const struct mt_mlflow_resp *r)
@@ -48,10 +50,23 @@ enum mt_upload_result mt_mlflow__call(struct mt_mlflow__be *b, const char *metho
                                   const char *body, size_t len, struct mt_mlflow_resp *r)
 {
     enum mt_upload_result res = mt_mlflow_call(b->cli, method, path, body, len, r);
+    mt_mlflow__counted(b, res, r);
+    return res;
+}
+
+void mt_mlflow__counted(struct mt_mlflow__be *b, enum mt_upload_result res,
+                        const struct mt_mlflow_resp *r)
+{
     if (b->io->stats)
         b->io->stats->requests++;
     b->retry_after = res == MT_UPLOAD_RETRY ? r->retry_after : 0;
-    return res;
+    if (res != MT_UPLOAD_OK)
+        mt_mlflow_describe(r, b->last_error, sizeof(b->last_error));
+}
+
+static const char *mlf_last_error(void *p)
+{
+    return ((struct mt_mlflow__be *)p)->last_error;
 }
 
 /* ---- create / destroy ---- */
@@ -62,6 +77,7 @@ static void mlf_destroy(void *p)
     if (!b)
         return;
     mt_mlflow_client_destroy(b->cli);
+    mt_mlflow__check_reset(&b->check);
     mt_mlflow__buf_free(&b->body);
     mt_mlflow__buf_free(&b->path);
     free(b);
@@ -263,13 +279,36 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
         project = "Default";
     if (!mt_id)
         return MT_UPLOAD_DROP;
-    enum mt_upload_result res = ensure_experiment(b, project);
+    /* The experiment found by an earlier attempt stays found: a path that
+     * fails every third request must not spend each attempt getting it. */
+    const char *known_exp = jstr(state, "experiment_id");
+    enum mt_upload_result res = MT_UPLOAD_OK;
+    if (known_exp && known_exp[0])
+        snprintf(b->exp_id, sizeof(b->exp_id), "%s", known_exp);
+    else
+        res = ensure_experiment(b, project);
     if (res != MT_UPLOAD_OK)
         return res;
+    if (!known_exp) {
+        cJSON_AddStringToObject(state, "experiment_id", b->exp_id);
+        if (b->io->progress)
+            b->io->progress(b->io->ctx);
+    }
     int found = 0;
     res = find_run(b, mt_id, &found);
     if (res != MT_UPLOAD_OK)
         return res;
+    /* An earlier create of unknown outcome (its answer lost, or cut off at
+     * the end of a flush) may still be on its way through a busy server:
+     * give it time to show before creating another run. */
+    const cJSON *pending = cJSON_GetObjectItemCaseSensitive(state, "create_unknown_at");
+    double now = (double)time(NULL);
+    if (!found && cJSON_IsNumber(pending) && now - pending->valuedouble < CREATE_SETTLE_S &&
+        now >= pending->valuedouble) {
+        snprintf(b->last_error, sizeof(b->last_error),
+                 "waiting for an earlier runs/create to show on the server");
+        return MT_UPLOAD_RETRY;
+    }
     if (!found) {
         struct mt_mlflow_resp r;
         const char *name = jstr(run, "name");
@@ -302,8 +341,14 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
             mt_mlflow__event_http(b, "upload_refused", "run", mt_id, &r);
             return res;
         }
-        if (res != MT_UPLOAD_OK)
-            return res; /* a run may have been created: find_run sees it next time */
+        if (res != MT_UPLOAD_OK) {
+            /* a run may have been created: find_run sees it next time */
+            if (r.unknown) {
+                cJSON_DeleteItemFromObjectCaseSensitive(state, "create_unknown_at");
+                cJSON_AddNumberToObject(state, "create_unknown_at", now);
+            }
+            return res;
+        }
         cJSON *j = cJSON_ParseWithLength(r.body, r.len);
         int id = adopt_run(b, cJSON_GetObjectItemCaseSensitive(
                                   cJSON_GetObjectItemCaseSensitive(j, "run"), "info"));
@@ -312,6 +357,7 @@ static enum mt_upload_result mlf_open_run(void *p, const cJSON *run, cJSON *stat
             return MT_UPLOAD_RETRY;
         b->verify_next = 0; /* a new run holds no points */
     }
+    cJSON_DeleteItemFromObjectCaseSensitive(state, "create_unknown_at");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "run_id");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "experiment_id");
     cJSON_DeleteItemFromObjectCaseSensitive(state, "artifact_uri");
@@ -421,6 +467,34 @@ static enum mt_upload_result send_kvs(struct mt_mlflow__be *b, cJSON *want, cJSO
     return res;
 }
 
+/* A tag we set that run.json no longer has (`metrictap tag RUN -x`, notes
+ * cleared) is deleted on the server, and forgotten once it is. */
+static enum mt_upload_result delete_gone_tags(struct mt_mlflow__be *b, const cJSON *want,
+                                              cJSON *sent)
+{
+    cJSON *it = sent ? sent->child : NULL;
+    while (it) {
+        cJSON *next = it->next;
+        if (it->string && !cJSON_GetObjectItemCaseSensitive(want, it->string)) {
+            struct mt_mlflow_resp r;
+            mt_mlflow__begin_batch(b);
+            mt_mlflow__buf_str(&b->body, ",\"key\":");
+            mt_mlflow__buf_json(&b->body, it->string);
+            mt_mlflow__buf_str(&b->body, "}");
+            enum mt_upload_result res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete-tag",
+                                                        b->body.p, b->body.len, &r);
+            if (res == MT_UPLOAD_RETRY)
+                return res;
+            /* gone already (RESOURCE_DOES_NOT_EXIST), or refused: reported */
+            if (res == MT_UPLOAD_DROP && strcmp(r.error_code, "RESOURCE_DOES_NOT_EXIST") != 0)
+                mt_mlflow__event_http(b, "upload_dropped", "tag deletion", it->string, &r);
+            cJSON_DeleteItemFromObjectCaseSensitive(sent, it->string);
+        }
+        it = next;
+    }
+    return MT_UPLOAD_OK;
+}
+
 static cJSON *state_obj(struct mt_mlflow__be *b, const char *key)
 {
     cJSON *o = cJSON_GetObjectItemCaseSensitive(b->state, key);
@@ -483,6 +557,8 @@ static enum mt_upload_result mlf_update_run(void *p, const cJSON *run)
     res = send_kvs(b, params, sentp, MT_MLFLOW__PARAM);
     if (res == MT_UPLOAD_OK)
         res = send_kvs(b, tags, state_obj(b, "tags"), MT_MLFLOW__TAG);
+    if (res == MT_UPLOAD_OK)
+        res = delete_gone_tags(b, tags, state_obj(b, "tags"));
 out:
     free(val);
     cJSON_Delete(params);
@@ -491,6 +567,45 @@ out:
 }
 
 /* ---- state and artifacts ---- */
+
+/* A create whose answer was lost can still land after a second create
+ * went through: at the end, every other run carrying our metrictap.run_id
+ * in the experiment is such an orphan (it never got a point from us), and
+ * is deleted.  Best effort: a failure leaves it for the next sync. */
+static void delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
+{
+    struct mt_mlflow_resp r;
+    char filter[256];
+    snprintf(filter, sizeof(filter), "tags.`metrictap.run_id` = '%s'", mt_id);
+    b->body.len = 0;
+    b->body.overflow = 0;
+    mt_mlflow__buf_str(&b->body, "{\"experiment_ids\":[");
+    mt_mlflow__buf_json(&b->body, b->exp_id);
+    mt_mlflow__buf_str(&b->body, "],\"max_results\":20,\"run_view_type\":\"ACTIVE_ONLY\",\"filter\":");
+    mt_mlflow__buf_json(&b->body, filter);
+    mt_mlflow__buf_str(&b->body, "}");
+    if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r) !=
+        MT_UPLOAD_OK)
+        return;
+    cJSON *j = cJSON_ParseWithLength(r.body, r.len);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "runs"))
+    {
+        const cJSON *info = cJSON_GetObjectItemCaseSensitive(it, "info");
+        const char *id = jstr(info, "run_id");
+        if (!id || strcmp(id, b->run_id) == 0)
+            continue;
+        char body[200], f[300];
+        snprintf(body, sizeof(body), "{\"run_id\":\"%.64s\"}", id);
+        if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete", body, strlen(body), &r) ==
+            MT_UPLOAD_OK) {
+            snprintf(f, sizeof(f), "\"kind\":\"run\",\"key\":\"%.64s\",\"message\":\"an orphan "
+                     "of a create whose answer was lost; deleted\"", id);
+            b->io->event(b->io->ctx, "upload_duplicate_removed", f);
+        }
+    }
+    cJSON_Delete(j);
+}
 
 static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char *state)
 {
@@ -514,6 +629,8 @@ static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char
         mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/update", b->body.p, b->body.len, &r);
     if (res == MT_UPLOAD_DROP)
         mt_mlflow__event_http(b, "upload_refused", "state", state, &r);
+    if (res == MT_UPLOAD_OK && strcmp(st, "RUNNING") != 0 && jstr(run, "id"))
+        delete_orphans(b, jstr(run, "id"));
     return res;
 }
 
@@ -535,9 +652,7 @@ static enum mt_upload_result mlf_put_file(void *p, const char *name, const char 
     mt_mlflow__buf_urlenc(&b->path, name);
     struct mt_mlflow_resp r;
     enum mt_upload_result res = mt_mlflow_put_file(b->cli, b->path.p, file, &r);
-    if (b->io->stats)
-        b->io->stats->requests++;
-    b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
+    mt_mlflow__counted(b, res, &r);
     if (res == MT_UPLOAD_DROP)
         mt_mlflow__event_http(b, "upload_dropped", "artifact", name, &r);
     else if (res == MT_UPLOAD_OK && b->io->stats)
@@ -553,6 +668,18 @@ static int mlf_map_key(const char *key, int system, char *out, size_t outsz, dou
     return mt_mlflow_key_sanitize(key, out, outsz) < 0 ? -1 : 0;
 }
 
+/* The tracking URI without a trailing slash, and the experiment (the
+ * run's project). */
+static void mlf_target(const struct mt_upload_opts *o, const cJSON *run, char *out, size_t outsz)
+{
+    size_t n = strlen(o->url);
+    while (n && o->url[n - 1] == '/')
+        n--;
+    const char *project = jstr(run, "project");
+    snprintf(out, outsz, "%.*s experiment %s", (int)n, o->url,
+             project && project[0] ? project : "Default");
+}
+
 const struct mt_upload_backend mt_mlflow_backend = {
     .name = "mlflow",
     .max_points = 1000,
@@ -565,5 +692,7 @@ const struct mt_upload_backend mt_mlflow_backend = {
     .set_state = mlf_set_state,
     .put_file = mlf_put_file,
     .retry_after = mlf_retry_after,
+    .target = mlf_target,
+    .last_error = mlf_last_error,
 };
 

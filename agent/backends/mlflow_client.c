@@ -595,3 +595,38 @@ enum mt_upload_result mt_mlflow_put_file(struct mt_mlflow_client *c, const char 
     fclose(f);
     return res;
 }
+
+void mt_mlflow_describe(const struct mt_mlflow_resp *r, char *out, size_t outsz)
+{
+    if (r->status == 0 || r->curl_code != CURLE_OK) {
+        const char *what;
+        switch ((CURLcode)r->curl_code) {
+        case CURLE_COULDNT_CONNECT: what = "connection refused"; break;
+        case CURLE_COULDNT_RESOLVE_HOST: what = "host not found"; break;
+        case CURLE_OPERATION_TIMEDOUT: what = "timed out"; break;
+        case CURLE_GOT_NOTHING:
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_PARTIAL_FILE: what = "connection closed before an answer"; break;
+        default: what = curl_easy_strerror((CURLcode)r->curl_code); break;
+        }
+        if (r->status == 0 || r->curl_code == CURLE_OK) {
+            snprintf(out, outsz, "%s", what);
+            return;
+        }
+    }
+    const char *hint = "";
+    if (r->status == 401 || r->status == 403)
+        hint = " (check MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN)";
+    /* MLflow's message, without its JSON around it */
+    char msg[200] = "";
+    cJSON *j = r->body && r->len ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    if (cJSON_IsString(m))
+        snprintf(msg, sizeof(msg), ": %s", m->valuestring);
+    cJSON_Delete(j);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    snprintf(out, outsz, "HTTP %ld%s%s", r->status, msg, hint);
+}

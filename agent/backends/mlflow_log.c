@@ -6,8 +6,17 @@
  * may have been applied: timeout, broken connection, 5xx) is checked against
  * metrics/get-history before it is sent again; so is the first batch after a
  * start (a previous process may have died with a request in flight), and
- * each batch after one that was found already applied. */
+ * each batch after one that was found already applied.
+ *
+ * The check never starts over: what one lookup or one piece established
+ * (this key's points are on the server, that piece landed) is kept across
+ * failed requests for as long as the uploader hands the same batch, so a
+ * path that fails one request in five still moves forward.  After a piece
+ * of unknown outcome, the next ones carry half as many keys (at least one),
+ * so that one failure costs the check of fewer keys; each piece that lands
+ * doubles it again. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,9 +114,7 @@ enum mt_upload_result mt_mlflow__send_items(struct mt_mlflow__be *b, enum mt_mlf
     if (k == MT_MLFLOW__METRIC) {
         res = mt_mlflow_call_once(b->cli, "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len,
                                   &r);
-        if (b->io->stats)
-            b->io->stats->requests++;
-        b->retry_after = res == MT_UPLOAD_RETRY ? r.retry_after : 0;
+        mt_mlflow__counted(b, res, &r);
     } else {
         res = mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/log-batch", b->body.p, b->body.len, &r);
     }
@@ -264,86 +271,210 @@ static int same_point(const struct mt_upload_point *a, const struct mt_upload_po
     return (isnan(a->value) && isnan(b->value)) || a->value == b->value;
 }
 
-/* present[i] = 1 for the points of the batch the server already holds.  For
- * each distinct point T of the batch: the server holds s copies, the store
- * has p copies before the batch (sent already), so s - p of the batch's
- * copies landed. */
-static enum mt_upload_result verify(struct mt_mlflow__be *b, const struct mt_upload_point *pts, size_t n,
-                                    unsigned char *present)
+/* FNV-1a over the batch: tells the batch being checked from a new one. */
+static uint64_t batch_fingerprint(const struct mt_upload_point *pts, size_t n)
 {
-    enum mt_upload_result res = MT_UPLOAD_OK;
-    unsigned *prior = calloc(n ? n : 1, sizeof(*prior));
-    unsigned char *assigned = calloc(n ? n : 1, 1);
-    if (!prior || !assigned) {
-        res = MT_UPLOAD_RETRY;
-        goto out;
-    }
-    if (b->io->count_prior(b->io->ctx, pts, n, prior) != 0) {
-        res = MT_UPLOAD_RETRY;
-        goto out;
-    }
+    uint64_t h = 1469598103934665603ULL ^ n;
     for (size_t i = 0; i < n; i++) {
-        if (assigned[i])
-            continue;
-        struct spt *srv = NULL;
-        size_t ns = 0;
-        res = fetch_history(b, pts[i].key, &srv, &ns);
-        if (res != MT_UPLOAD_OK)
-            break;
-        for (size_t k = i; k < n; k++) {
-            if (assigned[k] || strcmp(pts[k].key, pts[i].key) != 0)
-                continue;
-            struct spt want = {pts[k].ts_ms, pts[k].step, 0};
-            struct spt *hit = ns ? bsearch(&want, srv, ns, sizeof(*srv), spt_cmp) : NULL;
-            long s = 0;
-            if (hit) {
-                struct spt *lo = hit, *hi = hit;
-                while (lo > srv && spt_cmp(lo - 1, &want) == 0)
-                    lo--;
-                while (hi + 1 < srv + ns && spt_cmp(hi + 1, &want) == 0)
-                    hi++;
-                for (struct spt *q = lo; q <= hi; q++)
-                    s += mt_mlflow_value_equal(pts[k].value, q->value);
-            }
-            long arrived = s - (long)prior[k];
-            for (size_t m = k; m < n; m++) {
-                if (assigned[m] || !same_point(&pts[m], &pts[k]))
-                    continue;
-                present[m] = arrived > 0;
-                arrived--;
-                assigned[m] = 1;
-            }
-        }
-        free(srv);
+        const unsigned char *k = (const unsigned char *)pts[i].key;
+        for (; *k; k++)
+            h = (h ^ *k) * 1099511628211ULL;
+        int64_t f[3] = {pts[i].ts_ms, pts[i].step, 0};
+        memcpy(&f[2], &pts[i].value, sizeof(double));
+        const unsigned char *q = (const unsigned char *)f;
+        for (size_t j = 0; j < sizeof(f); j++)
+            h = (h ^ q[j]) * 1099511628211ULL;
     }
-out:
-    free(prior);
+    return h;
+}
+
+void mt_mlflow__check_reset(struct mt_mlflow__check *c)
+{
+    free(c->landed);
+    free(c->unsure);
+    free(c->prior);
+    c->landed = c->unsure = NULL;
+    c->prior = NULL;
+    c->n = 0;
+    c->fp = 0;
+    c->have_prior = 0;
+}
+
+/* Starts the check state over for a new batch: nothing known to have landed;
+ * every point unsure when the last outcome was unknown. */
+static int check_begin(struct mt_mlflow__be *b, const struct mt_upload_point *pts, size_t n)
+{
+    struct mt_mlflow__check *c = &b->check;
+    uint64_t fp = batch_fingerprint(pts, n);
+    if (c->landed && c->n == n && c->fp == fp)
+        return 0;
+    mt_mlflow__check_reset(c);
+    c->landed = calloc(n ? n : 1, 1);
+    c->unsure = calloc(n ? n : 1, 1);
+    c->prior = calloc(n ? n : 1, sizeof(*c->prior));
+    if (!c->landed || !c->unsure || !c->prior) {
+        mt_mlflow__check_reset(c);
+        return -1;
+    }
+    c->n = n;
+    c->fp = fp;
+    if (b->verify_next)
+        memset(c->unsure, 1, n);
+    b->verify_next = 0;
+    return 0;
+}
+
+/* Looks up one key on the server and settles every point of that key in the
+ * batch: landed or not.  For each distinct point T: the server holds s
+ * copies, the store has p copies before the batch (sent already), so s - p
+ * of the batch's copies landed. */
+static enum mt_upload_result check_key(struct mt_mlflow__be *b, const struct mt_upload_point *pts,
+                                       size_t n, size_t first)
+{
+    struct mt_mlflow__check *c = &b->check;
+    if (!c->have_prior) {
+        if (b->io->count_prior(b->io->ctx, pts, n, c->prior) != 0)
+            return MT_UPLOAD_RETRY;
+        c->have_prior = 1;
+    }
+    struct spt *srv = NULL;
+    size_t ns = 0;
+    enum mt_upload_result res = fetch_history(b, pts[first].key, &srv, &ns);
+    if (res != MT_UPLOAD_OK)
+        return res;
+    unsigned char *assigned = calloc(n ? n : 1, 1);
+    if (!assigned) {
+        free(srv);
+        return MT_UPLOAD_RETRY;
+    }
+    for (size_t k = first; k < n; k++) {
+        if (assigned[k] || strcmp(pts[k].key, pts[first].key) != 0)
+            continue;
+        struct spt want = {pts[k].ts_ms, pts[k].step, 0};
+        struct spt *hit = ns ? bsearch(&want, srv, ns, sizeof(*srv), spt_cmp) : NULL;
+        long s = 0;
+        if (hit) {
+            struct spt *lo = hit, *hi = hit;
+            while (lo > srv && spt_cmp(lo - 1, &want) == 0)
+                lo--;
+            while (hi + 1 < srv + ns && spt_cmp(hi + 1, &want) == 0)
+                hi++;
+            for (struct spt *q = lo; q <= hi; q++)
+                s += mt_mlflow_value_equal(pts[k].value, q->value);
+        }
+        long arrived = s - (long)c->prior[k];
+        for (size_t m = k; m < n; m++) {
+            if (assigned[m] || !same_point(&pts[m], &pts[k]))
+                continue;
+            int was = c->landed[m];
+            c->landed[m] = arrived > 0;
+            if (c->landed[m] && !was && b->io->stats)
+                b->io->stats->points_verified_present++;
+            arrived--;
+            assigned[m] = 1;
+            c->unsure[m] = 0;
+        }
+    }
     free(assigned);
-    return res;
+    free(srv);
+    if (b->io->progress)
+        b->io->progress(b->io->ctx);
+    return MT_UPLOAD_OK;
+}
+
+/* How many distinct keys the points not skipped have. */
+static size_t count_keys(const struct mt_upload_point *pts, size_t n, const unsigned char *skip)
+{
+    size_t keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i])
+            continue;
+        size_t k = 0;
+        for (; k < i; k++)
+            if ((!skip || !skip[k]) && strcmp(pts[k].key, pts[i].key) == 0)
+                break;
+        keys += k == i;
+    }
+    return keys;
+}
+
+/* Marks in `skip` every point that is not in the next piece: those landed,
+ * and those of keys past the first `keys` distinct keys still to send. */
+static size_t next_piece(const struct mt_upload_point *pts, size_t n, const unsigned char *landed,
+                         size_t keys, unsigned char *skip)
+{
+    size_t chosen = 0, live = 0;
+    memset(skip, 1, n);
+    for (size_t i = 0; i < n; i++) {
+        if (landed[i] || !skip[i])
+            continue;
+        if (keys && chosen == keys)
+            break;
+        chosen++;
+        for (size_t k = i; k < n; k++)
+            if (!landed[k] && skip[k] && strcmp(pts[k].key, pts[i].key) == 0) {
+                skip[k] = 0;
+                live++;
+            }
+    }
+    return live;
 }
 
 enum mt_upload_result mt_mlflow__send_points(void *p, const struct mt_upload_point *pts, size_t n)
 {
     struct mt_mlflow__be *b = p;
-    if (!b->verify_next)
-        return mt_mlflow__send_items(b, MT_MLFLOW__METRIC, pts, n, NULL);
-    unsigned char *present = calloc(n ? n : 1, 1);
-    if (!present)
-        return MT_UPLOAD_RETRY;
-    enum mt_upload_result res = verify(b, pts, n, present);
-    if (res == MT_UPLOAD_OK) {
-        size_t have = 0;
-        for (size_t i = 0; i < n; i++)
-            have += present[i];
-        if (b->io->stats)
-            b->io->stats->points_verified_present += have;
-        b->verify_next = 0;
-        res = mt_mlflow__send_items(b, MT_MLFLOW__METRIC, pts, n, present);
-        /* All of it had landed: the next batch may have too. */
-        if (res == MT_UPLOAD_OK && n && have == n)
-            b->verify_next = 1;
+    struct mt_mlflow__check *c = &b->check;
+    if (!b->verify_next && !c->landed && b->piece_keys == 0) {
+        /* the common case: the last batch went through; nothing to keep */
+        enum mt_upload_result res = mt_mlflow__send_items(b, MT_MLFLOW__METRIC, pts, n, NULL);
+        if (res == MT_UPLOAD_RETRY && b->verify_next) {
+            size_t keys = count_keys(pts, n, NULL);
+            b->piece_keys = keys > 1 ? keys / 2 : 1;
+        }
+        return res;
     }
-    free(present);
-    return res;
+    if (check_begin(b, pts, n) != 0)
+        return MT_UPLOAD_RETRY;
+    /* settle the unsure keys, one lookup each; what a lookup settled stays */
+    for (size_t i = 0; i < n; i++) {
+        if (!c->unsure[i])
+            continue;
+        enum mt_upload_result res = check_key(b, pts, n, i);
+        if (res != MT_UPLOAD_OK)
+            return res;
+    }
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++)
+        have += c->landed[i];
+    unsigned char *skip = malloc(n ? n : 1);
+    if (!skip)
+        return MT_UPLOAD_RETRY;
+    enum mt_upload_result res = MT_UPLOAD_OK;
+    while (res == MT_UPLOAD_OK && next_piece(pts, n, c->landed, b->piece_keys, skip)) {
+        res = mt_mlflow__send_items(b, MT_MLFLOW__METRIC, pts, n, skip);
+        if (res == MT_UPLOAD_OK) {
+            for (size_t i = 0; i < n; i++)
+                c->landed[i] |= !skip[i];
+            if (b->piece_keys && (b->piece_keys *= 2) > 64)
+                b->piece_keys = 0; /* whole batches again */
+            if (b->io->progress)
+                b->io->progress(b->io->ctx);
+        } else if (res == MT_UPLOAD_RETRY && b->verify_next) {
+            /* the piece may have landed: check its keys before anything
+             * else, and send fewer keys at once while the path fails */
+            for (size_t i = 0; i < n; i++)
+                c->unsure[i] |= !skip[i];
+            b->verify_next = 0;
+            size_t keys = count_keys(pts, n, skip);
+            b->piece_keys = keys > 1 ? keys / 2 : 1;
+        }
+    }
+    free(skip);
+    if (res != MT_UPLOAD_OK)
+        return res;
+    /* All of it had landed before we sent anything: the next batch may have too. */
+    if (n && have == n)
+        b->verify_next = 1;
+    mt_mlflow__check_reset(c);
+    return MT_UPLOAD_OK;
 }
-

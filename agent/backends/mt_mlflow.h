@@ -60,6 +60,11 @@ enum mt_upload_result mt_mlflow_put_file(struct mt_mlflow_client *c, const char 
 
 /* ---- pure helpers (unit-tested) ---- */
 
+/* A failed response in words, for people: "connection refused", "timed
+ * out", "HTTP 401 ... (check MLFLOW_TRACKING_...)", "HTTP 503: <MLflow's
+ * message>". */
+void mt_mlflow_describe(const struct mt_mlflow_resp *r, char *out, size_t outsz);
+
 /* OK for 2xx; RETRY for no answer, 408, 429, 5xx; DROP for other statuses.
  * *unknown tells whether a request that did not succeed may still have been
  * applied: not when the connection never opened, nor for 429 (refused before
@@ -107,6 +112,18 @@ void mt_mlflow__buf_json(struct mt_mlflow__buf *b, const char *s);
 /* URL-encodes s into b. */
 void mt_mlflow__buf_urlenc(struct mt_mlflow__buf *b, const char *s);
 
+/* What is known of the batch being sent (mlflow_log.c): kept across failed
+ * requests while the uploader hands the same batch again. */
+struct mt_mlflow__check {
+    uint64_t fp;              /* fingerprint of the batch it is about */
+    size_t n;
+    unsigned char *landed;    /* point i is on the server */
+    unsigned char *unsure;    /* point i may be: look its key up first */
+    unsigned *prior;          /* io->count_prior of the batch */
+    int have_prior;
+};
+void mt_mlflow__check_reset(struct mt_mlflow__check *c);
+
 /* The backend's state, shared by mlflow.c and mlflow_log.c. */
 struct mt_upload_io;
 struct cJSON;
@@ -117,7 +134,10 @@ struct mt_mlflow__be {
     char run_id[64], exp_id[64];
     char artifact_path[512];  /* "<exp>/<run>/artifacts" or "" when not proxied */
     int verify_next;          /* check the next batch against the server first */
+    struct mt_mlflow__check check;
+    size_t piece_keys;        /* keys per log-batch while the path fails; 0: all */
     double retry_after;
+    char last_error[512];     /* the last failure in words (mt_mlflow_describe) */
     size_t param_value_max;
     struct mt_mlflow__buf body, path;
 };
@@ -132,6 +152,10 @@ struct mt_upload_point;
 enum mt_upload_result mt_mlflow__call(struct mt_mlflow__be *b, const char *method,
                                       const char *path, const char *body, size_t len,
                                       struct mt_mlflow_resp *r);
+/* Counts a request made on the client, keeps its Retry-After and, when it
+ * failed, its description (last_error). */
+void mt_mlflow__counted(struct mt_mlflow__be *b, enum mt_upload_result res,
+                        const struct mt_mlflow_resp *r);
 /* An event in events.jsonl about a response: kind, key, status, MLflow's message. */
 void mt_mlflow__event_http(struct mt_mlflow__be *b, const char *name, const char *what,
                            const char *key, const struct mt_mlflow_resp *r);

@@ -42,9 +42,12 @@ class MlflowServer:
     to one it holds, so it cannot show a doubled point) or "file" (the
     ./mlruns store, which appends every point it is sent)."""
 
-    def __init__(self, tmp, backend="sqlite"):
+    def __init__(self, tmp, backend="sqlite", store_uri=None):
         self.tmp = Path(tmp)
         self.backend = backend
+        self.store_uri = store_uri  # any other store (postgresql://...)
+        self.workers = 1
+        self.extra_env = {}
         self.port = free_port()
         self.proc = None
         self.log = self.tmp / "server.log"
@@ -57,14 +60,15 @@ class MlflowServer:
         exe = shutil.which("mlflow", path=str(VENV_BIN)) or "mlflow"
         self.proc = subprocess.Popen(
             [exe, "server", "--backend-store-uri",
-             f"sqlite:///{self.tmp}/m.db" if self.backend == "sqlite" else f"{self.tmp}/mlruns",
+             self.store_uri or (f"sqlite:///{self.tmp}/m.db" if self.backend == "sqlite"
+                                else f"{self.tmp}/mlruns"),
              "--artifacts-destination", f"{self.tmp}/art", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
+             "--port", str(self.port), "--workers", str(self.workers)],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
             # No job runner: the tests use none, and the server makes its
             # store in a /dev/shm directory that a killed server leaves behind.
             env={**os.environ, "MLFLOW_TRACKING_URI": "", "MLFLOW_ALLOW_FILE_STORE": "true",
-                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.extra_env})
         if wait:
             self.wait_ready()
 

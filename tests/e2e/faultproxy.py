@@ -2,7 +2,11 @@
 metrictap and the MLflow server: down (connections refused), up, answer the
 next N matching requests with 500 or 429 itself, or forward them and cut the
 connection before the server's answer reaches the client (the request was
-applied but the client cannot know).  Loopback only."""
+applied but the client cannot know), or close it before forwarding (never
+applied, but the client cannot know that either).  A schedule fails a fixed
+share of all requests: every Nth, or a random share with a seed.  Loopback
+only."""
+import random
 import socket
 import threading
 import time
@@ -18,6 +22,8 @@ class FaultProxy:
         self.listener = None
         self.port = None
         self.closing = False
+        self.schedule = None  # (every, rate, actions, rng, path)
+        self.nreq = 0
         s = socket.socket()
         s.bind((host, 0))
         self.port = s.getsockname()[1]
@@ -48,15 +54,26 @@ class FaultProxy:
             s.close()
 
     def inject(self, action, path="log-batch", count=1, body=None):
-        """action: '500', '429', 'cut' or 'close', for the next `count` requests whose
+        """action: '500', '429', '401', 'cut', 'close' or 'drop', for the next `count` requests whose
         path (and body, if given) contain the substrings."""
         with self.lock:
             self.rules.append([action, path, count, body.encode() if body else None])
+
+    def fail_every(self, n, action="500", path=""):
+        """Answer every nth request (whose path contains `path`) with action."""
+        with self.lock:
+            self.schedule = (n, 0.0, [action], None, path)
+
+    def fail_random(self, rate, actions=("500",), seed=1, path=""):
+        """Fail a random share `rate` of the requests, each with one of actions."""
+        with self.lock:
+            self.schedule = (0, rate, list(actions), random.Random(seed), path)
 
     def clear(self):
         with self.lock:
             self.rules = []
             self.seen = []
+            self.schedule = None
 
     def count(self, path_sub, action=None):
         with self.lock:
@@ -110,6 +127,13 @@ class FaultProxy:
 
     def _take_rule(self, path, body):
         with self.lock:
+            if self.schedule and self.schedule[4] in path:
+                every, rate, actions, rng, _ = self.schedule
+                self.nreq += 1
+                if every and self.nreq % every == 0:
+                    return actions[0]
+                if rng and rng.random() < rate:
+                    return rng.choice(actions)
             for r in self.rules:
                 if r[2] > 0 and r[1] in path and (r[3] is None or r[3] in body):
                     r[2] -= 1
@@ -132,9 +156,14 @@ class FaultProxy:
                 action = self._take_rule(path, body)
                 with self.lock:
                     self.seen.append((method, path, action or "fwd"))
-                if action in ("500", "429"):
+                if action == "drop":
+                    return  # closed before forwarding: the server never saw it
+                if action in ("500", "429", "401"):
                     msg = b'{"error_code":"INTERNAL_ERROR","message":"injected"}'
-                    status = b"500 Internal Server Error" if action == "500" else b"429 Too Many Requests"
+                    status = {"500": b"500 Internal Server Error", "429": b"429 Too Many Requests",
+                              "401": b"401 Unauthorized"}[action]
+                    if action == "401":
+                        msg = b'{"error_code":"UNAUTHENTICATED","message":"bad credentials"}'
                     extra = b"Retry-After: 1\r\n" if action == "429" else b""
                     c.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + extra +
                               b"Content-Length: " + str(len(msg)).encode() + b"\r\n\r\n" + msg)

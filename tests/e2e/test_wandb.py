@@ -168,12 +168,16 @@ def test_a_failing_sync_is_kept_in_events_and_metrictap_sync_retries(tmp_path, s
     show = subprocess.run([str(METRICTAP), "show", run_dir.name], env=env, capture_output=True,
                           text=True, cwd=tmp_path)
     assert ev["message"] in show.stdout, show.stdout
+    assert "  wandb        written; wandb sync failed" in show.stdout, show.stdout
     # the server is back: `metrictap sync --to wandb` hands the directory over again
     env2 = wandb_env(store, tmp_path, stub.url)
     r = subprocess.run([str(METRICTAP), "sync", "--to", "wandb", run_dir.name], env=env2,
                        capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sync_event(run_dir)["ok"], events(run_dir)
+    show = subprocess.run([str(METRICTAP), "show", run_dir.name], env=env2, capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert "  wandb        uploaded" in show.stdout, show.stdout
     assert len(stub.recording.file_lines("wandb-history.jsonl")) == len(history(run_dir))
 
 

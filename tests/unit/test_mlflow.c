@@ -170,8 +170,31 @@ MT_TEST(refuses_tracking_uris_it_cannot_speak)
     struct mt_mlflow_resp r;
     MT_CHECK(mt_mlflow_call(cl, "GET", "health", NULL, 0, &r) == MT_UPLOAD_RETRY);
     MT_CHECK(r.unknown == 0);
+    char why[256];
+    mt_mlflow_describe(&r, why, sizeof(why));
+    MT_CHECK(strcmp(why, "connection refused") == 0);
     mt_mlflow_client_destroy(cl);
     mt_mlflow_client_destroy(NULL);
+}
+
+MT_TEST(describes_failed_answers_in_words)
+{
+    static const struct {
+        long status;
+        const char *body, *want;
+    } cases[] = {
+        {401, "{\"error_code\":\"UNAUTHENTICATED\",\"message\":\"bad credentials\"}",
+         "HTTP 401: bad credentials (check MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN)"},
+        {503, "<html>busy</html>", "HTTP 503"},
+        {500, "{\"message\":\"line one\\nline two\"}", "HTTP 500: line one line two"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mt_mlflow_resp r = {.status = cases[i].status, .body = cases[i].body,
+                                   .len = strlen(cases[i].body)};
+        char why[256];
+        mt_mlflow_describe(&r, why, sizeof(why));
+        MT_CHECK(strcmp(why, cases[i].want) == 0);
+    }
 }
 
 int main(void)

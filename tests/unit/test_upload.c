@@ -455,7 +455,7 @@ MT_TEST(a_row_waits_until_run_json_describes_its_metric)
     MT_CHECK(srv.n == 1);
 }
 
-MT_TEST(sync_skips_a_run_its_agent_is_uploading)
+MT_TEST(sync_gives_up_on_a_run_its_agent_holds_past_its_timeout)
 {
     make_run("running", NULL);
     struct mt_upload_opts o;
@@ -464,9 +464,44 @@ MT_TEST(sync_skips_a_run_its_agent_is_uploading)
     struct mt_uploader *u = mt_uploader_start(dir, &o, err, sizeof(err));
     MT_CHECK(u != NULL);
     usleep(100000);
+    /* a live run is its agent's: no waiting */
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == -EBUSY);
+    MT_CHECK(strstr(err, "still running") != NULL);
+    /* an ended run whose agent holds on past the sync's timeout */
+    make_run("finished", NULL);
+    o.sync_timeout_s = 0.3;
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == -EBUSY);
+    MT_CHECK(strstr(err, "after") != NULL);
     mt_uploader_finish(u, 1);
     MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+}
+
+static void *finish_later(void *arg)
+{
+    usleep(400 * 1000);
+    mt_uploader_finish(arg, 0); /* no time to flush: it leaves everything */
+    return NULL;
+}
+
+MT_TEST(sync_waits_for_the_agent_then_sends_what_it_left)
+{
+    make_run("finished", NULL);
+    put("history.jsonl", "{\"_step\":0,\"_timestamp\":1,\"a\":1}\n", "w");
+    struct mt_upload_opts o;
+    opts(&o);
+    o.interval_s = 60; /* the agent sends nothing before its end */
+    char err[512];
+    struct mt_uploader *u = mt_uploader_start(dir, &o, err, sizeof(err));
+    MT_CHECK(u != NULL);
+    usleep(100000);
+    struct mt_upload_live live = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    o.live = &live;
+    pthread_t th;
+    pthread_create(&th, NULL, finish_later, u);
+    MT_CHECK(mt_upload_sync_run(dir, &o, err, sizeof(err)) == 0);
+    pthread_join(th, NULL);
+    MT_CHECK(count_key("a") == 1);
+    MT_CHECK(live.waiting_for_agent == 0);
 }
 
 MT_TEST(a_refused_run_keeps_its_cursor)
