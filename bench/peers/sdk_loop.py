@@ -10,6 +10,8 @@ to MODE's tracker:
            service (WANDB_MODE etc. come from the environment)
   mlflow   mlflow.log_metrics({"loss": x, "acc": y}, step=N) per step, to
            MLFLOW_TRACKING_URI
+SDK_LOOP_PACE_S spreads the steps over that many seconds (a sleep after each),
+for the agent footprint's idle peer (bench/agent.sh).
 On stderr, one `key=value ...` line: loop_s (the loop's own wall time, set-up
 and finish excluded), loop_start (its start, Unix time), setup_s, finish_s
 and, for wandb, service_peak_kib (the highest VmHWM of the processes below
@@ -106,6 +108,13 @@ def main():
         raise SystemExit(f"sdk_loop: unknown mode {mode!r}")
     out["setup_s"] = time.perf_counter() - t
 
+    pause = float(os.environ.get("SDK_LOOP_PACE_S", "0")) / max(steps, 1)
+    if pause:
+        inner = emit
+
+        def emit(i, loss, acc):
+            inner(i, loss, acc)
+            time.sleep(pause)
     loss = 2.5
     out["loop_start"] = time.time()
     t = time.perf_counter()
