@@ -10,11 +10,14 @@ to MODE's tracker:
            service (WANDB_MODE etc. come from the environment)
   mlflow   mlflow.log_metrics({"loss": x, "acc": y}, step=N) per step, to
            MLFLOW_TRACKING_URI
+  mlflow_async  the same with synchronous=False (the client's queue sends
+           batches from a thread; end_run() waits for it)
 SDK_LOOP_PACE_S spreads the steps over that many seconds (a sleep after each),
 for the agent footprint's idle peer (bench/agent.sh).
 On stderr, one `key=value ...` line: loop_s (the loop's own wall time, set-up
 and finish excluded), loop_start (its start, Unix time), setup_s, finish_s
-and, for wandb, service_peak_kib (the highest VmHWM of the processes below
+and, for mlflow, run_id and done_at (Unix time once end_run() returned:
+every point is on the server then); for wandb, service_peak_kib (the highest VmHWM of the processes below
 this one, polled through the run and read once more before they exit) and
 python_peak_kib."""
 import os
@@ -97,13 +100,14 @@ def main():
 
         def emit(i, loss, acc):
             run.log({"loss": loss, "acc": acc})
-    elif mode == "mlflow":
+    elif mode in ("mlflow", "mlflow_async"):
         import mlflow
         mlflow.set_experiment("metrictap-peer")
         mlflow.start_run()
+        synchronous = mode == "mlflow"
 
         def emit(i, loss, acc):
-            mlflow.log_metrics({"loss": loss, "acc": acc}, step=i)
+            mlflow.log_metrics({"loss": loss, "acc": acc}, step=i, synchronous=synchronous)
     else:
         raise SystemExit(f"sdk_loop: unknown mode {mode!r}")
     out["setup_s"] = time.perf_counter() - t
@@ -130,9 +134,10 @@ def main():
         out["service_peak_kib"] = watch.stop()
         out["python_peak_kib"] = hwm_kib(os.getpid())
         out["run_dir"] = run.dir
-    elif mode == "mlflow":
+    elif mode.startswith("mlflow"):
         out["run_id"] = mlflow.active_run().info.run_id
         mlflow.end_run()
+        out["done_at"] = time.time()
     out["finish_s"] = time.perf_counter() - t
     print(" ".join(f"{k}={v:.6f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()),
           file=sys.stderr, flush=True)
