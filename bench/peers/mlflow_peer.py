@@ -51,7 +51,7 @@ KEYS = ("loss", "acc")
 def row(name, figure, baseline, unit, target="report"):
     ratio = figure / baseline if baseline else float("nan")
     fmt = "d" if isinstance(figure, int) else ".4g"
-    print(f"ROW\t{name}\t{figure:{fmt}}{unit}\t{baseline:{fmt}}{unit}\t{ratio:.3f}\t{target}", flush=True)
+    print(f"ROW\t{name}\t{figure:{fmt}}{unit}\t{baseline:{fmt}}{unit}\t{ratio:.3g}\t{target}", flush=True)
 
 
 def info(text):
