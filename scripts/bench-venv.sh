@@ -11,23 +11,25 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 status=0
-for name in "${@:-guild sdk}"; do
-    for n in $name; do
-        req=bench/peers/requirements-$n.txt
-        dir=.venv-bench/$n
-        [ -f "$req" ] || { echo "bench-venv: no $req" >&2; status=1; continue; }
-        sum=$(sha256sum "$req" | cut -d' ' -f1)
-        [ "$(cat "$dir/.metrictap-reqs" 2>/dev/null)" = "$sum" ] && continue
-        echo "bench-venv: installing $req into $dir" >&2
-        log=$(mktemp)
-        if { [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"; } >"$log" 2>&1 &&
-            "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >"$log" 2>&1; then
-            echo "$sum" > "$dir/.metrictap-reqs"
-        else
-            echo "bench-venv: $dir: $(grep -E 'ERROR|rror:' "$log" | tail -1)" >&2
-            status=1
-        fi
-        rm -f "$log"
-    done
+[ $# -gt 0 ] || set -- guild sdk
+for n in "$@"; do
+    req=bench/peers/requirements-$n.txt
+    dir=.venv-bench/$n
+    [ -f "$req" ] || { echo "bench-venv: no $req" >&2; status=1; continue; }
+    sum=$(sha256sum "$req" | cut -d' ' -f1)
+    [ "$(cat "$dir/.metrictap-reqs" 2>/dev/null)" = "$sum" ] && continue
+    echo "bench-venv: installing $req into $dir" >&2
+    log=$(mktemp)
+    if { [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"; } >"$log" 2>&1 &&
+        "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >"$log" 2>&1; then
+        echo "$sum" > "$dir/.metrictap-reqs"
+    else
+        # pip's last ERROR line names what failed; else the last line.
+        reason=$(grep -E 'ERROR|rror:' "$log" | tail -1)
+        [ -n "$reason" ] || reason=$(grep -v '^[[:space:]]*$' "$log" | tail -1)
+        echo "bench-venv: $dir: ${reason:-failed}" >&2
+        status=1
+    fi
+    rm -f "$log"
 done
 exit "$status"
