@@ -18,7 +18,7 @@ cpu_s=$(echo "$finish" | sed 's/.*"agent_cpu_s":\([0-9.]*\).*/\1/')
 rows=$(wc -l < "$METRICTAP_DIR/latest-run/system.jsonl")
 sample_us=$("$root/build/bench/agent_footprint" --samples 50 | sed -n 's/^sys_sample_cost \([0-9.]*\) us/\1/p')
 
-peer=$("$root/bench/peers/wandb_peer.sh" "$IDLE" "$IDLE" 2>/dev/null | sed -n 's/^wandb_service_peak_rss \([0-9.]*\) MiB/\1/p' || true)
+peer=$("$root/bench/peers/wandb_peer.sh" footprint "$IDLE" "$IDLE" 2>/dev/null | sed -n 's/^wandb_service_peak_rss \([0-9.]*\) MiB/\1/p' || true)
 rss_mib=$(echo "scale=2; $rss_kb / 1024" | bc -l)
 cpu_pct=$(echo "scale=4; 100 * $cpu_s / $IDLE" | bc -l)
 if [ -n "$peer" ]; then

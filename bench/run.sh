@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# make bench: runs every bench/*.sh (except this one) and prints one table.
+# make bench: runs every bench/*.sh (except this one) and the peer rows of
+# bench/peers/*_peer.sh (Guild AI, W&B, MLflow), and prints one table.
+#   bench/run.sh          everything
+#   bench/run.sh peers    only the peer rows
 # Each script prints rows as: ROW<TAB>name<TAB>figure<TAB>baseline<TAB>ratio<TAB>target
 # where the baseline was measured in the same run.  Lines starting INFO are
 # printed after the table (medians, spreads, counts behind a figure).
@@ -8,7 +11,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 rows=$(mktemp)
 info=$(mktemp)
 trap 'rm -f "$rows" "$info"' EXIT
-for script in "$here"/*.sh; do
+scripts=("$here"/*.sh "$here"/peers/*_peer.sh)
+[ "${1:-}" = peers ] && scripts=("$here"/peers/*_peer.sh)
+for script in "${scripts[@]}"; do
     [ "$(basename "$script")" = run.sh ] && continue
     echo "bench: $(basename "$script") ..." >&2
     # The capture bench leaves gigabytes of dirty pages and deleted stores;
