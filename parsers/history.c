@@ -61,6 +61,10 @@ struct mt_history {
     uint64_t step, rows, values, keys_dropped;
     struct mt_buf row;
     cJSON *restored; /* summary of the run before it was resumed */
+    /* The key each field of the last line had, by its place in the line
+     * (index + 1, 0 none): a loop prints the same keys in the same order,
+     * so most fields find their key with one compare and no hash. */
+    uint32_t hint[MT_MAX_FIELDS];
     mt_history_row_fn emit;
     void *ctx;
     const struct mt_metric_spec *user, *defaults;
@@ -234,6 +238,18 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
         if (k->hash == hv && key_equal(k, s, n, lower))
             return (int)slot - 1;
     }
+}
+
+/* intern, trying the key of the same field of the last line first. */
+static inline int intern_hinted(struct mt_history *h, uint32_t *hint, const char *s, size_t n,
+                                int lower, int is_axis)
+{
+    if (*hint && key_equal(&h->keys[*hint - 1], s, n, lower))
+        return (int)*hint - 1;
+    int id = intern(h, s, n, lower, is_axis);
+    if (id >= 0)
+        *hint = (uint32_t)id + 1;
+    return id;
 }
 
 struct mt_history *mt_history_create(double start_unix, uint64_t first_step,
@@ -440,10 +456,11 @@ static void set_value(struct key *k, const struct mt_field *f)
     k->best = k->goal == MT_GOAL_MAX ? k->max : k->min;
 }
 
-static void add_field(struct mt_history *h, const struct mt_field *f, double ts_unix)
+static void add_field(struct mt_history *h, const struct mt_field *f, uint32_t *hint,
+                      double ts_unix)
 {
     int axis = f->role == MT_ROLE_AXIS;
-    int id = intern(h, f->key, f->key_len, f->lower_key, axis);
+    int id = intern_hinted(h, hint, f->key, f->key_len, f->lower_key, axis);
     if (id < 0)
         return;
     struct key *k = &h->keys[id];
@@ -522,7 +539,7 @@ void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_
                 continue;
             if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
                 continue;
-            add_field(h, f, ts_unix);
+            add_field(h, f, &h->hint[i], ts_unix);
         }
 }
 
