@@ -57,13 +57,15 @@ static inline size_t scan(const char *s, size_t len, double *out, int *json)
     size_t i = 0;
     int neg = 0, plus = 0;
     *json = 0;
-    if (i < len && (s[i] == '+' || s[i] == '-')) {
-        neg = s[i] == '-';
-        plus = !neg;
-        i++;
+    if (len && !is_digit(s[0])) { /* most numbers start with a digit: one test */
+        if (s[i] == '+' || s[i] == '-') {
+            neg = s[i] == '-';
+            plus = !neg;
+            i++;
+        }
+        if (i < len && ((s[i] | 0x20) == 'n' || (s[i] | 0x20) == 'i'))
+            return scan_word(s, len, i, neg, out);
     }
-    if (i < len && ((s[i] | 0x20) == 'n' || (s[i] | 0x20) == 'i'))
-        return scan_word(s, len, i, neg, out);
     size_t start = i;
     uint64_t mant = 0;
     int frac_digits = 0, simple = 1;
