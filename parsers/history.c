@@ -109,7 +109,8 @@ static uint32_t hash_key(const char *s, size_t n, int lower)
     return h;
 }
 
-static int key_equal(const struct key *k, const char *s, size_t n, int lower)
+static inline __attribute__((always_inline)) int key_equal(const struct key *k, const char *s,
+                                                         size_t n, int lower)
 {
     if (k->len != n)
         return 0;
@@ -429,7 +430,8 @@ void mt_history_flush(struct mt_history *h, double ts_unix)
     h->gen++;
 }
 
-static void set_value(struct key *k, const struct mt_field *f)
+static inline __attribute__((always_inline)) void set_value(struct key *k,
+                                                           const struct mt_field *f)
 {
     k->value = f->value;
     k->has_value = 1;
