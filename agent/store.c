@@ -15,6 +15,11 @@
 #include "../common/mt_safefs.h"
 
 #define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
+/* The stage of history, events and output: whole lines gathered for one
+ * write.  1 MiB, not 64 KiB: the page cache takes large writes in large
+ * folios (dd of 320 MB on this ext4: 0.10-0.11 s of system time in 64 KiB
+ * writes, 0.07-0.09 s in 1 MiB ones); its pages are touched as it fills. */
+#define STAGE_BUF (1u << 20)
 
 int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
 {
@@ -167,7 +172,7 @@ int mt_store_open(struct mt_store *s, const char *root, const char *project, con
          * takes st_blksize, 4 KiB), and mt_store_write must know it. */
         s->linebuf[i] = mt_xmalloc(LINE_BUF);
         setvbuf(lined[i], s->linebuf[i], _IOFBF, LINE_BUF);
-        s->lines[i].stage = mt_xmalloc(LINE_BUF);
+        s->lines[i].stage = mt_xmalloc(STAGE_BUF);
     }
     return 0;
 }
@@ -266,9 +271,9 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     size_t n = alen + blen + (newline != 0);
     /* Flush before a line that would not fit, so stdio never writes half
      * of one: what reaches the file ends with a whole line. */
-    if (l && l->buffered && l->buffered + n >= LINE_BUF)
+    if (l && l->buffered && l->buffered + n >= STAGE_BUF)
         flush_lines(s, f);
-    if (l && n < LINE_BUF) { /* it fits the stage (emptied above if need be) */
+    if (l && n < STAGE_BUF) { /* it fits the stage (emptied above if need be) */
         char *p = l->stage + l->staged;
         if (alen)
             memcpy(p, a, alen);
@@ -294,7 +299,7 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     if (l) {
         l->buffered += n;
         l->lines++;
-        if (l->buffered >= LINE_BUF)
+        if (l->buffered >= STAGE_BUF)
             flush_lines(s, f); /* a line longer than the buffer: written through */
     }
     s->dirty = 1;
