@@ -52,7 +52,8 @@ static __attribute__((noinline)) size_t scan_word(const char *s, size_t len, siz
  * is a JSON number as it stands (no '+', no leading zeros, no bare '.',
  * not nan/inf), found on the way for free: the history then writes the
  * number verbatim without a second pass over it. */
-static inline size_t scan(const char *s, size_t len, double *out, int *json)
+static inline __attribute__((always_inline)) size_t scan(const char *s, size_t len, double *out,
+                                                          int *json)
 {
     size_t i = 0;
     int neg = 0, plus = 0;
