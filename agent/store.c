@@ -16,9 +16,9 @@
 
 #define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
 /* The stage of history, events and output: whole lines gathered for one
- * write.  1 MiB, not 64 KiB: the page cache takes large writes in large
- * folios (dd of 320 MB on this ext4: 0.10-0.11 s of system time in 64 KiB
- * writes, 0.07-0.09 s in 1 MiB ones); its pages are touched as it fills. */
+ * write.  1 MiB, not 64 KiB: large writes cost the page cache less per byte
+ * (dd of 320 MB on this ext4: 0.10-0.11 s of system time in 64 KiB writes,
+ * 0.07-0.09 s in 1 MiB ones); its pages are touched only as it fills. */
 #define STAGE_BUF (1u << 20)
 
 int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
