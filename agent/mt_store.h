@@ -28,8 +28,10 @@ struct mt_store {
      * is counted here, so a later write never lands after half a line. */
     struct mt_store_lines {
         uint64_t good;      /* file size after the last flush that worked */
-        uint64_t buffered;  /* bytes in the stdio buffer since then */
+        uint64_t buffered;  /* bytes written since then (staged or in stdio) */
         uint64_t lines;     /* lines among them */
+        char *stage;        /* whole lines not yet handed to stdio */
+        size_t staged;      /* bytes in it */
     } lines[3];
     uint64_t lines_lost; /* lines a failed write took (all three files) */
     char *linebuf[3];    /* their stdio buffers, of a size we know */
@@ -58,7 +60,11 @@ int mt_store_dir_fd(const char *root, const char *project, const char *id, int c
 
 void mt_store_append(struct mt_store *s, FILE *f, const char *line, size_t len);
 /* Appends a, then b, then a newline if `newline` (a console line with its
- * label), as one line of history, events or output. */
+ * label), as one line of history, events or output.  Lines shorter than the
+ * buffer are gathered in the file's stage and reach stdio at a flush, in one
+ * fwrite: a line costs a copy, not three stdio calls (the parse stage writes
+ * two lines per printed one).  A file is written either through these or
+ * with stdio alone (import.c's output.log), never both: they would reorder. */
 void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, const char *b,
                     size_t blen, int newline);
 void mt_store_event(struct mt_store *s, double ts, const char *event, const char *fields_json);

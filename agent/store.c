@@ -15,6 +15,11 @@
 #include "../common/mt_safefs.h"
 
 #define LINE_BUF (1u << 16) /* the stdio buffer of each appended file */
+/* The stage of history, events and output: whole lines gathered for one
+ * write.  1 MiB, not 64 KiB: large writes cost the page cache less per byte
+ * (dd of 320 MB on this ext4: 0.10-0.11 s of system time in 64 KiB writes,
+ * 0.07-0.09 s in 1 MiB ones); its pages are touched only as it fills. */
+#define STAGE_BUF (1u << 20)
 
 int mt_store_open_file(struct mt_store *s, const char *name, int oflags, char *err, size_t errsz)
 {
@@ -167,13 +172,19 @@ int mt_store_open(struct mt_store *s, const char *root, const char *project, con
          * takes st_blksize, 4 KiB), and mt_store_write must know it. */
         s->linebuf[i] = mt_xmalloc(LINE_BUF);
         setvbuf(lined[i], s->linebuf[i], _IOFBF, LINE_BUF);
+        s->lines[i].stage = mt_xmalloc(STAGE_BUF);
     }
     return 0;
 }
 
+static int flush_lines(struct mt_store *s, FILE *f);
+
 void mt_store_close(struct mt_store *s)
 {
     FILE **files[] = { &s->history, &s->events, &s->output, &s->system };
+    for (size_t i = 0; i < 3; i++)
+        if (*files[i] && s->lines[i].staged)
+            flush_lines(s, *files[i]);
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         if (*files[i]) {
             fclose(*files[i]);
@@ -187,6 +198,9 @@ void mt_store_close(struct mt_store *s)
     for (size_t i = 0; i < 3; i++) {
         free(s->linebuf[i]);
         s->linebuf[i] = NULL;
+        free(s->lines[i].stage);
+        s->lines[i].stage = NULL;
+        s->lines[i].staged = 0;
     }
     free(s->root);
     free(s->dir);
@@ -199,12 +213,32 @@ static struct mt_store_lines *lines_of(struct mt_store *s, FILE *f)
                                           : f == s->output ? &s->lines[2] : NULL;
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 /* Flushes one lined file.  On failure the file is cut back to its last whole
  * line, the buffer is thrown away and its lines are counted as lost. */
 static int flush_lines(struct mt_store *s, FILE *f)
 {
     struct mt_store_lines *l = lines_of(s, f);
-    if (fflush(f) == 0) {
+    int ok = fflush(f) == 0;
+    if (l && l->staged) {
+        /* Straight to the file (O_APPEND): stdio would copy it once more. */
+        ok = ok && write_all(fileno(f), l->stage, l->staged) == 0;
+        l->staged = 0;
+    }
+    if (ok) {
         if (l) {
             struct stat st; /* what is really there: a cut never extends the file */
             if (fstat(fileno(f), &st) == 0)
@@ -237,8 +271,22 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     size_t n = alen + blen + (newline != 0);
     /* Flush before a line that would not fit, so stdio never writes half
      * of one: what reaches the file ends with a whole line. */
-    if (l && l->buffered && l->buffered + n >= LINE_BUF)
+    if (l && l->buffered && l->buffered + n >= STAGE_BUF)
         flush_lines(s, f);
+    if (l && n < STAGE_BUF) { /* it fits the stage (emptied above if need be) */
+        char *p = l->stage + l->staged;
+        if (alen)
+            memcpy(p, a, alen);
+        if (blen)
+            memcpy(p + alen, b, blen);
+        if (newline)
+            p[alen + blen] = '\n';
+        l->staged += n;
+        l->buffered += n;
+        l->lines++;
+        s->dirty = 1;
+        return;
+    }
     if ((alen && fwrite(a, 1, alen, f) != alen) || (blen && fwrite(b, 1, blen, f) != blen) ||
         (newline && putc('\n', f) == EOF)) {
         if (l) {
@@ -251,7 +299,7 @@ void mt_store_write(struct mt_store *s, FILE *f, const char *a, size_t alen, con
     if (l) {
         l->buffered += n;
         l->lines++;
-        if (l->buffered >= LINE_BUF)
+        if (l->buffered >= STAGE_BUF)
             flush_lines(s, f); /* a line longer than the buffer: written through */
     }
     s->dirty = 1;

@@ -66,12 +66,22 @@ extern const char mt_digit_pairs[200];
 static inline char *mt_digits_before(char *end, uint64_t v, int width)
 {
     char *p = end;
-    while (v >= 100) {
+    while (v > 0xFFFFFFFFu) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         p -= 2;
         __builtin_memcpy(p, mt_digit_pairs + 2 * r, 2);
     }
+    /* The rest in 32 bits: a 32-bit division by a constant is a shorter
+     * multiply than a 64-bit one (a row's step, seconds, fractions). */
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        unsigned r = w % 100;
+        w /= 100;
+        p -= 2;
+        __builtin_memcpy(p, mt_digit_pairs + 2 * r, 2);
+    }
+    v = w;
     if (v >= 10) {
         p -= 2;
         __builtin_memcpy(p, mt_digit_pairs + 2 * v, 2);

@@ -61,6 +61,10 @@ struct mt_history {
     uint64_t step, rows, values, keys_dropped;
     struct mt_buf row;
     cJSON *restored; /* summary of the run before it was resumed */
+    /* The key each field of the last line had, by its place in the line
+     * (index + 1, 0 none): a loop prints the same keys in the same order,
+     * so most fields find their key with one compare and no hash. */
+    uint32_t hint[MT_MAX_FIELDS];
     mt_history_row_fn emit;
     void *ctx;
     const struct mt_metric_spec *user, *defaults;
@@ -105,7 +109,8 @@ static uint32_t hash_key(const char *s, size_t n, int lower)
     return h;
 }
 
-static int key_equal(const struct key *k, const char *s, size_t n, int lower)
+static inline __attribute__((always_inline)) int key_equal(const struct key *k, const char *s,
+                                                         size_t n, int lower)
 {
     if (k->len != n)
         return 0;
@@ -236,6 +241,18 @@ static int intern(struct mt_history *h, const char *s, size_t n, int lower, int 
     }
 }
 
+/* intern, trying the key of the same field of the last line first. */
+static inline int intern_hinted(struct mt_history *h, uint32_t *hint, const char *s, size_t n,
+                                int lower, int is_axis)
+{
+    if (*hint && key_equal(&h->keys[*hint - 1], s, n, lower))
+        return (int)*hint - 1;
+    int id = intern(h, s, n, lower, is_axis);
+    if (id >= 0)
+        *hint = (uint32_t)id + 1;
+    return id;
+}
+
 struct mt_history *mt_history_create(double start_unix, uint64_t first_step,
                                      double runtime_offset, mt_history_row_fn row, void *ctx)
 {
@@ -308,9 +325,30 @@ static inline const struct key *row_key(const struct mt_history *h, uint32_t *i)
     return NULL;
 }
 
-static inline char *put_bytes(char *p, const void *s, size_t n)
+/* Copies n bytes with at most a few word moves, no call: the pieces of a
+ * row are short (a key, a number) and a row has about ten of them. */
+static inline char *put_bytes(char *p, const void *src, size_t n)
 {
-    memcpy(p, s, n);
+    const char *s = src;
+    if (n >= 8) {
+        uint64_t w;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&w, s + i, 8);
+            memcpy(p + i, &w, 8);
+        }
+        memcpy(&w, s + n - 8, 8); /* the last 8, overlapping what was copied */
+        memcpy(p + n - 8, &w, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(p, &a, 4);
+        memcpy(p + n - 4, &b, 4);
+    } else if (n) {
+        p[0] = s[0];
+        p[n / 2] = s[n / 2];
+        p[n - 1] = s[n - 1];
+    }
     return p + n;
 }
 
@@ -392,7 +430,8 @@ void mt_history_flush(struct mt_history *h, double ts_unix)
     h->gen++;
 }
 
-static void set_value(struct key *k, const struct mt_field *f)
+static inline __attribute__((always_inline)) void set_value(struct key *k,
+                                                           const struct mt_field *f)
 {
     k->value = f->value;
     k->has_value = 1;
@@ -413,7 +452,7 @@ static void set_value(struct key *k, const struct mt_field *f)
         k->text_len = f->value ? 4 : 5;
     } else if (f->text_is_json && f->text_len <= TEXT_MAX && isfinite(f->value)) {
         /* verbatim, as printed; 1e400 is not (it reads back as infinity) */
-        memcpy(k->text, f->text, f->text_len);
+        put_bytes(k->text, f->text, f->text_len);
         k->text_len = (uint8_t)f->text_len;
     }
     if (f->unit_len && !k->unit_len) {
@@ -440,10 +479,11 @@ static void set_value(struct key *k, const struct mt_field *f)
     k->best = k->goal == MT_GOAL_MAX ? k->max : k->min;
 }
 
-static void add_field(struct mt_history *h, const struct mt_field *f, double ts_unix)
+static void add_field(struct mt_history *h, const struct mt_field *f, uint32_t *hint,
+                      double ts_unix)
 {
     int axis = f->role == MT_ROLE_AXIS;
-    int id = intern(h, f->key, f->key_len, f->lower_key, axis);
+    int id = intern_hinted(h, hint, f->key, f->key_len, f->lower_key, axis);
     if (id < 0)
         return;
     struct key *k = &h->keys[id];
@@ -522,7 +562,7 @@ void mt_history_add(struct mt_history *h, const struct mt_fields *fs, double ts_
                 continue;
             if (f->role == MT_ROLE_AXIS && f->kind != MT_VAL_NUMBER)
                 continue;
-            add_field(h, f, ts_unix);
+            add_field(h, f, &h->hint[i], ts_unix);
         }
 }
 

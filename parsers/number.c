@@ -52,18 +52,21 @@ static __attribute__((noinline)) size_t scan_word(const char *s, size_t len, siz
  * is a JSON number as it stands (no '+', no leading zeros, no bare '.',
  * not nan/inf), found on the way for free: the history then writes the
  * number verbatim without a second pass over it. */
-static inline size_t scan(const char *s, size_t len, double *out, int *json)
+static inline __attribute__((always_inline)) size_t scan(const char *s, size_t len, double *out,
+                                                          int *json)
 {
     size_t i = 0;
     int neg = 0, plus = 0;
     *json = 0;
-    if (i < len && (s[i] == '+' || s[i] == '-')) {
-        neg = s[i] == '-';
-        plus = !neg;
-        i++;
+    if (len && !is_digit(s[0])) { /* most numbers start with a digit: one test */
+        if (s[i] == '+' || s[i] == '-') {
+            neg = s[i] == '-';
+            plus = !neg;
+            i++;
+        }
+        if (i < len && ((s[i] | 0x20) == 'n' || (s[i] | 0x20) == 'i'))
+            return scan_word(s, len, i, neg, out);
     }
-    if (i < len && ((s[i] | 0x20) == 'n' || (s[i] | 0x20) == 'i'))
-        return scan_word(s, len, i, neg, out);
     size_t start = i;
     uint64_t mant = 0;
     int frac_digits = 0, simple = 1;
