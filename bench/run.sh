@@ -3,6 +3,7 @@
 # bench/peers/*_peer.sh (Guild AI, W&B, MLflow), and prints one table.
 #   bench/run.sh          everything
 #   bench/run.sh peers    only the peer rows
+#   bench/run.sh core     everything but the peer rows (about 15 minutes fewer)
 # Each script prints rows as: ROW<TAB>name<TAB>figure<TAB>baseline<TAB>ratio<TAB>target
 # where the baseline was measured in the same run.  Lines starting INFO are
 # printed after the table (medians, spreads, counts behind a figure).
@@ -13,6 +14,7 @@ info=$(mktemp)
 trap 'rm -f "$rows" "$info"' EXIT
 scripts=("$here"/*.sh "$here"/peers/*_peer.sh)
 [ "${1:-}" = peers ] && scripts=("$here"/peers/*_peer.sh)
+[ "${1:-}" = core ] && scripts=("$here"/*.sh)
 for script in "${scripts[@]}"; do
     [ "$(basename "$script")" = run.sh ] && continue
     echo "bench: $(basename "$script") ..." >&2
