@@ -37,6 +37,7 @@
 #include "mt_upload.h"
 #include "mt_upload_backend.h"
 #include "upload_internal.h"
+#include "backends/mt_state_json.h"
 
 enum step_status { ST_IDLE, ST_PROGRESS, ST_WAIT, ST_STOPPED };
 
@@ -208,22 +209,6 @@ static void io_progress(void *ctx)
     ((struct mt_uploader *)ctx)->attempt = 0;
 }
 
-static cJSON *obj(cJSON *parent, const char *key)
-{
-    cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
-    if (!cJSON_IsObject(o)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
-        o = cJSON_AddObjectToObject(parent, key);
-    }
-    return o;
-}
-
-static void set_str(cJSON *o, const char *key, const char *v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-    cJSON_AddStringToObject(o, key, v);
-}
-
 /* ---- run.json ---- */
 
 static void defs_free(struct mt_uploader *u)
@@ -368,14 +353,14 @@ static enum step_status step(struct mt_uploader *u, int final)
     if (!u->opened) {
         if (u->be_ops->named_by_run && !name_settled(u, final))
             return ST_IDLE;
-        res = u->be_ops->open_run(u->be, u->run, obj(u->cursor, "backend"));
+        res = u->be_ops->open_run(u->be, u->run, mt_sj_obj(u->cursor, "backend"));
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
         u->opened = 1;
         changed = 1;
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(u->cursor, "state");
         if (!cJSON_IsString(st))
-            set_str(u->cursor, "state", "running"); /* open_run made it running */
+            mt_sj_set_str(u->cursor, "state", "running"); /* open_run made it running */
         mt_upload__cursor_save(u);
     }
     if (changed) {
@@ -395,7 +380,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         res = u->be_ops->set_state(u->be, u->run, "running");
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
-        set_str(u->cursor, "state", "running");
+        mt_sj_set_str(u->cursor, "state", "running");
         mt_upload__cursor_save(u);
     }
     u->running = strcmp(state, "running") == 0;
@@ -440,7 +425,7 @@ static enum step_status step(struct mt_uploader *u, int final)
         res = u->be_ops->set_state(u->be, u->run, state);
         if (res != MT_UPLOAD_OK)
             return on_result(u, res);
-        set_str(u->cursor, "state", state);
+        mt_sj_set_str(u->cursor, "state", state);
         mt_upload__cursor_save(u);
         if (u->be_ops->finish) {
             u->be_ops->finish(u->be, u->run);

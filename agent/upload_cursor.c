@@ -12,16 +12,7 @@
 
 #include "mt_upload_backend.h"
 #include "upload_internal.h"
-
-static cJSON *obj(cJSON *parent, const char *key)
-{
-    cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
-    if (!cJSON_IsObject(o)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
-        o = cJSON_AddObjectToObject(parent, key);
-    }
-    return o;
-}
+#include "backends/mt_state_json.h"
 
 static double num(const cJSON *o, const char *key, double dflt)
 {
@@ -38,12 +29,6 @@ static void set_num(cJSON *o, const char *key, double v)
         cJSON_DeleteItemFromObjectCaseSensitive(o, key);
         cJSON_AddNumberToObject(o, key, v);
     }
-}
-
-static void set_str(cJSON *o, const char *key, const char *v)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-    cJSON_AddStringToObject(o, key, v);
 }
 
 int mt_upload__write_atomic(const char *path, const char *data, size_t len)
@@ -98,7 +83,7 @@ static void pos_load(cJSON *c, const char *key, struct mt_upload__pos *p)
 
 static void pos_store(cJSON *c, const char *key, const struct mt_upload__pos *p)
 {
-    cJSON *o = obj(c, key);
+    cJSON *o = mt_sj_obj(c, key);
     set_num(o, "offset", (double)p->off);
     set_num(o, "skip", p->skip);
     set_num(o, "line", (double)p->line);
@@ -129,7 +114,7 @@ static void cursor_select(struct mt_uploader *u, const char *target)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(u->cursor, "target");
     if (!cJSON_IsString(t)) {
-        set_str(u->cursor, "target", target);
+        mt_sj_set_str(u->cursor, "target", target);
         return;
     }
     if (strcmp(t->valuestring, target) == 0)
@@ -152,7 +137,7 @@ static void cursor_select(struct mt_uploader *u, const char *target)
         cJSON_Delete(u->cursor);
     free(old_target);
     u->cursor = mine;
-    set_str(u->cursor, "target", target);
+    mt_sj_set_str(u->cursor, "target", target);
     cJSON_AddItemToObject(u->cursor, "others", others);
 }
 
@@ -169,7 +154,7 @@ void mt_upload__cursor_load(struct mt_uploader *u)
     }
     /* Version 1 kept MLflow's sent params and tags at the top; they are the
      * backend's business now. */
-    cJSON *bstate = obj(u->cursor, "backend");
+    cJSON *bstate = mt_sj_obj(u->cursor, "backend");
     static const char *const moved[] = {"params", "tags"};
     for (size_t i = 0; i < 2; i++) {
         cJSON *old = cJSON_DetachItemFromObjectCaseSensitive(u->cursor, moved[i]);

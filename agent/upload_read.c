@@ -15,6 +15,7 @@
 
 #include "../common/mt_json.h"
 #include "upload_internal.h"
+#include "backends/mt_state_json.h"
 
 #define ROW_POINTS_MAX 4096      /* metrics in one row; more are counted and skipped */
 #define LINE_MAX_BYTES (4 << 20) /* a longer line is skipped and counted */
@@ -571,16 +572,6 @@ int mt_upload__alloc_batch(struct mt_uploader *u)
 
 /* ---- the other files of the run: summary, console, artifacts ---- */
 
-static cJSON *obj(cJSON *parent, const char *key)
-{
-    cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
-    if (!cJSON_IsObject(o)) {
-        cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
-        o = cJSON_AddObjectToObject(parent, key);
-    }
-    return o;
-}
-
 static void set_num(cJSON *o, const char *key, double v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o, key);
@@ -601,7 +592,7 @@ enum mt_upload_result mt_upload__send_artifacts(struct mt_uploader *u)
         return MT_UPLOAD_OK;
     static const char *const names[] = {"output.log", "crash.txt", "stacks.txt", "diff.patch",
                                          "run.json"};
-    cJSON *sent = obj(u->cursor, "artifacts");
+    cJSON *sent = mt_sj_obj(u->cursor, "artifacts");
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char path[4200];
         struct stat st;
@@ -670,7 +661,7 @@ enum mt_upload_result mt_upload__send_output(struct mt_uploader *u, int final)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return MT_UPLOAD_OK;
-    cJSON *o = obj(u->cursor, "output");
+    cJSON *o = mt_sj_obj(u->cursor, "output");
     long long off = (long long)num(o, "offset", 0);
     char *buf = malloc(CHUNK);
     enum mt_upload_result res = MT_UPLOAD_OK;

@@ -11,6 +11,8 @@ struct mt_upload_io;
 const char *mt_sj_str(const cJSON *o, const char *k);
 double mt_sj_num(const cJSON *o, const char *k, double dflt);
 int mt_sj_true(const cJSON *o, const char *k);
+/* parent[key] as an object, made (replacing what else was there) when it is none. */
+cJSON *mt_sj_obj(cJSON *parent, const char *key);
 /* Replace o[k]. */
 void mt_sj_set_num(cJSON *o, const char *k, double v);
 void mt_sj_set_str(cJSON *o, const char *k, const char *v);

@@ -29,6 +29,16 @@ void mt_sj_set_num(cJSON *o, const char *k, double v)
     cJSON_AddNumberToObject(o, k, v);
 }
 
+cJSON *mt_sj_obj(cJSON *parent, const char *key)
+{
+    cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, key);
+    if (!cJSON_IsObject(o)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(parent, key);
+        o = cJSON_AddObjectToObject(parent, key);
+    }
+    return o;
+}
+
 void mt_sj_set_str(cJSON *o, const char *k, const char *v)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(o, k);
