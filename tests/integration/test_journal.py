@@ -85,14 +85,15 @@ def test_a_burst_with_the_default_config_loses_no_line(workdir):
 
 def slow_parse_run(workdir, n, env=None):
     """A run under bare LD_PRELOAD whose parse stage lags far behind: the
-    agent shares one CPU with busy loops, where its parse thread (nice 19)
+    agent shares every CPU with busy loops, where its parse thread (nice 19)
     gets a sliver and its drain enough.  Once every ring was drained into the
     journal, the agent is SIGKILLed in its backlog.  Returns (program output,
     run dir, agent pid, output.log as the agent left it)."""
-    # Three busy loops at nice 0 beside the parse thread at nice 19 leave it
-    # about half a percent of the CPU: it stays behind however fast it is.
-    busy = [subprocess.Popen(["taskset", "-c", "0", "sh", "-c", "while :; do :; done"])
-            for _ in range(3)]
+    # Busy loops at nice 0 on every CPU (the agent is not pinned: it runs
+    # where it may) leave the parse thread at nice 19 a sliver of any CPU:
+    # it stays behind however fast it is.
+    busy = [subprocess.Popen(["taskset", "-c", str(cpu), "sh", "-c", "while :; do :; done"])
+            for cpu in sorted(os.sched_getaffinity(0)) for _ in range(2)]
     try:
         e = clean_env({"LD_PRELOAD": str(SHIM), "METRICTAP_CAPTURE_RING_SIZE": "256M",
                        **(env or {})})
