@@ -27,6 +27,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -587,6 +589,11 @@ static void *thread_main(void *arg)
 {
     struct mt_uploader *u = arg;
     int stopped = 0;
+    /* At the parse stage's nice (19), below the drain's: an upload only
+     * follows the rows the parse stage wrote, and at the drain's nice it
+     * took CPU from the program on a 2-core machine (all three backends on
+     * cost a print-bound loop 1.15-1.27x). */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     pthread_mutex_lock(&u->mu);
     while (!u->finishing) {
         pthread_mutex_unlock(&u->mu);
