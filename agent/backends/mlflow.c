@@ -221,22 +221,32 @@ static int adopt_run(struct mt_mlflow__be *b, const cJSON *info)
     return 1;
 }
 
-/* A run created by an earlier attempt whose answer was lost carries our tag. */
-static enum mt_upload_result find_run(struct mt_mlflow__be *b, const char *mt_id, int *found)
+/* runs/search in the experiment for the runs carrying our metrictap.run_id tag
+ * (view: "ALL" or "ACTIVE_ONLY"); the answer in *r. */
+static enum mt_upload_result search_ours(struct mt_mlflow__be *b, const char *mt_id, int max,
+                                         const char *view, struct mt_mlflow_resp *r)
 {
-    struct mt_mlflow_resp r;
     char filter[256];
-    *found = 0;
     snprintf(filter, sizeof(filter), "tags.`metrictap.run_id` = '%s'", mt_id);
     b->body.len = 0;
     b->body.overflow = 0;
     mt_mlflow__buf_str(&b->body, "{\"experiment_ids\":[");
     mt_mlflow__buf_json(&b->body, b->exp_id);
-    mt_mlflow__buf_str(&b->body, "],\"max_results\":1,\"run_view_type\":\"ALL\",\"filter\":");
+    char tail[96];
+    snprintf(tail, sizeof(tail), "],\"max_results\":%d,\"run_view_type\":\"%s\",\"filter\":", max,
+             view);
+    mt_mlflow__buf_str(&b->body, tail);
     mt_mlflow__buf_json(&b->body, filter);
     mt_mlflow__buf_str(&b->body, "}");
-    enum mt_upload_result res =
-        mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r);
+    return mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, r);
+}
+
+/* A run created by an earlier attempt whose answer was lost carries our tag. */
+static enum mt_upload_result find_run(struct mt_mlflow__be *b, const char *mt_id, int *found)
+{
+    struct mt_mlflow_resp r;
+    *found = 0;
+    enum mt_upload_result res = search_ours(b, mt_id, 1, "ALL", &r);
     if (res != MT_UPLOAD_OK)
         return res == MT_UPLOAD_DROP ? MT_UPLOAD_OK : res; /* search refused: create */
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
@@ -575,17 +585,7 @@ out:
 static void delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
 {
     struct mt_mlflow_resp r;
-    char filter[256];
-    snprintf(filter, sizeof(filter), "tags.`metrictap.run_id` = '%s'", mt_id);
-    b->body.len = 0;
-    b->body.overflow = 0;
-    mt_mlflow__buf_str(&b->body, "{\"experiment_ids\":[");
-    mt_mlflow__buf_json(&b->body, b->exp_id);
-    mt_mlflow__buf_str(&b->body, "],\"max_results\":20,\"run_view_type\":\"ACTIVE_ONLY\",\"filter\":");
-    mt_mlflow__buf_json(&b->body, filter);
-    mt_mlflow__buf_str(&b->body, "}");
-    if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/search", b->body.p, b->body.len, &r) !=
-        MT_UPLOAD_OK)
+    if (search_ours(b, mt_id, 20, "ACTIVE_ONLY", &r) != MT_UPLOAD_OK)
         return;
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
     const cJSON *it;
