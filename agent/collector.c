@@ -422,6 +422,15 @@ int mt_collector_all_done(const struct mt_agent *a)
     return a->nrings == 0;
 }
 
+uint64_t mt_collector_fullest(const struct mt_agent *a)
+{
+    uint64_t most = 0;
+    for (size_t i = 0; i < a->nrings; i++)
+        if (!a->rings[i].corrupt && mt_ring_pending(a->rings[i].ring) > most)
+            most = mt_ring_pending(a->rings[i].ring);
+    return most;
+}
+
 uint64_t mt_collector_pending(const struct mt_agent *a)
 {
     uint64_t n = 0;

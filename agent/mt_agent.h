@@ -167,6 +167,8 @@ int mt_collector_all_done(const struct mt_agent *a);
 struct mt_primary *mt_primary_add(struct mt_agent *a, pid_t pid, int launcher, int rank);
 int mt_primaries_done(struct mt_agent *a);
 uint64_t mt_collector_pending(const struct mt_agent *a);
+/* Bytes waiting in the fullest ring. */
+uint64_t mt_collector_fullest(const struct mt_agent *a);
 void mt_collector_close(struct mt_agent *a);
 /* What the agent does with one record, on the parse stage's thread. */
 void mt_collector_handle(struct mt_agent *a, struct mt_ring_slot *s, const struct mt_rec_view *v);
