@@ -581,12 +581,15 @@ out:
 /* A create whose answer was lost can still land after a second create
  * went through: at the end, every other run carrying our metrictap.run_id
  * in the experiment is such an orphan (it never got a point from us), and
- * is deleted.  Best effort: a failure leaves it for the next sync. */
-static void delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
+ * is deleted.  A search or delete that can be retried retries the end of
+ * the run (runs/update again, then this), so that a path failing now and
+ * then does not leave the orphan for good; one the server refuses is left. */
+static enum mt_upload_result delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
 {
     struct mt_mlflow_resp r;
-    if (search_ours(b, mt_id, 20, "ACTIVE_ONLY", &r) != MT_UPLOAD_OK)
-        return;
+    enum mt_upload_result res = search_ours(b, mt_id, 20, "ACTIVE_ONLY", &r);
+    if (res != MT_UPLOAD_OK)
+        return res == MT_UPLOAD_DROP ? MT_UPLOAD_OK : res;
     cJSON *j = cJSON_ParseWithLength(r.body, r.len);
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "runs"))
@@ -597,14 +600,18 @@ static void delete_orphans(struct mt_mlflow__be *b, const char *mt_id)
             continue;
         char body[200], f[300];
         snprintf(body, sizeof(body), "{\"run_id\":\"%.64s\"}", id);
-        if (mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete", body, strlen(body), &r) ==
-            MT_UPLOAD_OK) {
+        enum mt_upload_result del =
+            mt_mlflow__call(b, "POST", "api/2.0/mlflow/runs/delete", body, strlen(body), &r);
+        if (del == MT_UPLOAD_OK) {
             snprintf(f, sizeof(f), "\"kind\":\"run\",\"key\":\"%.64s\",\"message\":\"an orphan "
                      "of a create whose answer was lost; deleted\"", id);
             b->io->event(b->io->ctx, "upload_duplicate_removed", f);
+        } else if (del == MT_UPLOAD_RETRY) {
+            res = del;
         }
     }
     cJSON_Delete(j);
+    return res;
 }
 
 static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char *state)
@@ -630,7 +637,7 @@ static enum mt_upload_result mlf_set_state(void *p, const cJSON *run, const char
     if (res == MT_UPLOAD_DROP)
         mt_mlflow__event_http(b, "upload_refused", "state", state, &r);
     if (res == MT_UPLOAD_OK && strcmp(st, "RUNNING") != 0 && jstr(run, "id"))
-        delete_orphans(b, jstr(run, "id"));
+        res = delete_orphans(b, jstr(run, "id"));
     return res;
 }
 

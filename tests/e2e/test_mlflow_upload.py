@@ -153,6 +153,39 @@ def test_offline_run_then_sync_twice_sends_each_point_once(server, store, proxy)
         server.artifact(mr, "diff.patch")  # ignored by metadata.code.ignore_globs
 
 
+@pytest.mark.parametrize("fail", ["search", "delete"])
+def test_an_orphan_of_a_doubled_create_is_deleted_even_when_that_fails_once(server, store, proxy,
+                                                                             fail):
+    """Two MLflow runs carrying our tag (a create whose answer was lost landed
+    beside a second one: CI's 16-run fault test once kept such an orphan when
+    the search at the end failed); the end of the run deletes the other one, and
+    a failed search or delete there is retried rather than leaving it for good."""
+    rid = "orph" + fail[:4]
+    project = f"e2e-orphan-{fail}"
+    exp = server.api("POST", "experiments/create", {"name": project})["experiment_id"]
+    made = [server.api("POST", "runs/create", {
+        "experiment_id": exp, "start_time": 1700000000250,
+        "tags": [{"key": "metrictap.run_id", "value": rid}]})["run"]["info"]["run_id"]
+        for _ in range(2)]
+    hand = write_run(Path(store) / "runs" / project / rid, rid, rows=200)
+    run = json.loads((hand / "run.json").read_text())
+    run["project"] = project
+    (hand / "run.json").write_text(json.dumps(run))
+    if fail == "search":
+        proxy.inject("500", "runs/search", 1, body='"ACTIVE_ONLY"')
+    else:
+        proxy.inject("500", "runs/delete", 1)
+    r = sync(store, f"http://127.0.0.1:{proxy.port}", extra={"METRICTAP_UPLOAD_BACKOFF_MAX": "1s"})
+    assert r.returncode == 0, r.stderr
+    assert proxy.count("runs/search" if fail == "search" else "runs/delete", "500") == 1
+    runs = [x for x in server.runs_of(rid) if x["info"]["lifecycle_stage"] == "active"]
+    assert len(runs) == 1, runs
+    info = runs[0]["info"]
+    assert info["run_id"] in made and info["status"] == "FINISHED"
+    assert len(server.history(info["run_id"], "loss")) == 200
+    assert "upload_duplicate_removed" in (hand / "events.jsonl").read_text()
+
+
 def test_500_and_429_answers_are_retried(server, store, proxy):
     proxy.inject("500", "log-batch", 2)
     proxy.inject("429", "log-batch", 2)
