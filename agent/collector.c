@@ -425,9 +425,11 @@ int mt_collector_all_done(const struct mt_agent *a)
 uint64_t mt_collector_fullest(const struct mt_agent *a)
 {
     uint64_t most = 0;
-    for (size_t i = 0; i < a->nrings; i++)
-        if (!a->rings[i].corrupt && mt_ring_pending(a->rings[i].ring) > most)
-            most = mt_ring_pending(a->rings[i].ring);
+    for (size_t i = 0; i < a->nrings; i++) {
+        uint64_t n = a->rings[i].corrupt ? 0 : mt_ring_pending(a->rings[i].ring);
+        if (n > most)
+            most = n;
+    }
     return most;
 }
 
